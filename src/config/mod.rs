@@ -1,0 +1,1370 @@
+//! Configuration: the TOML file (see `raw`) validated into domain types that the rest of the
+//! daemon uses. Only this module knows TOML. Every error is reported, each located as
+//! `FILE:LINE:COL: message`; defaults live in [`builtin`].
+
+mod raw;
+pub mod units;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
+
+use crate::probe::dns::{DnsSpec, DnsTransport};
+use crate::probe::http::HttpSpec;
+use crate::probe::icmp::IcmpSpec;
+use crate::probe::tcp::TcpSpec;
+use crate::probe::{Binding, ProbeSpec};
+use raw::*;
+use units::{parse_duration, parse_standard, parse_time};
+
+/// Built-in defaults, in one place.
+pub mod builtin {
+    use std::time::Duration;
+    pub const LISTEN: &str = "127.0.0.1:9798";
+    pub const STATE_DIR: &str = "state";
+    pub const TIMEZONE: &str = "Asia/Ho_Chi_Minh";
+    pub const INTERVAL: Duration = Duration::from_secs(30);
+    pub const TIMEOUT: Duration = Duration::from_secs(5);
+    pub const CONFIRM: u32 = 3;
+    pub const RECOVER: u32 = 2;
+    pub const OBJECTIVE: f64 = 1.0;
+    pub const DEGRADED_WINDOW: Duration = Duration::from_secs(300);
+    pub const GROUP_INTERVAL: Duration = Duration::from_secs(30);
+    pub const REPEAT_INTERVAL: Duration = Duration::from_secs(3600);
+    pub const ESCALATE_AFTER: Duration = Duration::from_secs(1800);
+    pub const MAX_IN_FLIGHT: usize = 1024;
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+    pub const ICMP_COUNT: u16 = 3;
+    pub const ICMP_SPACING: Duration = Duration::from_millis(100);
+    pub const MAX_LOSS: f64 = 0.02;
+    pub const MAX_RTT: Duration = Duration::from_millis(300);
+    pub const MAX_BODY_BYTES: usize = 1 << 20;
+    pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const POSTAL_POLL: Duration = Duration::from_secs(300);
+    pub const POSTAL_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
+    pub const AT_RISK_BEFORE: Duration = Duration::from_secs(6 * 3600);
+}
+
+/// One located message about the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Diagnostic>),
+}
+
+impl ConfigError {
+    /// Every message, one per line, as `check` prints them.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            ConfigError::Read { .. } => vec![self.to_string()],
+            ConfigError::Invalid(d) => d.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub daemon: Daemon,
+    pub defaults: Defaults,
+    pub periods: Vec<Period>,
+    pub maintenance: Vec<Maintenance>,
+    pub groups: Vec<Group>,
+    pub targets: Vec<Target>,
+    pub smtp: Option<Smtp>,
+    pub contacts: Vec<Contact>,
+    pub postal: Option<Postal>,
+    /// Things that are allowed but probably not meant (printed by `check` and at start-up).
+    pub warnings: Vec<Diagnostic>,
+}
+
+#[derive(Clone)]
+pub struct Daemon {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub vantage: String,
+    pub api_token_env: Option<String>,
+    /// The bearer token itself, read from `api_token_env`. Never logged.
+    pub api_token: Option<String>,
+    pub timezone: Tz,
+    pub public_url: Option<String>,
+    pub grafana_url: Option<String>,
+    pub public_status: bool,
+    pub language: Language,
+    pub max_in_flight: usize,
+    pub per_target_histograms: bool,
+    /// `(i, n)`, 1-based: this daemon probes the targets whose name hashes to shard i of n.
+    pub shard: Option<(u32, u32)>,
+    pub shutdown_grace: Duration,
+}
+
+impl fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Daemon")
+            .field("listen", &self.listen)
+            .field("state_dir", &self.state_dir)
+            .field("vantage", &self.vantage)
+            .field("api_token_env", &self.api_token_env)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("timezone", &self.timezone)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    En,
+    Vi,
+}
+
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub confirm: u32,
+    pub recover: u32,
+    pub objective: f64,
+    pub max_outage: Option<Duration>,
+    pub degraded_window: Duration,
+    pub group_interval: Duration,
+    pub repeat_interval: Duration,
+    pub escalate_after: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Period {
+    pub name: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub interval: Option<Duration>,
+    pub objective: Option<f64>,
+    pub notify: Vec<String>,
+    pub description: Option<String>,
+}
+
+impl Period {
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t < self.end
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Maintenance {
+    pub name: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Empty `groups` and `targets` means everything.
+    pub groups: Vec<String>,
+    pub targets: Vec<String>,
+    pub count_in_sla: bool,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    Carrier,
+    Postal,
+    Portal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    pub kind: GroupKind,
+    pub display_name: Option<String>,
+    pub contacts: Vec<String>,
+    pub escalate_to: Vec<String>,
+    pub contingency: Option<String>,
+    pub runbook_url: Option<String>,
+    pub objective: Option<f64>,
+    pub max_outage: Option<Duration>,
+    pub group_interval: Duration,
+    pub repeat_interval: Duration,
+    pub escalate_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub group: String,
+    pub description: Option<String>,
+    pub spec: ProbeSpec,
+    /// Set on the target itself; otherwise the active period's or the default interval.
+    pub interval: Option<Duration>,
+    pub timeout: Duration,
+    pub confirm: u32,
+    pub recover: u32,
+    pub objective: Option<f64>,
+    pub max_outage: Option<Duration>,
+    pub binding: Binding,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub from: String,
+    pub username: Option<String>,
+    /// Read from `password_env`. Never logged.
+    pub password: Option<String>,
+    pub timeout: Duration,
+    pub hello_name: Option<String>,
+}
+
+impl fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Smtp")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("from", &self.from)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Breach,
+}
+
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub name: String,
+    pub emails: Vec<String>,
+    pub language: Language,
+    pub daily_summary: Option<NaiveTime>,
+    pub min_severity: Severity,
+}
+
+#[derive(Debug, Clone)]
+pub struct Postal {
+    pub consignments: Option<PathBuf>,
+    pub stale_after: Duration,
+    pub at_risk_before: Duration,
+    pub operators: Vec<PostalOperator>,
+}
+
+/// The normalised tracking vocabulary (DESIGN.md).
+pub const TRACKING_STATUSES: [&str; 9] = [
+    "pre_transit",
+    "in_transit",
+    "out_for_delivery",
+    "delivered",
+    "failed_attempt",
+    "exception",
+    "returned",
+    "lost",
+    "unknown",
+];
+
+#[derive(Clone)]
+pub struct PostalOperator {
+    pub name: String,
+    pub group: Option<String>,
+    pub track_url: String,
+    pub method: reqwest::Method,
+    /// Static headers, then headers whose values came from the environment (secrets).
+    pub headers: Vec<(String, String)>,
+    pub poll: Duration,
+    pub timeout: Duration,
+    pub status_pointer: String,
+    pub events_pointer: Option<String>,
+    pub event_status_field: String,
+    pub event_time_field: String,
+    pub event_location_field: String,
+    pub status_map: BTreeMap<String, String>,
+    /// Business days allowed by the operator's standard (`J+N`).
+    pub standard_days: Option<u32>,
+    pub rate_limit: Option<f64>,
+    pub concurrency: usize,
+    pub webhook_secret: Option<String>,
+}
+
+impl fmt::Debug for PostalOperator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostalOperator")
+            .field("name", &self.name)
+            .field("track_url", &self.track_url)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file, taking secrets from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, &|k| std::env::var(k).ok())
+    }
+
+    /// As [`Config::load`], with the environment passed in (tests).
+    pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text, env)
+    }
+
+    /// Validates config text; `path` names it in messages and anchors relative paths.
+    pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut cx = Cx {
+            file: path.to_path_buf(),
+            src: text,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                let msg = e.message().trim().to_string();
+                cx.error(span, msg);
+                return Err(ConfigError::Invalid(cx.errors));
+            }
+        };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let config = validate(&mut cx, raw, &base, path, env);
+        if cx.errors.is_empty() {
+            let mut config = config;
+            cx.warnings.sort_by_key(|d| (d.line, d.col));
+            config.warnings = cx.warnings;
+            Ok(config)
+        } else {
+            cx.errors.sort_by_key(|d| (d.line, d.col));
+            Err(ConfigError::Invalid(cx.errors))
+        }
+    }
+
+    /// The interval in force for `target` at `now`: the target's own, else the active
+    /// period's (the first one listed when periods overlap), else the default.
+    pub fn interval_for(&self, target: &Target, now: DateTime<Utc>) -> Duration {
+        target
+            .interval
+            .or_else(|| self.periods.iter().find(|p| p.contains(now)).and_then(|p| p.interval))
+            .unwrap_or(self.defaults.interval)
+    }
+
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// Targets this daemon probes: all of them, or its shard's.
+    pub fn active_targets(&self) -> impl Iterator<Item = &Target> {
+        let shard = self.daemon.shard;
+        self.targets.iter().filter(move |t| match shard {
+            None => true,
+            Some((i, n)) => shard_of(&t.name, n) == i,
+        })
+    }
+}
+
+/// Stable shard (1-based) of a target name: FNV-1a, so every daemon and every release agrees.
+pub fn shard_of(name: &str, n: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % u64::from(n.max(1))) as u32 + 1
+}
+
+/// Validation context: the source text (for line:col) and the diagnostics collected.
+struct Cx<'a> {
+    file: PathBuf,
+    src: &'a str,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Cx<'_> {
+    fn locate(&self, span: &Range<usize>, message: String) -> Diagnostic {
+        let offset = span.start.min(self.src.len());
+        let before = &self.src[..self.src.floor_char_boundary(offset)];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Diagnostic {
+            file: self.file.clone(),
+            line,
+            col,
+            message,
+        }
+    }
+
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let d = self.locate(&span, message.into());
+        self.errors.push(d);
+    }
+
+    fn warn(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let d = self.locate(&span, message.into());
+        self.warnings.push(d);
+    }
+
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        self.locate(span, String::new()).line
+    }
+
+    fn duration(&mut self, v: &Opt<String>, what: &str) -> Option<Duration> {
+        let v = v.as_ref()?;
+        match parse_duration(v.get_ref()) {
+            Ok(d) if d.is_zero() => {
+                self.error(v.span(), format!("{what}: must be longer than zero"));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(v.span(), format!("{what}{e}"));
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, v: &Opt<i64>, what: &str, min: i64, max: i64) -> Option<u32> {
+        let v = v.as_ref()?;
+        let n = *v.get_ref();
+        if n < min || n > max {
+            self.error(v.span(), format!("{what}must be between {min} and {max}, not {n}"));
+            return None;
+        }
+        u32::try_from(n).ok()
+    }
+
+    fn objective(&mut self, v: &Opt<f64>, what: &str) -> Option<f64> {
+        let v = v.as_ref()?;
+        let x = *v.get_ref();
+        if x > 1.0 && x <= 100.0 {
+            self.error(
+                v.span(),
+                format!("{what}objective is a ratio: write {} for {x} %", x / 100.0),
+            );
+            None
+        } else if !(x > 0.0 && x <= 1.0) {
+            self.error(v.span(), format!("{what}objective must be in (0, 1], not {x}"));
+            None
+        } else {
+            Some(x)
+        }
+    }
+
+    fn name(&mut self, v: &S<String>, what: &str) -> String {
+        let s = v.get_ref();
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            self.error(
+                v.span(),
+                format!(
+                    "{what} name {s:?} must be 1-128 ASCII letters, digits, '-', '_' or '.', starting \
+                     with a letter or digit (it is used in URLs and metric labels; put a Vietnamese name in display_name)"
+                ),
+            );
+        }
+        s.clone()
+    }
+
+    fn secret(&mut self, v: &Opt<String>, env: &dyn Fn(&str) -> Option<String>, what: &str) -> Option<String> {
+        let v = v.as_ref()?;
+        match env(v.get_ref()).filter(|s| !s.is_empty()) {
+            Some(s) => Some(s),
+            None => {
+                self.error(
+                    v.span(),
+                    format!("{what}environment variable {} is not set (it holds a secret: export it before starting)", v.get_ref()),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Remembers where each name was first defined, to report duplicates.
+struct Names<'a> {
+    what: &'a str,
+    seen: HashMap<String, Range<usize>>,
+}
+
+impl<'a> Names<'a> {
+    fn new(what: &'a str) -> Names<'a> {
+        Names { what, seen: HashMap::new() }
+    }
+
+    fn add(&mut self, cx: &mut Cx<'_>, name: &S<String>) {
+        if let Some(first) = self.seen.get(name.get_ref()) {
+            let line = cx.line_of(first);
+            cx.error(
+                name.span(),
+                format!("duplicate {} name {:?} (first defined on line {line})", self.what, name.get_ref()),
+            );
+        } else {
+            self.seen.insert(name.get_ref().clone(), name.span());
+        }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.seen.contains_key(name)
+    }
+}
+
+fn language(cx: &mut Cx<'_>, v: &Opt<String>, default: Language) -> Language {
+    match v.as_ref().map(|v| (v.get_ref().as_str(), v.span())) {
+        None => default,
+        Some(("en", _)) => Language::En,
+        Some(("vi", _)) => Language::Vi,
+        Some((other, span)) => {
+            cx.error(span, format!("language must be \"en\" or \"vi\", not {other:?}"));
+            default
+        }
+    }
+}
+
+fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}
+
+fn default_vantage() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "local".to_string())
+}
+
+fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Config {
+    let daemon = validate_daemon(cx, raw.daemon.as_ref(), base, env);
+    let defaults = validate_defaults(cx, raw.defaults.as_ref());
+    let tz = daemon.timezone;
+
+    // Contacts first: groups and periods refer to them.
+    let mut contact_names = Names::new("contact");
+    let mut contacts = Vec::new();
+    for c in &raw.contact {
+        contact_names.add(cx, &c.name);
+        let name = cx.name(&c.name, "contact");
+        let emails = c.emails.get_ref().clone();
+        if emails.is_empty() {
+            cx.error(c.emails.span(), format!("contact {name:?}: emails must list at least one address"));
+        }
+        for e in &emails {
+            if !looks_like_email(e) {
+                cx.error(c.emails.span(), format!("contact {name:?}: {e:?} is not an e-mail address"));
+            }
+        }
+        let daily_summary = c.daily_summary.as_ref().and_then(|d| {
+            match NaiveTime::parse_from_str(d.get_ref(), "%H:%M") {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    cx.error(d.span(), format!("contact {name:?}: daily_summary must be a local time \"HH:MM\", not {:?}", d.get_ref()));
+                    None
+                }
+            }
+        });
+        let min_severity = match c.min_severity.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+            None | Some(("warning", _)) => Severity::Warning,
+            Some(("breach", _)) => Severity::Breach,
+            Some((other, span)) => {
+                cx.error(span, format!("contact {name:?}: min_severity must be \"warning\" or \"breach\", not {other:?}"));
+                Severity::Warning
+            }
+        };
+        let language = language(cx, &c.language, daemon.language);
+        contacts.push(Contact { name, emails, language, daily_summary, min_severity });
+    }
+    let check_contacts = |cx: &mut Cx<'_>, list: &[S<String>], owner: &str| -> Vec<String> {
+        list.iter()
+            .map(|c| {
+                if !contact_names.contains(c.get_ref()) {
+                    cx.error(c.span(), format!("{owner}: unknown contact {:?} (no [[contact]] has that name)", c.get_ref()));
+                }
+                c.get_ref().clone()
+            })
+            .collect()
+    };
+
+    let mut group_names = Names::new("group");
+    let mut groups = Vec::new();
+    for g in &raw.group {
+        group_names.add(cx, &g.name);
+        let name = cx.name(&g.name, "group");
+        let owner = format!("group {name:?}");
+        let kind = match g.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
+            None | Some(("carrier", _)) => GroupKind::Carrier,
+            Some(("postal", _)) => GroupKind::Postal,
+            Some(("portal", _)) => GroupKind::Portal,
+            Some((other, span)) => {
+                cx.error(span, format!("{owner}: kind must be carrier, postal or portal, not {other:?}"));
+                GroupKind::Carrier
+            }
+        };
+        let contacts = check_contacts(cx, &g.contacts, &owner);
+        let escalate_to = check_contacts(cx, &g.escalate_to, &owner);
+        let prefix = format!("{owner}: ");
+        groups.push(Group {
+            objective: cx.objective(&g.objective, &prefix),
+            max_outage: cx.duration(&g.max_outage, &format!("{prefix}max_outage: ")),
+            group_interval: cx.duration(&g.group_interval, &format!("{prefix}group_interval: ")).unwrap_or(defaults.group_interval),
+            repeat_interval: cx.duration(&g.repeat_interval, &format!("{prefix}repeat_interval: ")).unwrap_or(defaults.repeat_interval),
+            escalate_after: cx.duration(&g.escalate_after, &format!("{prefix}escalate_after: ")).unwrap_or(defaults.escalate_after),
+            name,
+            kind,
+            display_name: g.display_name.as_ref().map(|s| s.get_ref().clone()),
+            contacts,
+            escalate_to,
+            contingency: g.contingency.as_ref().map(|s| s.get_ref().clone()),
+            runbook_url: g.runbook_url.as_ref().map(|s| s.get_ref().clone()),
+        });
+    }
+
+    let mut periods = Vec::new();
+    let mut period_names = Names::new("period");
+    for p in &raw.period {
+        period_names.add(cx, &p.name);
+        let name = cx.name(&p.name, "period");
+        let owner = format!("period {name:?}: ");
+        let start = time(cx, &p.start, tz, &owner);
+        let end = time(cx, &p.end, tz, &owner);
+        if let (Some(s), Some(e)) = (start, end) {
+            if e <= s {
+                cx.error(p.end.span(), format!("{owner}end must be after start"));
+            }
+        }
+        let interval = cx.duration(&p.interval, &format!("{owner}interval: "));
+        let objective = cx.objective(&p.objective, &owner);
+        let notify = check_contacts(cx, &p.notify, &format!("period {name:?}"));
+        periods.push(Period {
+            name,
+            start: start.unwrap_or_default(),
+            end: end.unwrap_or_default(),
+            interval,
+            objective,
+            notify,
+            description: p.description.as_ref().map(|s| s.get_ref().clone()),
+        });
+    }
+
+    let mut target_names = Names::new("target");
+    let mut targets = Vec::new();
+    for t in &raw.target {
+        target_names.add(cx, &t.name);
+        if let Some(target) = validate_target(cx, t, &group_names, &defaults, &periods, base) {
+            targets.push(target);
+        }
+    }
+
+    let mut maintenance = Vec::new();
+    for m in &raw.maintenance {
+        let owner = match &m.name {
+            Some(n) => format!("maintenance {:?}: ", n.get_ref()),
+            None => "maintenance: ".to_string(),
+        };
+        let start = time(cx, &m.start, tz, &owner);
+        let end = time(cx, &m.end, tz, &owner);
+        for g in &m.groups {
+            if !group_names.contains(g.get_ref()) {
+                cx.error(g.span(), format!("{owner}unknown group {:?}", g.get_ref()));
+            }
+        }
+        for t in &m.targets {
+            if !target_names.contains(t.get_ref()) {
+                cx.error(t.span(), format!("{owner}unknown target {:?}", t.get_ref()));
+            }
+        }
+        if let (Some(s), Some(e)) = (start, end) {
+            if e <= s {
+                cx.error(m.end.span(), format!("{owner}end must be after start"));
+            }
+            for p in &periods {
+                if s < p.end && p.start < e {
+                    cx.warn(
+                        m.start.span(),
+                        format!("{owner}overlaps period {:?}: notifications are silenced during an exam period", p.name),
+                    );
+                }
+            }
+        }
+        maintenance.push(Maintenance {
+            name: m.name.as_ref().map(|s| s.get_ref().clone()),
+            start: start.unwrap_or_default(),
+            end: end.unwrap_or_default(),
+            groups: m.groups.iter().map(|g| g.get_ref().clone()).collect(),
+            targets: m.targets.iter().map(|g| g.get_ref().clone()).collect(),
+            count_in_sla: m.count_in_sla.as_ref().is_some_and(|b| *b.get_ref()),
+            reason: m.reason.as_ref().map(|s| s.get_ref().clone()),
+        });
+    }
+
+    let smtp = raw.smtp.as_ref().map(|s| validate_smtp(cx, s, env));
+    let postal = raw.postal.as_ref().map(|p| validate_postal(cx, p, base, &group_names, env));
+
+    if raw.target.is_empty() && postal.as_ref().is_none_or(|p| p.operators.is_empty()) {
+        cx.warn(0..0, "no [[target]] and no [[postal.operator]]: nothing will be monitored");
+    }
+
+    Config {
+        path: path.to_path_buf(),
+        daemon,
+        defaults,
+        periods,
+        maintenance,
+        groups,
+        targets,
+        smtp,
+        contacts,
+        postal,
+        warnings: Vec::new(),
+    }
+}
+
+fn looks_like_email(s: &str) -> bool {
+    let mut parts = s.split('@');
+    matches!((parts.next(), parts.next(), parts.next()), (Some(l), Some(d), None) if !l.is_empty() && d.contains('.') && !s.contains(char::is_whitespace))
+}
+
+fn time(cx: &mut Cx<'_>, v: &S<toml::Value>, tz: Tz, owner: &str) -> Option<DateTime<Utc>> {
+    match parse_time(v.get_ref(), tz) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            cx.error(v.span(), format!("{owner}{e}"));
+            None
+        }
+    }
+}
+
+fn validate_daemon(cx: &mut Cx<'_>, d: Option<&RawDaemon>, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Daemon {
+    let mut out = Daemon {
+        listen: builtin::LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9798))),
+        state_dir: resolve_path(base, builtin::STATE_DIR),
+        vantage: default_vantage(),
+        api_token_env: None,
+        api_token: None,
+        timezone: chrono_tz::Asia::Ho_Chi_Minh,
+        public_url: None,
+        grafana_url: None,
+        public_status: true,
+        language: Language::Vi,
+        max_in_flight: builtin::MAX_IN_FLIGHT,
+        per_target_histograms: true,
+        shard: None,
+        shutdown_grace: builtin::SHUTDOWN_GRACE,
+    };
+    let Some(d) = d else { return out };
+    if let Some(l) = &d.listen {
+        match l.get_ref().parse::<SocketAddr>() {
+            Ok(a) => out.listen = a,
+            Err(_) => cx.error(l.span(), format!("daemon.listen: {:?} is not an address such as \"127.0.0.1:9798\"", l.get_ref())),
+        }
+    }
+    if let Some(s) = &d.state_dir {
+        out.state_dir = resolve_path(base, s.get_ref());
+    }
+    if let Some(v) = &d.vantage {
+        out.vantage = cx.name(v, "daemon.vantage");
+    }
+    if let Some(e) = &d.api_token_env {
+        out.api_token_env = Some(e.get_ref().clone());
+        match env(e.get_ref()).filter(|s| !s.is_empty()) {
+            Some(tok) => {
+                if tok.len() < 16 {
+                    cx.warn(e.span(), format!("daemon.api_token_env: the token in {} is shorter than 16 characters", e.get_ref()));
+                }
+                out.api_token = Some(tok);
+            }
+            None => cx.warn(
+                e.span(),
+                format!("daemon.api_token_env: {} is not set, so state-changing API calls (reload, ack, consignments, heartbeats) are refused", e.get_ref()),
+            ),
+        }
+    }
+    if let Some(z) = &d.timezone {
+        match z.get_ref().parse::<Tz>() {
+            Ok(tz) => out.timezone = tz,
+            Err(_) => cx.error(z.span(), format!("daemon.timezone: unknown time zone {:?} (e.g. \"{}\")", z.get_ref(), builtin::TIMEZONE)),
+        }
+    }
+    for (field, v, slot) in [("public_url", &d.public_url, &mut out.public_url), ("grafana_url", &d.grafana_url, &mut out.grafana_url)] {
+        if let Some(u) = v {
+            match reqwest::Url::parse(u.get_ref()) {
+                Ok(_) => *slot = Some(u.get_ref().trim_end_matches('/').to_string()),
+                Err(e) => cx.error(u.span(), format!("daemon.{field}: {e}")),
+            }
+        }
+    }
+    if let Some(b) = &d.public_status {
+        out.public_status = *b.get_ref();
+    }
+    out.language = language(cx, &d.language, Language::Vi);
+    if let Some(n) = cx.count(&d.max_in_flight, "daemon.max_in_flight: ", 1, 1_000_000) {
+        out.max_in_flight = n as usize;
+    }
+    if let Some(b) = &d.per_target_histograms {
+        out.per_target_histograms = *b.get_ref();
+    }
+    if let Some(s) = &d.shard {
+        let parsed = s.get_ref().split_once('/').and_then(|(i, n)| Some((i.trim().parse::<u32>().ok()?, n.trim().parse::<u32>().ok()?)));
+        match parsed {
+            Some((i, n)) if n >= 1 && (1..=n).contains(&i) => out.shard = Some((i, n)),
+            _ => cx.error(s.span(), format!("daemon.shard: expected \"i/n\" with 1 <= i <= n (e.g. \"1/3\"), not {:?}", s.get_ref())),
+        }
+    }
+    if let Some(g) = cx.duration(&d.shutdown_grace, "daemon.shutdown_grace: ") {
+        out.shutdown_grace = g;
+    }
+    out
+}
+
+fn validate_defaults(cx: &mut Cx<'_>, d: Option<&RawDefaults>) -> Defaults {
+    let mut out = Defaults {
+        interval: builtin::INTERVAL,
+        timeout: builtin::TIMEOUT,
+        confirm: builtin::CONFIRM,
+        recover: builtin::RECOVER,
+        objective: builtin::OBJECTIVE,
+        max_outage: None,
+        degraded_window: builtin::DEGRADED_WINDOW,
+        group_interval: builtin::GROUP_INTERVAL,
+        repeat_interval: builtin::REPEAT_INTERVAL,
+        escalate_after: builtin::ESCALATE_AFTER,
+    };
+    let Some(d) = d else { return out };
+    if let Some(v) = cx.duration(&d.interval, "defaults.interval: ") {
+        out.interval = v;
+    }
+    match cx.duration(&d.timeout, "defaults.timeout: ") {
+        Some(v) => {
+            out.timeout = v;
+            if v > out.interval {
+                if let Some(s) = &d.timeout {
+                    cx.error(s.span(), format!("defaults.timeout ({}) is longer than defaults.interval ({})", s.get_ref(), crate::probe::fmt_duration(out.interval)));
+                }
+            }
+        }
+        None => out.timeout = out.timeout.min(out.interval),
+    }
+    if let Some(n) = cx.count(&d.confirm, "defaults.confirm: ", 1, 1000) {
+        out.confirm = n;
+    }
+    if let Some(n) = cx.count(&d.recover, "defaults.recover: ", 1, 1000) {
+        out.recover = n;
+    }
+    if let Some(o) = cx.objective(&d.objective, "defaults: ") {
+        out.objective = o;
+    }
+    out.max_outage = cx.duration(&d.max_outage, "defaults.max_outage: ");
+    for (v, slot, what) in [
+        (&d.degraded_window, &mut out.degraded_window, "defaults.degraded_window: "),
+        (&d.group_interval, &mut out.group_interval, "defaults.group_interval: "),
+        (&d.repeat_interval, &mut out.repeat_interval, "defaults.repeat_interval: "),
+        (&d.escalate_after, &mut out.escalate_after, "defaults.escalate_after: "),
+    ] {
+        if let Some(x) = cx.duration(v, what) {
+            *slot = x;
+        }
+    }
+    out
+}
+
+/// Keys each kind accepts, beyond the common ones.
+fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "icmp" => &["host", "count", "spacing", "max_loss", "max_rtt"],
+        "tcp" => &["address", "send", "expect"],
+        "http" => &[
+            "url", "method", "headers", "body", "expect_status", "body_contains", "body_regex", "json_pointer",
+            "json_equals", "max_latency", "tls_verify", "ca_file", "follow_redirects", "max_body_bytes",
+        ],
+        "dns" => &["server", "query", "record", "transport", "expect_rcode", "expect_answer", "allow_empty", "recursion_desired"],
+        _ => return None,
+    })
+}
+
+const PLANNED_KINDS: [&str; 5] = ["sip", "tls", "heartbeat", "sms", "call"];
+
+fn validate_target(
+    cx: &mut Cx<'_>,
+    t: &RawTarget,
+    groups: &Names<'_>,
+    defaults: &Defaults,
+    periods: &[Period],
+    base: &Path,
+) -> Option<Target> {
+    let name = cx.name(&t.name, "target");
+    let p = format!("target {name:?}: ");
+    if !groups.contains(t.group.get_ref()) {
+        cx.error(t.group.span(), format!("{p}unknown group {:?} (no [[group]] has that name)", t.group.get_ref()));
+    }
+    let kind = t.kind.get_ref().as_str();
+    let Some(allowed) = kind_keys(kind) else {
+        if PLANNED_KINDS.contains(&kind) {
+            cx.error(t.kind.span(), format!("{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns"));
+        } else {
+            cx.error(t.kind.span(), format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns"));
+        }
+        return None;
+    };
+    for (key, span) in t.kind_keys() {
+        if !allowed.contains(&key) {
+            cx.error(span, format!("{p}key `{key}` does not apply to kind {kind}"));
+        }
+    }
+
+    let interval = cx.duration(&t.interval, &format!("{p}interval: "));
+    let explicit_timeout = cx.duration(&t.timeout, &format!("{p}timeout: "));
+    // The shortest interval this target may run at: its own, or the default and every
+    // period's (the timeout must fit in each).
+    let shortest = interval.unwrap_or_else(|| {
+        periods.iter().filter_map(|p| p.interval).fold(defaults.interval, Duration::min)
+    });
+    let timeout = match explicit_timeout {
+        Some(to) => {
+            if to > shortest {
+                if let Some(s) = &t.timeout {
+                    cx.error(s.span(), format!("{p}timeout ({}) is longer than the interval ({})", s.get_ref(), crate::probe::fmt_duration(shortest)));
+                }
+            }
+            to
+        }
+        None => defaults.timeout.min(shortest),
+    };
+    let confirm = cx.count(&t.confirm, &format!("{p}confirm: "), 1, 1000).unwrap_or(defaults.confirm);
+    let recover = cx.count(&t.recover, &format!("{p}recover: "), 1, 1000).unwrap_or(defaults.recover);
+    let objective = cx.objective(&t.objective, &p);
+    let max_outage = cx.duration(&t.max_outage, &format!("{p}max_outage: "));
+
+    let mut binding = Binding::default();
+    if let Some(s) = &t.source {
+        match s.get_ref().parse::<IpAddr>() {
+            Ok(ip) => binding.source = Some(ip),
+            Err(_) => cx.error(s.span(), format!("{p}source must be a local IP address, not {:?}", s.get_ref())),
+        }
+    }
+    if let Some(i) = &t.interface {
+        let dev = i.get_ref();
+        if dev.is_empty() || dev.len() > 15 || dev.contains('/') || dev.contains(char::is_whitespace) {
+            cx.error(i.span(), format!("{p}interface {dev:?} is not a valid network device name"));
+        } else {
+            binding.interface = Some(dev.clone());
+        }
+    }
+
+    let spec = match kind {
+        "icmp" => icmp_spec(cx, t, &p),
+        "tcp" => tcp_spec(cx, t, &p),
+        "http" => http_spec(cx, t, &p, base),
+        "dns" => dns_spec(cx, t, &p),
+        _ => None,
+    }?;
+    if let (Some(src), ProbeSpec::Dns(d)) = (binding.source, &spec) {
+        if src.is_ipv4() != d.server.is_ipv4() {
+            if let Some(s) = &t.source {
+                cx.error(s.span(), format!("{p}source {src} and server {} are of different address families", d.server));
+            }
+        }
+    }
+    Some(Target {
+        name,
+        group: t.group.get_ref().clone(),
+        description: t.description.as_ref().map(|s| s.get_ref().clone()),
+        spec,
+        interval,
+        timeout,
+        confirm,
+        recover,
+        objective,
+        max_outage,
+        binding,
+    })
+}
+
+fn required<'a, T>(cx: &mut Cx<'_>, v: &'a Opt<T>, t: &RawTarget, p: &str, key: &str) -> Option<&'a S<T>> {
+    if v.is_none() {
+        cx.error(t.kind.span(), format!("{p}kind {} needs `{key}`", t.kind.get_ref()));
+    }
+    v.as_ref()
+}
+
+fn icmp_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
+    let host = required(cx, &t.host, t, p, "host")?;
+    if host.get_ref().trim().is_empty() || host.get_ref().contains(':') && host.get_ref().parse::<IpAddr>().is_err() {
+        cx.error(host.span(), format!("{p}host must be an IP address or a host name, without port"));
+    }
+    let count = cx.count(&t.count, &format!("{p}count: "), 1, 100).map_or(builtin::ICMP_COUNT, |n| n as u16);
+    let spacing = cx.duration(&t.spacing, &format!("{p}spacing: ")).unwrap_or(builtin::ICMP_SPACING);
+    let max_loss = match &t.max_loss {
+        Some(l) if !(0.0..1.0).contains(l.get_ref()) => {
+            cx.error(l.span(), format!("{p}max_loss is a ratio in [0, 1): write 0.02 for 2 %"));
+            builtin::MAX_LOSS
+        }
+        Some(l) => *l.get_ref(),
+        None => builtin::MAX_LOSS,
+    };
+    let max_rtt = cx.duration(&t.max_rtt, &format!("{p}max_rtt: ")).unwrap_or(builtin::MAX_RTT);
+    Some(ProbeSpec::Icmp(IcmpSpec { host: host.get_ref().trim().to_string(), count, spacing, max_loss, max_rtt }))
+}
+
+/// Splits `host:port` / `[v6]:port`.
+fn host_port(s: &str) -> Option<(String, u16)> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some((a.ip().to_string(), a.port()));
+    }
+    let (h, port) = s.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    if h.is_empty() || h.contains(':') || h.contains('/') {
+        return None;
+    }
+    Some((h.to_string(), port))
+}
+
+fn tcp_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
+    let addr = required(cx, &t.address, t, p, "address")?;
+    let Some((host, port)) = host_port(addr.get_ref()) else {
+        cx.error(addr.span(), format!("{p}address must be \"host:port\" (e.g. \"127.0.0.1:2775\"), not {:?}", addr.get_ref()));
+        return None;
+    };
+    Some(ProbeSpec::Tcp(TcpSpec {
+        host,
+        port,
+        send: t.send.as_ref().map(|s| unescape(s.get_ref())),
+        expect: t.expect.as_ref().map(|s| s.get_ref().clone()),
+    }))
+}
+
+/// Lets `send = "PING\\r\\n"` be written either with TOML escapes or literally.
+fn unescape(s: &str) -> String {
+    s.replace("\\r", "\r").replace("\\n", "\n")
+}
+
+fn http_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str, base: &Path) -> Option<ProbeSpec> {
+    let url_v = required(cx, &t.url, t, p, "url")?;
+    let url = match reqwest::Url::parse(url_v.get_ref()) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => u,
+        Ok(u) => {
+            cx.error(url_v.span(), format!("{p}url scheme must be http or https, not {}", u.scheme()));
+            return None;
+        }
+        Err(e) => {
+            cx.error(url_v.span(), format!("{p}url {:?}: {e}", url_v.get_ref()));
+            return None;
+        }
+    };
+    let method = match &t.method {
+        None => reqwest::Method::GET,
+        Some(m) => match reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()) {
+            Ok(m) => m,
+            Err(_) => {
+                cx.error(m.span(), format!("{p}invalid HTTP method {:?}", m.get_ref()));
+                reqwest::Method::GET
+            }
+        },
+    };
+    let mut headers = Vec::new();
+    if let Some(h) = &t.headers {
+        for (k, v) in h.get_ref() {
+            match (
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                reqwest::header::HeaderValue::from_str(v),
+            ) {
+                (Ok(k), Ok(v)) => headers.push((k, v)),
+                _ => cx.error(h.span(), format!("{p}invalid header {k:?}: {v:?}")),
+            }
+        }
+    }
+    let mut expect_status = Vec::new();
+    if let Some(s) = &t.expect_status {
+        for code in s.get_ref() {
+            match u16::try_from(*code) {
+                Ok(c) if (100..600).contains(&c) => expect_status.push(c),
+                _ => cx.error(s.span(), format!("{p}expect_status: {code} is not an HTTP status code")),
+            }
+        }
+    }
+    let body_regex = t.body_regex.as_ref().and_then(|r| match regex::Regex::new(r.get_ref()) {
+        Ok(re) => Some(re),
+        Err(e) => {
+            cx.error(r.span(), format!("{p}body_regex: {e}"));
+            None
+        }
+    });
+    if let Some(ptr) = &t.json_pointer {
+        if !ptr.get_ref().is_empty() && !ptr.get_ref().starts_with('/') {
+            cx.error(ptr.span(), format!("{p}json_pointer must start with '/' (RFC 6901), e.g. \"/status\""));
+        }
+    }
+    if t.json_equals.is_some() && t.json_pointer.is_none() {
+        if let Some(j) = &t.json_equals {
+            cx.error(j.span(), format!("{p}json_equals needs json_pointer"));
+        }
+    }
+    let json_equals = t.json_equals.as_ref().and_then(|v| match serde_json::to_value(v.get_ref()) {
+        Ok(j) => Some(j),
+        Err(e) => {
+            cx.error(v.span(), format!("{p}json_equals: {e}"));
+            None
+        }
+    });
+    let ca_file = t.ca_file.as_ref().map(|c| {
+        let path = resolve_path(base, c.get_ref());
+        if !path.is_file() {
+            cx.error(c.span(), format!("{p}ca_file {} does not exist", path.display()));
+        }
+        path
+    });
+    let max_body_bytes = match &t.max_body_bytes {
+        Some(b) if *b.get_ref() < 1 || *b.get_ref() > 1 << 30 => {
+            cx.error(b.span(), format!("{p}max_body_bytes must be between 1 and 1073741824"));
+            builtin::MAX_BODY_BYTES
+        }
+        Some(b) => *b.get_ref() as usize,
+        None => builtin::MAX_BODY_BYTES,
+    };
+    Some(ProbeSpec::Http(HttpSpec {
+        url,
+        method,
+        headers,
+        body: t.body.as_ref().map(|b| b.get_ref().clone()),
+        expect_status,
+        body_contains: t.body_contains.as_ref().map(|b| b.get_ref().clone()),
+        body_regex,
+        json_pointer: t.json_pointer.as_ref().map(|b| b.get_ref().clone()),
+        json_equals,
+        max_latency: cx.duration(&t.max_latency, &format!("{p}max_latency: ")),
+        tls_verify: t.tls_verify.as_ref().is_none_or(|b| *b.get_ref()),
+        ca_file,
+        follow_redirects: t.follow_redirects.as_ref().is_none_or(|b| *b.get_ref()),
+        max_body_bytes,
+    }))
+}
+
+fn dns_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
+    let server_v = required(cx, &t.server, t, p, "server")?;
+    let query_v = required(cx, &t.query, t, p, "query")?;
+    let server = match server_v.get_ref().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => match server_v.get_ref().parse::<IpAddr>() {
+            Ok(ip) => Some(SocketAddr::new(ip, 53)),
+            Err(_) => {
+                cx.error(server_v.span(), format!("{p}server must be an IP address with optional port (\"127.0.0.1:5353\"), not {:?}", server_v.get_ref()));
+                None
+            }
+        },
+    };
+    let query = match hickory_proto::rr::Name::from_ascii(query_v.get_ref()) {
+        Ok(mut n) => {
+            n.set_fqdn(true);
+            Some(n)
+        }
+        Err(e) => {
+            cx.error(query_v.span(), format!("{p}query {:?} is not a domain name: {e}", query_v.get_ref()));
+            None
+        }
+    };
+    let record = match &t.record {
+        None => Some(hickory_proto::rr::RecordType::A),
+        Some(r) => match r.get_ref().to_ascii_uppercase().parse::<hickory_proto::rr::RecordType>() {
+            Ok(rt) => Some(rt),
+            Err(_) => {
+                cx.error(r.span(), format!("{p}unknown record type {:?} (A, AAAA, MX, NS, TXT, CNAME, SOA, SRV, …)", r.get_ref()));
+                None
+            }
+        },
+    };
+    let transport = match t.transport.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        None | Some(("udp", _)) => DnsTransport::Udp,
+        Some(("tcp", _)) => DnsTransport::Tcp,
+        Some((other, span)) => {
+            cx.error(span, format!("{p}transport must be udp or tcp, not {other:?}"));
+            DnsTransport::Udp
+        }
+    };
+    let expect_rcode = match &t.expect_rcode {
+        None => Some(hickory_proto::op::ResponseCode::NoError),
+        Some(r) => {
+            let rc = crate::probe::dns::parse_rcode(r.get_ref());
+            if rc.is_none() {
+                cx.error(r.span(), format!("{p}expect_rcode must be NOERROR, NXDOMAIN, SERVFAIL, REFUSED, FORMERR or NOTIMP, not {:?}", r.get_ref()));
+            }
+            rc
+        }
+    };
+    Some(ProbeSpec::Dns(DnsSpec {
+        server: server?,
+        query: query?,
+        record: record?,
+        transport,
+        expect_rcode: expect_rcode?,
+        expect_answer: t.expect_answer.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default(),
+        allow_empty: t.allow_empty.as_ref().is_some_and(|b| *b.get_ref()),
+        recursion_desired: t.recursion_desired.as_ref().is_none_or(|b| *b.get_ref()),
+    }))
+}
+
+fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, env: &dyn Fn(&str) -> Option<String>) -> Smtp {
+    let tls = match s.tls.as_ref().map(|t| (t.get_ref().as_str(), t.span())) {
+        None | Some(("starttls", _)) => SmtpTls::Starttls,
+        Some(("none", _)) => SmtpTls::None,
+        Some(("tls", _)) => SmtpTls::Tls,
+        Some((other, span)) => {
+            cx.error(span, format!("smtp.tls must be none, starttls or tls, not {other:?}"));
+            SmtpTls::Starttls
+        }
+    };
+    let default_port = match tls {
+        SmtpTls::None => 25,
+        SmtpTls::Starttls => 587,
+        SmtpTls::Tls => 465,
+    };
+    let port = cx.count(&s.port, "smtp.port: ", 1, 65535).map_or(default_port, |p| p as u16);
+    if !looks_like_email(s.from.get_ref()) {
+        cx.error(s.from.span(), format!("smtp.from: {:?} is not an e-mail address", s.from.get_ref()));
+    }
+    if s.host.get_ref().trim().is_empty() {
+        cx.error(s.host.span(), "smtp.host is empty");
+    }
+    let password = cx.secret(&s.password_env, env, "smtp.password_env: ");
+    if s.password_env.is_some() && s.username.is_none() {
+        if let Some(p) = &s.password_env {
+            cx.error(p.span(), "smtp.password_env is set but smtp.username is not");
+        }
+    }
+    Smtp {
+        host: s.host.get_ref().clone(),
+        port,
+        tls,
+        from: s.from.get_ref().clone(),
+        username: s.username.as_ref().map(|u| u.get_ref().clone()),
+        password,
+        timeout: cx.duration(&s.timeout, "smtp.timeout: ").unwrap_or(builtin::SMTP_TIMEOUT),
+        hello_name: s.hello_name.as_ref().map(|u| u.get_ref().clone()),
+    }
+}
+
+fn validate_postal(cx: &mut Cx<'_>, p: &RawPostal, base: &Path, groups: &Names<'_>, env: &dyn Fn(&str) -> Option<String>) -> Postal {
+    let mut names = Names::new("postal operator");
+    let mut operators = Vec::new();
+    for o in &p.operator {
+        names.add(cx, &o.name);
+        let name = cx.name(&o.name, "postal operator");
+        let pre = format!("postal operator {name:?}: ");
+        if !o.track_url.get_ref().contains("{tracking}") {
+            cx.error(o.track_url.span(), format!("{pre}track_url must contain {{tracking}}"));
+        } else if let Err(e) = reqwest::Url::parse(&o.track_url.get_ref().replace("{tracking}", "X")) {
+            cx.error(o.track_url.span(), format!("{pre}track_url: {e}"));
+        }
+        if !o.status_pointer.get_ref().is_empty() && !o.status_pointer.get_ref().starts_with('/') {
+            cx.error(o.status_pointer.span(), format!("{pre}status_pointer must start with '/' (RFC 6901)"));
+        }
+        if let Some(e) = &o.events_pointer {
+            if !e.get_ref().is_empty() && !e.get_ref().starts_with('/') {
+                cx.error(e.span(), format!("{pre}events_pointer must start with '/' (RFC 6901)"));
+            }
+        }
+        if let Some(g) = &o.group {
+            if !groups.contains(g.get_ref()) {
+                cx.error(g.span(), format!("{pre}unknown group {:?}", g.get_ref()));
+            }
+        }
+        let method = match &o.method {
+            None => reqwest::Method::GET,
+            Some(m) => reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()).unwrap_or_else(|_| {
+                cx.error(m.span(), format!("{pre}invalid HTTP method {:?}", m.get_ref()));
+                reqwest::Method::GET
+            }),
+        };
+        let mut headers: Vec<(String, String)> = o.headers.as_ref().map(|h| h.get_ref().clone().into_iter().collect()).unwrap_or_default();
+        if let Some(h) = &o.headers_env {
+            for (k, var) in h.get_ref() {
+                match env(var).filter(|v| !v.is_empty()) {
+                    Some(v) => headers.push((k.clone(), v)),
+                    None => cx.error(h.span(), format!("{pre}headers_env: environment variable {var} (for header {k}) is not set")),
+                }
+            }
+        }
+        let mut status_map = BTreeMap::new();
+        if let Some(m) = &o.status_map {
+            for (k, v) in m.get_ref() {
+                if !TRACKING_STATUSES.contains(&v.as_str()) {
+                    cx.error(m.span(), format!("{pre}status_map: {v:?} (for {k:?}) is not one of {}", TRACKING_STATUSES.join(", ")));
+                }
+                status_map.insert(k.clone(), v.clone());
+            }
+        }
+        let standard_days = o.standard.as_ref().and_then(|s| match parse_standard(s.get_ref()) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                cx.error(s.span(), format!("{pre}{e}"));
+                None
+            }
+        });
+        let rate_limit = match &o.rate_limit {
+            Some(r) if *r.get_ref() <= 0.0 => {
+                cx.error(r.span(), format!("{pre}rate_limit (requests per second) must be positive"));
+                None
+            }
+            r => r.as_ref().map(|r| *r.get_ref()),
+        };
+        operators.push(PostalOperator {
+            group: o.group.as_ref().map(|g| g.get_ref().clone()),
+            track_url: o.track_url.get_ref().clone(),
+            method,
+            headers,
+            poll: cx.duration(&o.poll, &format!("{pre}poll: ")).unwrap_or(builtin::POSTAL_POLL),
+            timeout: cx.duration(&o.timeout, &format!("{pre}timeout: ")).unwrap_or(builtin::POSTAL_TIMEOUT),
+            status_pointer: o.status_pointer.get_ref().clone(),
+            events_pointer: o.events_pointer.as_ref().map(|e| e.get_ref().clone()),
+            event_status_field: o.event_status_field.as_ref().map_or_else(|| "status".into(), |s| s.get_ref().clone()),
+            event_time_field: o.event_time_field.as_ref().map_or_else(|| "time".into(), |s| s.get_ref().clone()),
+            event_location_field: o.event_location_field.as_ref().map_or_else(|| "location".into(), |s| s.get_ref().clone()),
+            status_map,
+            standard_days,
+            rate_limit,
+            concurrency: cx.count(&o.concurrency, &format!("{pre}concurrency: "), 1, 1000).map_or(4, |n| n as usize),
+            webhook_secret: cx.secret(&o.webhook_secret_env, env, &pre),
+            name,
+        });
+    }
+    Postal {
+        consignments: p.consignments.as_ref().map(|c| resolve_path(base, c.get_ref())),
+        stale_after: cx.duration(&p.stale_after, "postal.stale_after: ").unwrap_or(builtin::STALE_AFTER),
+        at_risk_before: cx.duration(&p.at_risk_before, "postal.at_risk_before: ").unwrap_or(builtin::AT_RISK_BEFORE),
+        operators,
+    }
+}

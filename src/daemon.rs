@@ -1,0 +1,255 @@
+//! The daemon: wires config, scheduler, metrics, event log and HTTP server together, and
+//! applies reloads. `run` takes its triggers (shutdown, reload) from the caller: only
+//! `main.rs` knows signals and exit codes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::probe::{Probers, ProbeSpec};
+use crate::scheduler::{Event, Scheduler, Shared};
+use crate::server::{AppState, ReloadRequest};
+use crate::status::Board;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Icmp(String),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    #[error("HTTP server: {0}")]
+    Server(std::io::Error),
+}
+
+/// The caller's handles on a running daemon.
+pub struct Control {
+    pub shutdown: CancellationToken,
+    reload_tx: mpsc::Sender<ReloadRequest>,
+    reload_rx: mpsc::Receiver<ReloadRequest>,
+}
+
+impl Control {
+    pub fn new() -> Control {
+        let (reload_tx, reload_rx) = mpsc::channel(8);
+        Control { shutdown: CancellationToken::new(), reload_tx, reload_rx }
+    }
+
+    /// A sender for reload requests (SIGHUP in `main.rs`).
+    pub fn reloader(&self) -> mpsc::Sender<ReloadRequest> {
+        self.reload_tx.clone()
+    }
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control::new()
+    }
+}
+
+/// Checks that every ICMP family the config uses can open its socket (must run inside a
+/// tokio runtime).
+pub fn check_icmp(config: &Config) -> Result<(), String> {
+    let mut v4 = false;
+    let mut v6 = false;
+    for t in config.active_targets() {
+        if let ProbeSpec::Icmp(s) = &t.spec {
+            match s.host.parse::<std::net::IpAddr>() {
+                Ok(ip) if ip.is_ipv6() => v6 = true,
+                _ => v4 = true,
+            }
+        }
+    }
+    if v4 {
+        crate::probe::icmp::check_permission(false)?;
+    }
+    if v6 {
+        crate::probe::icmp::check_permission(true)?;
+    }
+    Ok(())
+}
+
+/// Creates the state directory, readable by the daemon's user only.
+fn create_state_dir(path: &std::path::Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let err = |source| DaemonError::StateDir { path: path.to_path_buf(), source };
+    if !path.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(err)?;
+    } else {
+        let meta = std::fs::metadata(path).map_err(err)?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "state directory is readable by others; consider chmod 700");
+        }
+    }
+    Ok(())
+}
+
+/// Runs the daemon until `control.shutdown` is cancelled.
+pub async fn run(config: Config, mut control: Control) -> Result<(), DaemonError> {
+    let listener = TcpListener::bind(config.daemon.listen)
+        .await
+        .map_err(|source| DaemonError::Listen { addr: config.daemon.listen, source })?;
+    run_on(config, listener, &mut control).await
+}
+
+/// As [`run`], on a listener the caller bound (tests bind `127.0.0.1:0`).
+pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control) -> Result<(), DaemonError> {
+    crate::tls::ensure_crypto_provider();
+    create_state_dir(&config.daemon.state_dir)?;
+    check_icmp(&config).map_err(DaemonError::Icmp)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+
+    let metrics = Arc::new(Metrics::new(&config.daemon.vantage, config.daemon.per_target_histograms)?);
+    let board = Arc::new(Board::default());
+    let (events_tx, events_rx) = mpsc::channel(4096);
+    let config = Arc::new(config);
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    let shared = Arc::new(Shared {
+        probers: Probers::new(),
+        metrics: metrics.clone(),
+        board: board.clone(),
+        semaphore: Arc::new(Semaphore::new(config.daemon.max_in_flight)),
+        events: events_tx,
+        config: config_rx.clone(),
+        vantage: config.daemon.vantage.clone(),
+    });
+    let root = control.shutdown.child_token();
+    let mut scheduler = Scheduler::new(shared, root.clone());
+    let applied = scheduler.apply(&config).await;
+    metrics.config_reload_success.set(1);
+    metrics.config_reload_timestamp.set(unix_now());
+    tracing::info!(
+        targets = applied.added.len(),
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        vantage = %config.daemon.vantage,
+        "thongsuot {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let events = tokio::spawn(log_events(events_rx));
+    let ready = Arc::new(AtomicBool::new(true));
+    let app = crate::server::router(AppState {
+        metrics: metrics.clone(),
+        board,
+        config: config_rx,
+        reload: control.reloader(),
+        ready: ready.clone(),
+    });
+    let server_stop = root.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_stop.cancelled().await })
+            .await
+    });
+
+    loop {
+        tokio::select! {
+            _ = control.shutdown.cancelled() => break,
+            req = control.reload_rx.recv() => {
+                let Some(req) = req else { break };
+                let result = reload(&config_tx, &mut scheduler, &metrics).await;
+                if let Some(reply) = req.reply {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+
+    tracing::info!("shutting down");
+    ready.store(false, Ordering::Release);
+    let grace = config_tx.borrow().daemon.shutdown_grace;
+    scheduler.shutdown(grace).await;
+    drop(scheduler);
+    let _ = tokio::time::timeout(grace, events).await;
+    match tokio::time::timeout(grace, server).await {
+        Ok(Ok(Err(e))) => return Err(DaemonError::Server(e)),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("HTTP server did not stop within {grace:?}"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Re-reads the config file; a bad file changes nothing.
+async fn reload(
+    config_tx: &watch::Sender<Arc<Config>>,
+    scheduler: &mut Scheduler,
+    metrics: &Metrics,
+) -> Result<crate::scheduler::Applied, Vec<String>> {
+    let old = config_tx.borrow().clone();
+    let new = match Config::load(&old.path) {
+        Ok(c) => c,
+        Err(e) => {
+            let msgs = e.messages();
+            for m in &msgs {
+                tracing::error!("reload rejected, old config keeps running: {m}");
+            }
+            metrics.config_reload_success.set(0);
+            return Err(msgs);
+        }
+    };
+    if let Err(e) = check_icmp(&new) {
+        tracing::error!("reload rejected, old config keeps running: {e}");
+        metrics.config_reload_success.set(0);
+        return Err(vec![e]);
+    }
+    if new.daemon.listen != old.daemon.listen || new.daemon.state_dir != old.daemon.state_dir {
+        tracing::warn!("daemon.listen and daemon.state_dir changes take effect at the next restart");
+    }
+    for w in &new.warnings {
+        tracing::warn!("{w}");
+    }
+    let new = Arc::new(new);
+    config_tx.send_replace(new.clone());
+    let applied = scheduler.apply(&new).await;
+    metrics.config_reload_success.set(1);
+    metrics.config_reload_timestamp.set(unix_now());
+    tracing::info!(
+        added = applied.added.len(),
+        removed = applied.removed.len(),
+        changed = applied.changed.len(),
+        unchanged = applied.unchanged,
+        "config reloaded"
+    );
+    Ok(applied)
+}
+
+/// Logs state changes. The SLA store and the notifier will consume these events too.
+async fn log_events(mut rx: mpsc::Receiver<Event>) {
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            Event::Down { target, group, since, failure } => {
+                let reason = failure.map(|f| f.to_string()).unwrap_or_default();
+                tracing::warn!(%target, %group, since = %since.to_rfc3339(), %reason, "target DOWN");
+            }
+            Event::Up { target, group, since, until } => {
+                let secs = (until - since).num_milliseconds() as f64 / 1000.0;
+                tracing::info!(%target, %group, downtime_seconds = secs, "target UP again");
+            }
+        }
+    }
+}

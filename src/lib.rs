@@ -1,0 +1,13 @@
+//! thongsuot: watches telecom carriers and postal operators against the exam-season promises
+//! ("100 % connected 24/24", "100 % delivered safely and on time"). See ARCHITECTURE.md.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod probe;
+pub mod tls;
+pub mod metrics;
+pub mod scheduler;
+pub mod sla;
+pub mod status;
+pub mod daemon;
+pub mod server;

@@ -1,0 +1,256 @@
+//! HTTP(S) with reqwest: status, body and JSON checks on a fresh connection per probe, with a
+//! bounded body read.
+
+use std::error::Error as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use reqwest::Method;
+use reqwest::header::{HeaderName, HeaderValue};
+
+use super::{Binding, Failure, FailureKind, Outcome, Phase};
+
+#[derive(Debug, Clone)]
+pub struct HttpSpec {
+    pub url: reqwest::Url,
+    pub method: Method,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Option<String>,
+    /// Empty means any 2xx.
+    pub expect_status: Vec<u16>,
+    pub body_contains: Option<String>,
+    pub body_regex: Option<Regex>,
+    pub json_pointer: Option<String>,
+    pub json_equals: Option<serde_json::Value>,
+    /// Latency above which the target counts as congested (SLA engine, sliding window).
+    pub max_latency: Option<Duration>,
+    pub tls_verify: bool,
+    pub ca_file: Option<PathBuf>,
+    pub follow_redirects: bool,
+    /// A body larger than this fails the probe (`too_large`) and is not read further.
+    pub max_body_bytes: usize,
+}
+
+impl PartialEq for HttpSpec {
+    fn eq(&self, o: &Self) -> bool {
+        self.url == o.url
+            && self.method == o.method
+            && self.headers == o.headers
+            && self.body == o.body
+            && self.expect_status == o.expect_status
+            && self.body_contains == o.body_contains
+            && self.body_regex.as_ref().map(Regex::as_str) == o.body_regex.as_ref().map(Regex::as_str)
+            && self.json_pointer == o.json_pointer
+            && self.json_equals == o.json_equals
+            && self.max_latency == o.max_latency
+            && self.tls_verify == o.tls_verify
+            && self.ca_file == o.ca_file
+            && self.follow_redirects == o.follow_redirects
+            && self.max_body_bytes == o.max_body_bytes
+    }
+}
+
+/// A client per target: no idle connections are kept, so every probe measures a fresh
+/// connect (and TLS handshake) and pooling cannot hide an outage.
+pub struct PreparedHttp {
+    client: reqwest::Client,
+}
+
+pub fn prepare(spec: &HttpSpec, binding: &Binding, timeout: Duration) -> Result<PreparedHttp, Failure> {
+    crate::tls::ensure_crypto_provider();
+    let mut b = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("thongsuot/", env!("CARGO_PKG_VERSION")))
+        .redirect(if spec.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
+        .local_address(binding.source);
+    if let Some(dev) = &binding.interface {
+        b = b.interface(dev);
+    }
+    if !spec.tls_verify {
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    if let Some(path) = &spec.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            Failure::new(FailureKind::Setup, format!("cannot read ca_file {}: {e}", path.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Failure::new(FailureKind::Setup, format!("ca_file {}: {e}", path.display()))
+        })?;
+        b = b.tls_certs_only(certs);
+    }
+    let client = b
+        .build()
+        .map_err(|e| Failure::new(FailureKind::Setup, format!("cannot build HTTP client: {}", chain(&e))))?;
+    Ok(PreparedHttp { client })
+}
+
+pub async fn probe(spec: &HttpSpec, prepared: &PreparedHttp, timeout: Duration) -> Outcome {
+    let start = Instant::now();
+    let mut out = Outcome::default();
+    let deadline = tokio::time::Instant::from_std(start + timeout);
+    let r = tokio::time::timeout_at(deadline, exchange(spec, prepared, &mut out, start)).await;
+    out.failure = match r {
+        Ok(Ok(())) => None,
+        Ok(Err(f)) => Some(f),
+        Err(_) => Some(Failure::timeout(
+            if out.phases.get(Phase::Processing).is_some() { Phase::Transfer } else { Phase::Processing },
+            timeout,
+        )),
+    };
+    out.elapsed = start.elapsed();
+    out
+}
+
+async fn exchange(spec: &HttpSpec, p: &PreparedHttp, out: &mut Outcome, start: Instant) -> Result<(), Failure> {
+    let mut req = p.client.request(spec.method.clone(), spec.url.clone());
+    for (k, v) in &spec.headers {
+        req = req.header(k, v);
+    }
+    if let Some(body) = &spec.body {
+        req = req.body(body.clone());
+    }
+    let mut resp = req.send().await.map_err(classify)?;
+    out.phases.set(Phase::Processing, start.elapsed());
+
+    let t = Instant::now();
+    let status = resp.status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+        if body.len() + chunk.len() > spec.max_body_bytes {
+            return Err(Failure::new(
+                FailureKind::TooLarge,
+                format!("body larger than {} bytes", spec.max_body_bytes),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    out.phases.set(Phase::Transfer, t.elapsed());
+    check(spec, status, &body)
+}
+
+/// The content checks, pure so they can be tested and fuzzed without a server.
+pub fn check(spec: &HttpSpec, status: u16, body: &[u8]) -> Result<(), Failure> {
+    let status_ok = if spec.expect_status.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        spec.expect_status.contains(&status)
+    };
+    if !status_ok {
+        let expected = if spec.expect_status.is_empty() {
+            "2xx".to_string()
+        } else {
+            format!("{:?}", spec.expect_status)
+        };
+        return Err(Failure::new(FailureKind::Status, format!("status {status}, expected {expected}")));
+    }
+    if spec.body_contains.is_none() && spec.body_regex.is_none() && spec.json_pointer.is_none() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(body);
+    if let Some(needle) = &spec.body_contains {
+        if !text.contains(needle.as_str()) {
+            return Err(Failure::new(FailureKind::Body, format!("body does not contain {needle:?}")));
+        }
+    }
+    if let Some(re) = &spec.body_regex {
+        if !re.is_match(&text) {
+            return Err(Failure::new(
+                FailureKind::Body,
+                format!("body does not match /{}/", re.as_str()),
+            ));
+        }
+    }
+    if let Some(pointer) = &spec.json_pointer {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| Failure::new(FailureKind::Body, format!("body is not JSON: {e}")))?;
+        let found = value
+            .pointer(pointer)
+            .ok_or_else(|| Failure::new(FailureKind::Body, format!("JSON has nothing at {pointer}")))?;
+        if let Some(want) = &spec.json_equals {
+            if !json_matches(found, want) {
+                return Err(Failure::new(
+                    FailureKind::Body,
+                    format!("JSON {pointer} is {}, expected {want}", truncate(&found.to_string(), 80)),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Equal values, or a scalar equal to the wanted string (`"200"` matches `200`).
+fn json_matches(found: &serde_json::Value, want: &serde_json::Value) -> bool {
+    use serde_json::Value as V;
+    if found == want {
+        return true;
+    }
+    match (found, want) {
+        (V::Number(n), V::String(s)) => n.to_string() == *s,
+        (V::Bool(b), V::String(s)) => b.to_string() == *s,
+        (V::Number(a), V::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => false,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Maps a reqwest error to a bounded kind by walking its source chain.
+fn classify(e: reqwest::Error) -> Failure {
+    let detail = chain(&e);
+    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = source {
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return Failure::new(FailureKind::Tls, detail);
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) {
+                return Failure::new(FailureKind::Tls, detail);
+            }
+            let kind = FailureKind::from_io(io);
+            if kind != FailureKind::Io {
+                return Failure::new(kind, detail);
+            }
+        }
+        source = s.source();
+    }
+    let kind = if e.is_timeout() {
+        FailureKind::Timeout
+    } else if e.is_redirect() || e.is_decode() || e.is_body() {
+        FailureKind::Protocol
+    } else if e.is_connect() {
+        FailureKind::Unreachable
+    } else if detail.contains("dns error") {
+        FailureKind::Resolve
+    } else {
+        FailureKind::Protocol
+    };
+    Failure::new(kind, detail)
+}
+
+/// The error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(c) = source {
+        let c_text = c.to_string();
+        if !s.contains(&c_text) {
+            s.push_str(": ");
+            s.push_str(&c_text);
+        }
+        source = c.source();
+    }
+    s
+}

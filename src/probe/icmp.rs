@@ -1,0 +1,160 @@
+//! ICMP echo: `count` echoes through one shared raw (or unprivileged datagram) socket per
+//! address family and binding, giving loss ratio and RTT.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
+
+use super::{Binding, EchoStats, Failure, FailureKind, Outcome, Phase, resolve_one};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IcmpSpec {
+    /// IP literal or host name (resolved at each probe).
+    pub host: String,
+    /// Echo requests per probe.
+    pub count: u16,
+    /// Pause between two echo requests of one probe.
+    pub spacing: Duration,
+    /// Loss ratio above which the target is congested (sliding window, SLA engine).
+    pub max_loss: f64,
+    /// p95 RTT above which the target is congested (sliding window, SLA engine).
+    pub max_rtt: Duration,
+}
+
+const PAYLOAD: [u8; 56] = [0x74; 56];
+
+/// One client (socket + receive task) per (family, binding), created on first use and shared
+/// by every target that uses it. The sequence counter is per client so that two targets
+/// pinging the same host never wait for the same (host, seq) reply.
+#[derive(Default)]
+pub struct IcmpClients {
+    clients: Mutex<HashMap<(bool, Binding), (Client, std::sync::Arc<AtomicU16>)>>,
+}
+
+impl IcmpClients {
+    fn get(&self, v6: bool, binding: &Binding) -> Result<(Client, std::sync::Arc<AtomicU16>), std::io::Error> {
+        let key = (v6, binding.clone());
+        let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((c, seq)) = map.get(&key) {
+            return Ok((c.clone(), seq.clone()));
+        }
+        let client = Client::new(&client_config(v6, binding))?;
+        let seq = std::sync::Arc::new(AtomicU16::new(0));
+        map.insert(key, (client.clone(), seq.clone()));
+        Ok((client, seq))
+    }
+}
+
+fn client_config(v6: bool, binding: &Binding) -> Config {
+    let mut b = Config::builder().kind(if v6 { ICMP::V6 } else { ICMP::V4 });
+    if let Some(src) = binding.source {
+        b = b.bind(std::net::SocketAddr::new(src, 0));
+    }
+    if let Some(dev) = &binding.interface {
+        b = b.interface(dev);
+    }
+    b.build()
+}
+
+/// Checks at start-up that an ICMP socket of this family can be opened, and says exactly what
+/// to do when it cannot.
+pub fn check_permission(v6: bool) -> Result<(), String> {
+    // Must run inside a tokio runtime: the client spawns its receive task.
+    match Client::new(&client_config(v6, &Binding::default())) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(format!(
+            "cannot open an ICMPv{} socket: permission denied. ICMP probes need one of: \
+             run as root; grant the binary CAP_NET_RAW (`setcap cap_net_raw+ep $(which thongsuot)`, \
+             or `AmbientCapabilities=CAP_NET_RAW` in the systemd unit); or allow unprivileged \
+             ICMP for your group (`sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`)",
+            if v6 { 6 } else { 4 }
+        )),
+        Err(e) => Err(format!("cannot open an ICMPv{} socket: {e}", if v6 { 6 } else { 4 })),
+    }
+}
+
+pub async fn probe(spec: &IcmpSpec, binding: &Binding, clients: &IcmpClients, ident: u16, timeout: Duration) -> Outcome {
+    let start = Instant::now();
+    let mut out = Outcome::default();
+    let addr = match resolve_one(&spec.host, 0, binding).await {
+        Ok(a) => a.ip(),
+        Err(f) => {
+            out.failure = Some(f);
+            out.elapsed = start.elapsed();
+            return out;
+        }
+    };
+    out.phases.set(Phase::Resolve, start.elapsed());
+
+    let setup_start = Instant::now();
+    let (client, seq) = match clients.get(addr.is_ipv6(), binding) {
+        Ok(c) => c,
+        Err(e) => {
+            out.failure = Some(Failure::io("cannot open ICMP socket", &e));
+            out.failure.as_mut().map(|f| f.kind = FailureKind::Setup);
+            out.elapsed = start.elapsed();
+            return out;
+        }
+    };
+    out.phases.set(Phase::Setup, setup_start.elapsed());
+
+    // Every echo must be answered before the probe's deadline: the last one is sent at
+    // (count-1)*spacing, so each waits at most until the deadline.
+    let deadline = start + timeout;
+    let count = spec.count.max(1);
+    let mut echoes = Vec::with_capacity(usize::from(count));
+    for i in 0..count {
+        let send_at = start + spec.spacing * u32::from(i);
+        let client = client.clone();
+        let seq = PingSequence(seq.fetch_add(1, Ordering::Relaxed));
+        echoes.push(async move {
+            tokio::time::sleep_until(send_at.into()).await;
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                return Err(SurgeError::Timeout { seq });
+            }
+            let mut pinger = client.pinger(addr, PingIdentifier(ident)).await;
+            pinger.timeout(wait);
+            pinger.ping(seq, &PAYLOAD).await.map(|(_, rtt)| rtt)
+        });
+    }
+    let results = futures_util::future::join_all(echoes).await;
+
+    let mut stats = EchoStats {
+        sent: u32::from(count),
+        ..EchoStats::default()
+    };
+    let mut total = Duration::ZERO;
+    let mut last_err: Option<SurgeError> = None;
+    for r in results {
+        match r {
+            Ok(rtt) => {
+                stats.received += 1;
+                total += rtt;
+                stats.rtt_min = Some(stats.rtt_min.map_or(rtt, |m| m.min(rtt)));
+                stats.rtt_max = Some(stats.rtt_max.map_or(rtt, |m| m.max(rtt)));
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    if stats.received > 0 {
+        stats.rtt_avg = Some(total / stats.received);
+        out.phases.set(Phase::Rtt, total / stats.received);
+    }
+    out.echo = Some(stats);
+    if stats.received == 0 {
+        out.failure = Some(match last_err {
+            Some(SurgeError::Timeout { .. }) | None => Failure::new(
+                FailureKind::Timeout,
+                format!("no echo reply from {addr} ({count} sent, timeout {})", super::fmt_duration(timeout)),
+            ),
+            Some(SurgeError::IOError(e)) => Failure::io(&format!("ping {addr}"), &e),
+            Some(e) => Failure::new(FailureKind::Io, format!("ping {addr}: {e}")),
+        });
+    }
+    out.elapsed = start.elapsed();
+    out
+}

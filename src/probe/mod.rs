@@ -1,0 +1,383 @@
+//! Probe kinds: one module and one `ProbeSpec` variant per kind, one `match` in [`run`].
+//!
+//! A probe is a measurement, not an error: every call returns an [`Outcome`], whose
+//! [`FailureKind`] is a small closed set usable as a metric label. Probes never touch metrics,
+//! the SLA ledger or alerts; the scheduler does that with what they return.
+
+pub mod dns;
+pub mod http;
+pub mod icmp;
+pub mod tcp;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// What to probe and how, validated. Built by `config`, run by [`run`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeSpec {
+    Icmp(icmp::IcmpSpec),
+    Tcp(tcp::TcpSpec),
+    Http(http::HttpSpec),
+    Dns(dns::DnsSpec),
+}
+
+impl ProbeSpec {
+    /// The `kind` label value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeSpec::Icmp(_) => "icmp",
+            ProbeSpec::Tcp(_) => "tcp",
+            ProbeSpec::Http(_) => "http",
+            ProbeSpec::Dns(_) => "dns",
+        }
+    }
+}
+
+/// Where a probe leaves from: a local address and/or a device (per-carrier uplinks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Binding {
+    pub source: Option<IpAddr>,
+    pub interface: Option<String>,
+}
+
+/// Why a probe failed, as a bounded label. The human detail travels beside it in [`Failure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// No answer within the probe timeout.
+    Timeout,
+    /// The peer actively refused (TCP RST on connect, ICMP port unreachable).
+    Refused,
+    /// No route, network or host unreachable, link down.
+    Unreachable,
+    /// The connection was reset or closed mid-exchange.
+    Reset,
+    /// The target's name did not resolve.
+    Resolve,
+    /// TLS handshake or certificate verification failed.
+    Tls,
+    /// HTTP status not in `expect_status`.
+    Status,
+    /// Body, banner or JSON value did not match what was expected.
+    Body,
+    /// The answer was larger than the configured limit.
+    TooLarge,
+    /// DNS answered with an unexpected response code.
+    Rcode,
+    /// DNS answered, but not with the expected records.
+    Answer,
+    /// The answer was not well-formed for its protocol.
+    Protocol,
+    /// Answered, but slower than `max_latency` / `max_rtt`.
+    Latency,
+    /// Echo replies lost beyond what is tolerated.
+    Loss,
+    /// The probe could not be started here (no permission, bad source address).
+    Setup,
+    /// Any other I/O error.
+    Io,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 16] = [
+        FailureKind::Timeout,
+        FailureKind::Refused,
+        FailureKind::Unreachable,
+        FailureKind::Reset,
+        FailureKind::Resolve,
+        FailureKind::Tls,
+        FailureKind::Status,
+        FailureKind::Body,
+        FailureKind::TooLarge,
+        FailureKind::Rcode,
+        FailureKind::Answer,
+        FailureKind::Protocol,
+        FailureKind::Latency,
+        FailureKind::Loss,
+        FailureKind::Setup,
+        FailureKind::Io,
+    ];
+
+    /// The metric label and the stable word used in e-mails and the API.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Refused => "refused",
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::Reset => "reset",
+            FailureKind::Resolve => "resolve",
+            FailureKind::Tls => "tls",
+            FailureKind::Status => "status",
+            FailureKind::Body => "body",
+            FailureKind::TooLarge => "too_large",
+            FailureKind::Rcode => "rcode",
+            FailureKind::Answer => "answer",
+            FailureKind::Protocol => "protocol",
+            FailureKind::Latency => "latency",
+            FailureKind::Loss => "loss",
+            FailureKind::Setup => "setup",
+            FailureKind::Io => "io",
+        }
+    }
+
+    /// Classifies an I/O error from connect/read/write.
+    pub fn from_io(err: &std::io::Error) -> FailureKind {
+        use std::io::ErrorKind as K;
+        match err.kind() {
+            K::ConnectionRefused => FailureKind::Refused,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                FailureKind::Reset
+            }
+            K::TimedOut => FailureKind::Timeout,
+            K::HostUnreachable | K::NetworkUnreachable | K::NetworkDown => FailureKind::Unreachable,
+            K::AddrNotAvailable | K::PermissionDenied | K::AddrInUse => FailureKind::Setup,
+            _ => match err.raw_os_error() {
+                // EHOSTUNREACH, ENETUNREACH, ENETDOWN on Linux.
+                Some(113) | Some(101) | Some(100) => FailureKind::Unreachable,
+                _ => FailureKind::Io,
+            },
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A failed probe: the bounded kind and a human-readable reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, detail: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn io(context: &str, err: &std::io::Error) -> Failure {
+        Failure::new(FailureKind::from_io(err), format!("{context}: {err}"))
+    }
+
+    pub fn timeout(phase: Phase, after: Duration) -> Failure {
+        Failure::new(
+            FailureKind::Timeout,
+            format!("no answer within {} ({} phase)", fmt_duration(after), phase.label()),
+        )
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.detail)
+    }
+}
+
+/// Phases of a probe, named as blackbox_exporter names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Resolve,
+    Connect,
+    Tls,
+    Processing,
+    Transfer,
+    Setup,
+    Rtt,
+}
+
+impl Phase {
+    pub const COUNT: usize = 7;
+    pub const ALL: [Phase; Phase::COUNT] = [
+        Phase::Resolve,
+        Phase::Connect,
+        Phase::Tls,
+        Phase::Processing,
+        Phase::Transfer,
+        Phase::Setup,
+        Phase::Rtt,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Resolve => "resolve",
+            Phase::Connect => "connect",
+            Phase::Tls => "tls",
+            Phase::Processing => "processing",
+            Phase::Transfer => "transfer",
+            Phase::Setup => "setup",
+            Phase::Rtt => "rtt",
+        }
+    }
+}
+
+/// Phase durations of one probe, without allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Phases([Option<Duration>; Phase::COUNT]);
+
+impl Phases {
+    pub fn set(&mut self, phase: Phase, d: Duration) {
+        self.0[phase as usize] = Some(d);
+    }
+
+    pub fn get(&self, phase: Phase) -> Option<Duration> {
+        self.0[phase as usize]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
+        Phase::ALL
+            .iter()
+            .filter_map(|p| self.get(*p).map(|d| (*p, d)))
+    }
+}
+
+/// ICMP echo statistics of one probe.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EchoStats {
+    pub sent: u32,
+    pub received: u32,
+    pub rtt_min: Option<Duration>,
+    pub rtt_avg: Option<Duration>,
+    pub rtt_max: Option<Duration>,
+}
+
+impl EchoStats {
+    pub fn loss_ratio(&self) -> f64 {
+        if self.sent == 0 {
+            return 1.0;
+        }
+        f64::from(self.sent - self.received.min(self.sent)) / f64::from(self.sent)
+    }
+}
+
+/// The measurement one probe produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// `None` means the probe succeeded.
+    pub failure: Option<Failure>,
+    /// Wall time from start to verdict.
+    pub elapsed: Duration,
+    pub phases: Phases,
+    /// ICMP only.
+    pub echo: Option<EchoStats>,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    pub fn result_label(&self) -> &'static str {
+        match &self.failure {
+            None => "success",
+            Some(f) => f.kind.label(),
+        }
+    }
+}
+
+/// Resources shared by all probes: one ICMP socket per address family and binding, HTTP
+/// clients are per target (built by the scheduler from the spec).
+pub struct Probers {
+    pub icmp: icmp::IcmpClients,
+}
+
+impl Probers {
+    pub fn new() -> Probers {
+        Probers {
+            icmp: icmp::IcmpClients::default(),
+        }
+    }
+}
+
+impl Default for Probers {
+    fn default() -> Self {
+        Probers::new()
+    }
+}
+
+/// Per-target state a probe kind may keep between runs (e.g. an HTTP client).
+pub enum Prepared {
+    None,
+    Http(http::PreparedHttp),
+}
+
+/// Builds what a target needs before its first probe; errors are setup failures reported
+/// per probe (e.g. an unreadable `ca_file`), never panics.
+pub fn prepare(spec: &ProbeSpec, binding: &Binding, timeout: Duration) -> Result<Prepared, Failure> {
+    match spec {
+        ProbeSpec::Http(h) => http::prepare(h, binding, timeout).map(Prepared::Http),
+        ProbeSpec::Icmp(_) | ProbeSpec::Tcp(_) | ProbeSpec::Dns(_) => Ok(Prepared::None),
+    }
+}
+
+/// Runs one probe. Never takes much longer than `timeout`: the scheduler also wraps it in a
+/// hard deadline as a safety net.
+pub async fn run(
+    spec: &ProbeSpec,
+    prepared: &Prepared,
+    binding: &Binding,
+    probers: &Probers,
+    ident: u16,
+    timeout: Duration,
+) -> Outcome {
+    match spec {
+        ProbeSpec::Icmp(s) => icmp::probe(s, binding, &probers.icmp, ident, timeout).await,
+        ProbeSpec::Tcp(s) => tcp::probe(s, binding, timeout).await,
+        ProbeSpec::Http(s) => match prepared {
+            Prepared::Http(p) => http::probe(s, p, timeout).await,
+            Prepared::None => Outcome {
+                failure: Some(Failure::new(FailureKind::Setup, "HTTP client not prepared")),
+                ..Outcome::default()
+            },
+        },
+        ProbeSpec::Dns(s) => dns::probe(s, binding, timeout).await,
+    }
+}
+
+/// `1.5s`, `250ms`, `2m` — for messages.
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 1000 == 0 && ms < 60_000 {
+        format!("{}s", ms / 1000)
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        let s = d.as_secs();
+        if s % 3600 == 0 {
+            format!("{}h", s / 3600)
+        } else if s >= 3600 {
+            format!("{}h{}m", s / 3600, (s % 3600) / 60)
+        } else if s % 60 == 0 {
+            format!("{}m", s / 60)
+        } else {
+            format!("{}m{}s", s / 60, s % 60)
+        }
+    }
+}
+
+/// Resolves `host` (an IP literal or a name) to one address, preferring the family of
+/// `source` when one is bound.
+pub async fn resolve_one(host: &str, port: u16, binding: &Binding) -> Result<std::net::SocketAddr, Failure> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, port));
+    }
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Failure::new(FailureKind::Resolve, format!("cannot resolve {host}: {e}")))?;
+    let mut first = None;
+    for a in addrs {
+        match binding.source {
+            Some(src) if src.is_ipv4() != a.is_ipv4() => {}
+            _ => return Ok(a),
+        }
+        first.get_or_insert(a);
+    }
+    first.ok_or_else(|| Failure::new(FailureKind::Resolve, format!("{host} has no address")))
+}

@@ -1,0 +1,112 @@
+//! TCP connect, with an optional line to send and a banner to expect.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use super::{Binding, Failure, FailureKind, Outcome, Phase, resolve_one};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpSpec {
+    pub host: String,
+    pub port: u16,
+    /// Written after connect (e.g. `"PING\r\n"`).
+    pub send: Option<String>,
+    /// Must appear in what the peer sends within the timeout (first 4 KiB).
+    pub expect: Option<String>,
+}
+
+/// How much of a banner is read at most: a hostile peer costs 4 KiB, not memory.
+const MAX_BANNER: usize = 4096;
+
+/// Opens a TCP connection from `binding` to `addr`.
+pub async fn connect(addr: std::net::SocketAddr, binding: &Binding) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(dev) = &binding.interface {
+        socket.bind_device(Some(dev.as_bytes()))?;
+    }
+    if let Some(src) = binding.source {
+        socket.bind(std::net::SocketAddr::new(src, 0))?;
+    }
+    socket.set_nodelay(true)?;
+    socket.connect(addr).await
+}
+
+pub async fn probe(spec: &TcpSpec, binding: &Binding, timeout: Duration) -> Outcome {
+    let start = Instant::now();
+    let mut out = Outcome::default();
+    let deadline = tokio::time::Instant::from_std(start + timeout);
+    let r = tokio::time::timeout_at(deadline, exchange(spec, binding, &mut out, start)).await;
+    out.failure = match r {
+        Ok(Ok(())) => None,
+        Ok(Err(f)) => Some(f),
+        Err(_) => Some(Failure::timeout(current_phase(&out), timeout)),
+    };
+    out.elapsed = start.elapsed();
+    out
+}
+
+fn current_phase(out: &Outcome) -> Phase {
+    if out.phases.get(Phase::Resolve).is_none() {
+        Phase::Resolve
+    } else if out.phases.get(Phase::Connect).is_none() {
+        Phase::Connect
+    } else {
+        Phase::Processing
+    }
+}
+
+async fn exchange(spec: &TcpSpec, binding: &Binding, out: &mut Outcome, start: Instant) -> Result<(), Failure> {
+    let addr = resolve_one(&spec.host, spec.port, binding).await?;
+    out.phases.set(Phase::Resolve, start.elapsed());
+    let t = Instant::now();
+    let mut stream = connect(addr, binding)
+        .await
+        .map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+    out.phases.set(Phase::Connect, t.elapsed());
+    if spec.send.is_none() && spec.expect.is_none() {
+        return Ok(());
+    }
+    let t = Instant::now();
+    if let Some(send) = &spec.send {
+        stream
+            .write_all(send.as_bytes())
+            .await
+            .map_err(|e| Failure::io("send", &e))?;
+    }
+    if let Some(expect) = &spec.expect {
+        let mut buf = Vec::with_capacity(256);
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = stream.read(&mut chunk).await.map_err(|e| Failure::io("read banner", &e))?;
+            if n == 0 {
+                return Err(Failure::new(
+                    FailureKind::Body,
+                    format!("connection closed before {expect:?} was received (got {:?})", lossy(&buf)),
+                ));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if contains(&buf, expect.as_bytes()) {
+                break;
+            }
+            if buf.len() >= MAX_BANNER {
+                return Err(Failure::new(
+                    FailureKind::Body,
+                    format!("{expect:?} not found in the first {MAX_BANNER} bytes"),
+                ));
+            }
+        }
+    }
+    out.phases.set(Phase::Processing, t.elapsed());
+    Ok(())
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn lossy(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(80)]);
+    s.into_owned()
+}

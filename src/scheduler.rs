@@ -1,0 +1,371 @@
+//! The scheduler: one task per target, started at a stable phase within its interval (from a
+//! hash of its name, so targets do not fire together and keep their cadence across restarts
+//! and reloads), bounded by a semaphore, never bursting after a stall.
+//!
+//! Each task owns its target's state machine and metric handles: the probe path takes no
+//! shared lock but the semaphore and its own board entry. Transitions go out as [`Event`]s.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Target};
+use crate::metrics::{Metrics, TargetMetrics};
+use crate::probe::{self, Failure, Outcome, Probers};
+use crate::sla::{Health, StateMachine, Transition};
+use crate::status::{Board, Entry, TargetStatus};
+
+/// A change of a target's state, for the ledger, the notifier and the log.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Down {
+        target: String,
+        group: String,
+        since: DateTime<Utc>,
+        failure: Option<Failure>,
+    },
+    Up {
+        target: String,
+        group: String,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+}
+
+/// What the tasks share.
+pub struct Shared {
+    pub probers: Probers,
+    pub metrics: Arc<Metrics>,
+    pub board: Arc<Board>,
+    pub semaphore: Arc<Semaphore>,
+    pub events: mpsc::Sender<Event>,
+    pub config: watch::Receiver<Arc<Config>>,
+    pub vantage: String,
+}
+
+/// State that survives a target's restart on reload.
+pub struct Carried {
+    sm: StateMachine,
+    status: Entry,
+}
+
+struct Running {
+    target: Target,
+    cancel: CancellationToken,
+    handle: JoinHandle<Carried>,
+}
+
+/// Owns the per-target tasks and applies config changes to them.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    running: HashMap<String, Running>,
+    root: CancellationToken,
+    next_ident: u16,
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Applied {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub unchanged: usize,
+}
+
+impl Scheduler {
+    pub fn new(shared: Arc<Shared>, root: CancellationToken) -> Scheduler {
+        Scheduler {
+            shared,
+            running: HashMap::new(),
+            root,
+            next_ident: std::process::id() as u16,
+        }
+    }
+
+    /// Brings the running tasks in line with `config`: unchanged targets keep running
+    /// untouched; changed ones restart with their state; removed ones stop.
+    pub async fn apply(&mut self, config: &Config) -> Applied {
+        let mut applied = Applied::default();
+        let wanted: HashMap<&str, &Target> = config.active_targets().map(|t| (t.name.as_str(), t)).collect();
+
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|n| !wanted.contains_key(n.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(r) = self.running.remove(&name) {
+                r.cancel.cancel();
+                let _ = r.handle.await;
+                self.shared.board.remove(&name);
+                applied.removed.push(name);
+            }
+        }
+
+        let mut counts: HashMap<&'static str, i64> = HashMap::new();
+        for t in config.active_targets() {
+            *counts.entry(t.spec.kind()).or_default() += 1;
+            let carried = match self.running.get(&t.name) {
+                Some(r) if r.target == *t => {
+                    applied.unchanged += 1;
+                    continue;
+                }
+                Some(_) => {
+                    let r = self.running.remove(&t.name).map(|r| {
+                        r.cancel.cancel();
+                        r.handle
+                    });
+                    applied.changed.push(t.name.clone());
+                    match r {
+                        Some(h) => h.await.ok(),
+                        None => None,
+                    }
+                }
+                None => {
+                    applied.added.push(t.name.clone());
+                    None
+                }
+            };
+            self.spawn(t.clone(), carried);
+        }
+        for kind in ["icmp", "tcp", "http", "dns"] {
+            self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
+        }
+        applied
+    }
+
+    fn spawn(&mut self, target: Target, carried: Option<Carried>) {
+        self.next_ident = self.next_ident.wrapping_add(1);
+        let ident = self.next_ident;
+        let cancel = self.root.child_token();
+        let shared = self.shared.clone();
+        let name = target.name.clone();
+        let carried = match carried {
+            Some(mut c) => {
+                c.sm.set_thresholds(target.confirm, target.recover);
+                {
+                    let mut s = c.status.lock().unwrap_or_else(|p| p.into_inner());
+                    s.group = target.group.clone();
+                    s.kind = target.spec.kind();
+                    s.description = target.description.clone();
+                }
+                // Re-register: a removed-then-readded name must be on the board.
+                c
+            }
+            None => Carried {
+                sm: StateMachine::new(target.confirm, target.recover),
+                status: shared.board.insert(TargetStatus {
+                    name: target.name.clone(),
+                    group: target.group.clone(),
+                    kind: target.spec.kind(),
+                    description: target.description.clone(),
+                    state: Health::Unknown.label(),
+                    since: None,
+                    last_probe: None,
+                    last_ok: None,
+                    last_duration_seconds: None,
+                    last_failure: None,
+                    last_failure_reason: None,
+                    consecutive_failures: 0,
+                    downtime_seconds: 0.0,
+                    flaps: 0,
+                    interval_seconds: 0.0,
+                    packet_loss_ratio: None,
+                }),
+            },
+        };
+        let handle = tokio::spawn(run_target(target.clone(), shared, carried, ident, cancel.clone()));
+        self.running.insert(name, Running { target, cancel, handle });
+    }
+
+    /// Stops every task, waiting at most `grace` for probes in flight.
+    pub async fn shutdown(&mut self, grace: Duration) {
+        self.root.cancel();
+        let handles: Vec<_> = self.running.drain().map(|(_, r)| r.handle).collect();
+        let all = futures_util::future::join_all(handles);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("some probes were still running after the {grace:?} grace period");
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Stable offset of a target within any interval: FNV-1a of its name.
+fn phase_ms(name: &str, interval_ms: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h % interval_ms.max(1)
+}
+
+/// The first slot `offset + k*interval` strictly after `after_ms`.
+fn next_slot(after_ms: u64, interval_ms: u64, offset_ms: u64) -> u64 {
+    let i = interval_ms.max(1);
+    if after_ms < offset_ms {
+        return offset_ms;
+    }
+    let base = after_ms - offset_ms;
+    offset_ms + (base / i + 1) * i
+}
+
+async fn run_target(target: Target, shared: Arc<Shared>, mut carried: Carried, ident: u16, cancel: CancellationToken) -> Carried {
+    let kind = target.spec.kind();
+    let mut tm: TargetMetrics = shared.metrics.target(&target.name, &target.group, kind, &shared.vantage);
+    let prepared = probe::prepare(&target.spec, &target.binding, target.timeout);
+    // Wall-clock slots mapped onto tokio's clock, which may be paused in tests.
+    let base_wall = unix_ms(SystemTime::now());
+    let base_instant = tokio::time::Instant::now();
+    let to_instant = |ms: u64| base_instant + Duration::from_millis(ms.saturating_sub(base_wall));
+    let now_ms = || base_wall + base_instant.elapsed().as_millis() as u64;
+
+    let mut interval = shared.config.borrow().interval_for(&target, Utc::now());
+    let mut due = next_slot(now_ms(), interval.as_millis() as u64, phase_ms(&target.name, interval.as_millis() as u64));
+
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(to_instant(due)) => {}
+        }
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = shared.semaphore.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let started_ms = now_ms();
+        let lag = Duration::from_millis(started_ms.saturating_sub(due));
+        shared.metrics.scheduler_lag.observe(lag.as_secs_f64());
+        let at = Utc::now();
+
+        shared.metrics.probes_in_flight.inc();
+        let outcome = match &prepared {
+            Ok(p) => {
+                let fut = probe::run(&target.spec, p, &target.binding, &shared.probers, ident, target.timeout);
+                // Safety net: a probe that overruns its own timeout is cut here.
+                match tokio::time::timeout(target.timeout + Duration::from_secs(1), fut).await {
+                    Ok(o) => o,
+                    Err(_) => Outcome {
+                        failure: Some(Failure::timeout(probe::Phase::Processing, target.timeout)),
+                        elapsed: target.timeout,
+                        ..Outcome::default()
+                    },
+                }
+            }
+            Err(f) => Outcome { failure: Some(f.clone()), ..Outcome::default() },
+        };
+        shared.metrics.probes_in_flight.dec();
+        drop(permit);
+
+        record(&target, &shared, &mut carried, &mut tm, &outcome, at, interval).await;
+
+        // Next slot; after a stall, skip the missed ones (counted) rather than burst.
+        interval = shared.config.borrow().interval_for(&target, Utc::now());
+        let iv = interval.as_millis() as u64;
+        let offset = phase_ms(&target.name, iv);
+        let next = next_slot(due, iv, offset);
+        let now = now_ms();
+        if next < now {
+            let fresh = next_slot(now, iv, offset);
+            let missed = (fresh - next) / iv.max(1);
+            shared.metrics.probes_skipped.inc_by(missed);
+            due = fresh;
+        } else {
+            due = next;
+        }
+    }
+    carried
+}
+
+async fn record(
+    target: &Target,
+    shared: &Shared,
+    carried: &mut Carried,
+    tm: &mut TargetMetrics,
+    outcome: &Outcome,
+    at: DateTime<Utc>,
+    interval: Duration,
+) {
+    shared.metrics.observe(tm, outcome);
+    let obs = carried.sm.observe(outcome.ok(), at);
+    let health = carried.sm.health();
+    let up = match health {
+        Health::Up => Some(true),
+        Health::Down => Some(false),
+        Health::Unknown => None,
+    };
+    shared.metrics.observe_state(tm, up, obs.downtime, obs.flap);
+    {
+        let mut s = carried.status.lock().unwrap_or_else(|p| p.into_inner());
+        if s.state != health.label() {
+            s.since = match &obs.transition {
+                Some(Transition::Down { since }) => Some(*since),
+                Some(Transition::Up { until, .. }) => Some(*until),
+                None => Some(at),
+            };
+        }
+        s.state = health.label();
+        s.last_probe = Some(at);
+        s.last_ok = Some(outcome.ok());
+        s.last_duration_seconds = Some(outcome.elapsed.as_secs_f64());
+        if let Some(f) = &outcome.failure {
+            s.last_failure = Some(f.detail.clone());
+            s.last_failure_reason = Some(f.kind.label());
+        }
+        s.consecutive_failures = if outcome.ok() { 0 } else { s.consecutive_failures + 1 };
+        s.downtime_seconds += obs.downtime.as_secs_f64();
+        s.flaps += u64::from(obs.flap);
+        s.interval_seconds = interval.as_secs_f64();
+        s.packet_loss_ratio = outcome.echo.map(|e| e.loss_ratio());
+    }
+    if let Some(tr) = obs.transition {
+        let ev = match tr {
+            Transition::Down { since } => Event::Down {
+                target: target.name.clone(),
+                group: target.group.clone(),
+                since,
+                failure: outcome.failure.clone(),
+            },
+            Transition::Up { since, until } => Event::Up {
+                target: target.name.clone(),
+                group: target.group.clone(),
+                since,
+                until,
+            },
+        };
+        if shared.events.try_send(ev).is_err() {
+            shared.metrics.events_dropped.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_aligned_and_strictly_after() {
+        assert_eq!(next_slot(0, 1000, 250), 250);
+        assert_eq!(next_slot(1249, 1000, 250), 1250);
+        assert_eq!(next_slot(1250, 1000, 250), 2250);
+        // Phases spread targets across the interval.
+        let phases: std::collections::HashSet<u64> = (0..100).map(|i| phase_ms(&format!("t{i}"), 10_000) / 1000).collect();
+        assert!(phases.len() >= 8, "phases cluster: {phases:?}");
+    }
+}

@@ -1,0 +1,156 @@
+//! The HTTP server (axum): `/metrics`, `/healthz`, `/readyz`, a minimal status page, the
+//! status JSON and `POST /-/reload`. State-changing endpoints need the bearer token.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use subtle::ConstantTimeEq;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::scheduler::Applied;
+use crate::status::Board;
+
+/// A request to re-read the config file; the answer says what changed or why it was refused.
+pub struct ReloadRequest {
+    pub reply: Option<oneshot::Sender<Result<Applied, Vec<String>>>>,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub metrics: Arc<Metrics>,
+    pub board: Arc<Board>,
+    pub config: watch::Receiver<Arc<Config>>,
+    pub reload: mpsc::Sender<ReloadRequest>,
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/status", get(status))
+        .route("/-/reload", post(reload))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let body = s.metrics.render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    if s.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct StatusBody {
+    vantage: String,
+    version: &'static str,
+    generated_at: chrono::DateTime<chrono::Utc>,
+    up: usize,
+    down: usize,
+    unknown: usize,
+    targets: Vec<crate::status::TargetStatus>,
+}
+
+fn status_body(s: &AppState) -> StatusBody {
+    let targets = s.board.snapshot();
+    let count = |st: &str| targets.iter().filter(|t| t.state == st).count();
+    StatusBody {
+        vantage: s.config.borrow().daemon.vantage.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+        generated_at: chrono::Utc::now(),
+        up: count("up"),
+        down: count("down"),
+        unknown: count("unknown"),
+        targets,
+    }
+}
+
+async fn status(State(s): State<AppState>) -> Response {
+    axum::Json(status_body(&s)).into_response()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A plain server-rendered table until the full status page lands.
+async fn index(State(s): State<AppState>) -> Html<String> {
+    let b = status_body(&s);
+    let mut rows = String::new();
+    for t in &b.targets {
+        let since = t.since.map(|d| d.to_rfc3339()).unwrap_or_default();
+        rows.push_str(&format!(
+            "<tr class=\"{st}\"><td>{name}</td><td>{group}</td><td>{kind}</td><td>{st}</td><td>{since}</td><td>{reason}</td></tr>\n",
+            st = t.state,
+            name = esc(&t.name),
+            group = esc(&t.group),
+            kind = t.kind,
+            reason = esc(t.last_failure.as_deref().filter(|_| t.last_ok == Some(false)).unwrap_or("")),
+        ));
+    }
+    Html(format!(
+        "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <meta http-equiv=\"refresh\" content=\"10\"><title>thongsuot — {vantage}</title>\
+         <style>body{{font-family:sans-serif;margin:1em}}td,th{{padding:.3em .6em;text-align:left}}\
+         .up td:nth-child(4){{color:#1a7f37}}.down td:nth-child(4){{color:#cf222e;font-weight:bold}}</style></head>\
+         <body><h1>Thông suốt — {vantage}</h1><p>{up} up · {down} down · {unknown} unknown</p>\
+         <table><tr><th>target</th><th>group</th><th>kind</th><th>state</th><th>since</th><th>last failure</th></tr>\n{rows}</table>\
+         <p><a href=\"/metrics\">/metrics</a> · <a href=\"/api/v1/status\">/api/v1/status</a></p></body></html>",
+        vantage = esc(&b.vantage),
+        up = b.up,
+        down = b.down,
+        unknown = b.unknown,
+    ))
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time. No token configured means every
+/// state-changing call is refused.
+pub fn authorized(config: &Config, headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
+    let Some(expected) = config.daemon.api_token.as_deref() else {
+        return Err((StatusCode::FORBIDDEN, "no API token configured (daemon.api_token_env): state-changing calls are disabled\n"));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or((StatusCode::UNAUTHORIZED, "missing bearer token\n"))?;
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err((StatusCode::UNAUTHORIZED, "wrong bearer token\n"))
+    }
+}
+
+async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let auth = authorized(&s.config.borrow(), &headers);
+    if let Err(e) = auth {
+        return e.into_response();
+    }
+    let (tx, rx) = oneshot::channel();
+    if s.reload.send(ReloadRequest { reply: Some(tx) }).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match rx.await {
+        Ok(Ok(applied)) => axum::Json(applied).into_response(),
+        Ok(Err(errors)) => {
+            (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "errors": errors }))).into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+    }
+}

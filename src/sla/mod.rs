@@ -1,0 +1,6 @@
+//! The SLA core: pure state machines and accounting. Nothing here reads the clock or does
+//! I/O; timestamps come in as arguments, so tests feed plain values.
+
+pub mod state;
+
+pub use state::{Health, Observation, StateMachine, Transition};

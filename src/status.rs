@@ -1,0 +1,67 @@
+//! The live board: each target's current state as last seen by its scheduler task, read by the
+//! HTTP server (status page, JSON API). Each entry has its own lock, taken briefly by one
+//! writer (the target's task) and by readers.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetStatus {
+    pub name: String,
+    pub group: String,
+    pub kind: &'static str,
+    pub description: Option<String>,
+    /// unknown | up | down
+    pub state: &'static str,
+    /// Start of the current state (outage start when down, backdated).
+    pub since: Option<DateTime<Utc>>,
+    pub last_probe: Option<DateTime<Utc>>,
+    pub last_ok: Option<bool>,
+    pub last_duration_seconds: Option<f64>,
+    pub last_failure: Option<String>,
+    pub last_failure_reason: Option<&'static str>,
+    pub consecutive_failures: u32,
+    pub downtime_seconds: f64,
+    pub flaps: u64,
+    pub interval_seconds: f64,
+    pub packet_loss_ratio: Option<f64>,
+}
+
+pub type Entry = Arc<Mutex<TargetStatus>>;
+
+#[derive(Default)]
+pub struct Board {
+    targets: RwLock<BTreeMap<String, Entry>>,
+}
+
+impl Board {
+    pub fn insert(&self, status: TargetStatus) -> Entry {
+        let name = status.name.clone();
+        let entry = Arc::new(Mutex::new(status));
+        self.targets
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, entry.clone());
+        entry
+    }
+
+    pub fn remove(&self, name: &str) {
+        self.targets.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+    }
+
+    /// A consistent-enough copy of every target, in name order.
+    pub fn snapshot(&self) -> Vec<TargetStatus> {
+        let map = self.targets.read().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<TargetStatus> {
+        let map = self.targets.read().unwrap_or_else(|p| p.into_inner());
+        map.get(name).map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
