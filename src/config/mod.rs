@@ -373,12 +373,12 @@ impl Config {
         }
     }
 
-    /// The interval in force for `target` at `now`: the target's own, else the active
-    /// period's (the first one listed when periods overlap), else the default.
+    /// The interval in force for `target` at `now`: the target's own, else the interval of
+    /// the first listed active period that sets one, else the default.
     pub fn interval_for(&self, target: &Target, now: DateTime<Utc>) -> Duration {
         target
             .interval
-            .or_else(|| self.periods.iter().find(|p| p.contains(now)).and_then(|p| p.interval))
+            .or_else(|| self.periods.iter().filter(|p| p.contains(now)).find_map(|p| p.interval))
             .unwrap_or(self.defaults.interval)
     }
 
@@ -446,7 +446,7 @@ impl Cx<'_> {
         let v = v.as_ref()?;
         match parse_duration(v.get_ref()) {
             Ok(d) if d.is_zero() => {
-                self.error(v.span(), format!("{what}: must be longer than zero"));
+                self.error(v.span(), format!("{what}must be longer than zero"));
                 None
             }
             Ok(d) => Some(d),
@@ -473,7 +473,7 @@ impl Cx<'_> {
         if x > 1.0 && x <= 100.0 {
             self.error(
                 v.span(),
-                format!("{what}objective is a ratio: write {} for {x} %", x / 100.0),
+                format!("{what}objective is a ratio: write {} for {x} %", (x * 100.0).round() / 10_000.0),
             );
             None
         } else if !(x > 0.0 && x <= 1.0) {
@@ -651,7 +651,13 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
             contacts,
             escalate_to,
             contingency: g.contingency.as_ref().map(|s| s.get_ref().clone()),
-            runbook_url: g.runbook_url.as_ref().map(|s| s.get_ref().clone()),
+            runbook_url: g.runbook_url.as_ref().and_then(|u| match reqwest::Url::parse(u.get_ref()) {
+                Ok(_) => Some(u.get_ref().clone()),
+                Err(e) => {
+                    cx.error(u.span(), format!("{prefix}runbook_url: {e}"));
+                    None
+                }
+            }),
         });
     }
 
@@ -686,7 +692,7 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
     let mut targets = Vec::new();
     for t in &raw.target {
         target_names.add(cx, &t.name);
-        if let Some(target) = validate_target(cx, t, &group_names, &defaults, &periods, base) {
+        if let Some(target) = validate_target(cx, t, &group_names, &defaults, &periods, base, env) {
             targets.push(target);
         }
     }
@@ -909,7 +915,7 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
         "icmp" => &["host", "count", "spacing", "max_loss", "max_rtt"],
         "tcp" => &["address", "send", "expect"],
         "http" => &[
-            "url", "method", "headers", "body", "expect_status", "body_contains", "body_regex", "json_pointer",
+            "url", "method", "headers", "headers_env", "body", "expect_status", "body_contains", "body_regex", "json_pointer",
             "json_equals", "max_latency", "tls_verify", "ca_file", "follow_redirects", "max_body_bytes",
         ],
         "dns" => &["server", "query", "record", "transport", "expect_rcode", "expect_answer", "allow_empty", "recursion_desired"],
@@ -926,6 +932,7 @@ fn validate_target(
     defaults: &Defaults,
     periods: &[Period],
     base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Target> {
     let name = cx.name(&t.name, "target");
     let p = format!("target {name:?}: ");
@@ -987,9 +994,9 @@ fn validate_target(
     }
 
     let spec = match kind {
-        "icmp" => icmp_spec(cx, t, &p),
+        "icmp" => icmp_spec(cx, t, &p, Some(timeout)),
         "tcp" => tcp_spec(cx, t, &p),
-        "http" => http_spec(cx, t, &p, base),
+        "http" => http_spec(cx, t, &p, base, env),
         "dns" => dns_spec(cx, t, &p),
         _ => None,
     }?;
@@ -1022,7 +1029,7 @@ fn required<'a, T>(cx: &mut Cx<'_>, v: &'a Opt<T>, t: &RawTarget, p: &str, key: 
     v.as_ref()
 }
 
-fn icmp_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
+fn icmp_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str, timeout: Option<Duration>) -> Option<ProbeSpec> {
     let host = required(cx, &t.host, t, p, "host")?;
     if host.get_ref().trim().is_empty() || host.get_ref().contains(':') && host.get_ref().parse::<IpAddr>().is_err() {
         cx.error(host.span(), format!("{p}host must be an IP address or a host name, without port"));
@@ -1038,6 +1045,15 @@ fn icmp_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
         None => builtin::MAX_LOSS,
     };
     let max_rtt = cx.duration(&t.max_rtt, &format!("{p}max_rtt: ")).unwrap_or(builtin::MAX_RTT);
+    if let Some(timeout) = timeout {
+        let last_send = spacing * u32::from(count.saturating_sub(1));
+        if last_send >= timeout {
+            let span = t.spacing.as_ref().map(|s| s.span()).or(t.count.as_ref().map(|c| c.span())).unwrap_or(t.kind.span());
+            cx.error(span, format!(
+                "{p}the last of {count} echoes would be sent after {} but the timeout is {}: lower count or spacing, or raise timeout",
+                crate::probe::fmt_duration(last_send), crate::probe::fmt_duration(timeout)));
+        }
+    }
     Some(ProbeSpec::Icmp(IcmpSpec { host: host.get_ref().trim().to_string(), count, spacing, max_loss, max_rtt }))
 }
 
@@ -1064,16 +1080,16 @@ fn tcp_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
         host,
         port,
         send: t.send.as_ref().map(|s| unescape(s.get_ref())),
-        expect: t.expect.as_ref().map(|s| s.get_ref().clone()),
+        expect: t.expect.as_ref().map(|s| unescape(s.get_ref())),
     }))
 }
 
-/// Lets `send = "PING\\r\\n"` be written either with TOML escapes or literally.
+/// Lets `send`/`expect` carry `\r\n` written either with TOML escapes or literally.
 fn unescape(s: &str) -> String {
     s.replace("\\r", "\r").replace("\\n", "\n")
 }
 
-fn http_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str, base: &Path) -> Option<ProbeSpec> {
+fn http_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Option<ProbeSpec> {
     let url_v = required(cx, &t.url, t, p, "url")?;
     let url = match reqwest::Url::parse(url_v.get_ref()) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => u,
@@ -1105,6 +1121,22 @@ fn http_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str, base: &Path) -> Option<Pro
             ) {
                 (Ok(k), Ok(v)) => headers.push((k, v)),
                 _ => cx.error(h.span(), format!("{p}invalid header {k:?}: {v:?}")),
+            }
+        }
+    }
+    if let Some(h) = &t.headers_env {
+        for (k, var) in h.get_ref() {
+            let value = env(var).filter(|v| !v.is_empty());
+            match (reqwest::header::HeaderName::from_bytes(k.as_bytes()), value) {
+                (Ok(name), Some(v)) => match reqwest::header::HeaderValue::from_str(&v) {
+                    Ok(mut v) => {
+                        v.set_sensitive(true);
+                        headers.push((name, v));
+                    }
+                    Err(_) => cx.error(h.span(), format!("{p}headers_env: the value of {var} is not a valid header value")),
+                },
+                (Err(_), _) => cx.error(h.span(), format!("{p}headers_env: invalid header name {k:?}")),
+                (_, None) => cx.error(h.span(), format!("{p}headers_env: environment variable {var} (for header {k}) is not set")),
             }
         }
     }
@@ -1175,8 +1207,9 @@ fn http_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str, base: &Path) -> Option<Pro
 }
 
 fn dns_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
-    let server_v = required(cx, &t.server, t, p, "server")?;
-    let query_v = required(cx, &t.query, t, p, "query")?;
+    let server_v = required(cx, &t.server, t, p, "server");
+    let query_v = required(cx, &t.query, t, p, "query");
+    let (server_v, query_v) = (server_v?, query_v?);
     let server = match server_v.get_ref().parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => match server_v.get_ref().parse::<IpAddr>() {

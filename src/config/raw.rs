@@ -138,6 +138,7 @@ pub struct RawTarget {
     pub url: Opt<String>,
     pub method: Opt<String>,
     pub headers: Opt<BTreeMap<String, String>>,
+    pub headers_env: Opt<BTreeMap<String, String>>,
     pub body: Opt<String>,
     pub expect_status: Opt<Vec<i64>>,
     pub body_contains: Opt<String>,
@@ -176,7 +177,7 @@ impl RawTarget {
             )*};
         }
         key!(
-            host, count, spacing, max_loss, max_rtt, address, send, expect, url, method, headers,
+            host, count, spacing, max_loss, max_rtt, address, send, expect, url, method, headers, headers_env,
             body, expect_status, body_contains, body_regex, json_pointer, json_equals, max_latency,
             tls_verify, ca_file, follow_redirects, max_body_bytes, server, query, record, transport,
             expect_rcode, expect_answer, allow_empty, recursion_desired, server_name, min_days_left,

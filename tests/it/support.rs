@@ -1,0 +1,471 @@
+//! Real peers for the tests, on loopback or in namespaces the tests create: HTTP(S) and TCP
+//! servers in-process, dnsmasq and Prometheus tools as child processes, the daemon binary.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+/// True when the tests run in CI (`CI` set): missing tools are then failures, not skips.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// Whether `tool` is on PATH. Missing in CI: panic with the package to install. Missing
+/// locally: say the test is skipped and return false.
+pub fn require_tool(tool: &str, package: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    if in_ci() {
+        panic!("{tool} is required by this test: apt-get install -y {package}");
+    }
+    eprintln!("SKIP: {tool} not found (apt-get install -y {package}); skipped because CI is unset");
+    false
+}
+
+/// Whether we run as root (ICMP raw sockets, namespaces). Not root in CI: panic.
+pub fn require_root(what: &str) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false);
+    if root {
+        return true;
+    }
+    if in_ci() {
+        panic!("{what} needs root; CI runs as root");
+    }
+    eprintln!("SKIP: {what} needs root; skipped because CI is unset");
+    false
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("bind udp 127.0.0.1:0")
+}
+
+/// The routes every test HTTP server answers.
+fn routes() -> Router {
+    Router::new()
+        .route("/ok", get(|| async { "ok\n" }))
+        .route("/json", get(|| async { axum::Json(serde_json::json!({"data": {"status": "DELIVERED", "code": 200}})) }))
+        .route("/not-json", get(|| async { "<html>maintenance</html>" }))
+        .route("/fail", get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down\n") }))
+        .route("/slow", get(|| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            "late\n"
+        }))
+        .route("/redirect", get(|| async { axum::response::Redirect::temporary("/ok") }))
+        .route("/endless", get(|| async {
+            // A hostile body that never ends: 64 KiB chunks forever.
+            let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+            let stream = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+            Body::from_stream(stream)
+        }))
+}
+
+/// An in-process HTTP server on 127.0.0.1:0.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpServer {
+    pub async fn start() -> HttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, routes()).await;
+        });
+        HttpServer { addr, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An in-process HTTPS server with a self-signed certificate for `localhost` and 127.0.0.1.
+pub struct HttpsServer {
+    pub addr: SocketAddr,
+    /// PEM of the self-signed certificate, to use as `ca_file`.
+    pub ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpsServer {
+    pub async fn start() -> HttpsServer {
+        thongsuot::tls::ensure_crypto_provider();
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("cert");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, key.cert.pem()).expect("write ca");
+        let cert_der = key.cert.der().clone();
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert_der], key_der)
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { break };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let svc = hyper_util::service::TowerToHyperService::new(routes());
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        HttpsServer { addr, ca_file, _dir: dir, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{}", self.addr.port(), path)
+    }
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A TCP listener that accepts, optionally writes a banner, then holds the connection open
+/// (or, with `banner = None` and `silent`, never writes anything).
+pub struct TcpServer {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpServer {
+    pub async fn start(banner: Option<&'static str>) -> TcpServer {
+        use tokio::io::AsyncWriteExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else { break };
+                tokio::spawn(async move {
+                    if let Some(b) = banner {
+                        let _ = s.write_all(b.as_bytes()).await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        TcpServer { addr, task }
+    }
+}
+
+impl Drop for TcpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A child process killed on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// dnsmasq answering `thi.example.vn A 127.0.0.9` on 127.0.0.1:PORT (UDP and TCP); other
+/// names get REFUSED (no upstream).
+pub fn start_dnsmasq() -> Option<(Proc, SocketAddr)> {
+    if !require_tool("dnsmasq", "dnsmasq-base") {
+        return None;
+    }
+    for _ in 0..5 {
+        let port = free_udp_port();
+        let child = Command::new("dnsmasq")
+            .args([
+                "--no-daemon",
+                "--keep-in-foreground",
+                &format!("--port={port}"),
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--user=root",
+                "--pid-file",
+                "--address=/thi.example.vn/127.0.0.9",
+                "--txt-record=txt.example.vn,\"thong suot\"",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dnsmasq");
+        let mut p = Proc(child);
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        // Ready when the TCP side accepts (bounded wait).
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = p.0.try_wait() {
+                break; // port taken: try another
+            }
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return Some((p, addr));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = p.0.kill();
+    }
+    panic!("dnsmasq did not start");
+}
+
+/// Runs `promtool check metrics` on an exposition; returns promtool's complaints.
+pub fn promtool_check_metrics(exposition: &str) -> Option<Result<(), String>> {
+    use std::io::Write;
+    if !require_tool("promtool", "prometheus") {
+        return None;
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn promtool");
+    child.stdin.take().expect("stdin").write_all(exposition.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    if out.status.success() {
+        Some(Ok(()))
+    } else {
+        Some(Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
+    }
+}
+
+/// A network namespace with a veth pair: the host side `198.18.N.1/30`, the namespace side
+/// `198.18.N.2/30`. Deleted on drop.
+pub struct Netns {
+    pub name: String,
+    pub host_if: String,
+    pub ns_if: String,
+    pub host_ip: String,
+    pub ns_ip: String,
+}
+
+fn sh(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+impl Netns {
+    /// `subnet` picks 198.18.subnet.0/30; use a different one per test.
+    pub fn create(tag: &str, subnet: u8) -> Netns {
+        let id = std::process::id() % 10_000;
+        let n = Netns {
+            name: format!("ts-{tag}-{id}"),
+            host_if: format!("th{tag}{id}"),
+            ns_if: format!("tn{tag}{id}"),
+            host_ip: format!("198.18.{subnet}.1"),
+            ns_ip: format!("198.18.{subnet}.2"),
+        };
+        let _ = sh(&["ip", "netns", "del", &n.name]);
+        let _ = sh(&["ip", "link", "del", &n.host_if]);
+        let steps: Vec<Vec<String>> = vec![
+            vec!["ip".into(), "netns".into(), "add".into(), n.name.clone()],
+            vec!["ip".into(), "link".into(), "add".into(), n.host_if.clone(), "type".into(), "veth".into(), "peer".into(), "name".into(), n.ns_if.clone()],
+            vec!["ip".into(), "link".into(), "set".into(), n.ns_if.clone(), "netns".into(), n.name.clone()],
+            vec!["ip".into(), "addr".into(), "add".into(), format!("{}/30", n.host_ip), "dev".into(), n.host_if.clone()],
+            vec!["ip".into(), "link".into(), "set".into(), n.host_if.clone(), "up".into()],
+            vec!["ip".into(), "netns".into(), "exec".into(), n.name.clone(), "ip".into(), "addr".into(), "add".into(), format!("{}/30", n.ns_ip), "dev".into(), n.ns_if.clone()],
+            vec!["ip".into(), "netns".into(), "exec".into(), n.name.clone(), "ip".into(), "link".into(), "set".into(), n.ns_if.clone(), "up".into()],
+            vec!["ip".into(), "netns".into(), "exec".into(), n.name.clone(), "ip".into(), "link".into(), "set".into(), "lo".into(), "up".into()],
+        ];
+        for s in steps {
+            let args: Vec<&str> = s.iter().map(String::as_str).collect();
+            sh(&args).unwrap_or_else(|e| panic!("namespace setup failed: {e}"));
+        }
+        n
+    }
+
+    /// Cuts the link from inside the namespace (like a carrier's line going down).
+    pub fn cut(&self) {
+        sh(&["ip", "netns", "exec", &self.name, "ip", "link", "set", &self.ns_if, "down"]).expect("link down");
+    }
+
+    pub fn restore(&self) {
+        sh(&["ip", "netns", "exec", &self.name, "ip", "link", "set", &self.ns_if, "up"]).expect("link up");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "del", &self.name]);
+        let _ = sh(&["ip", "link", "del", &self.host_if]);
+    }
+}
+
+/// The real `thongsuot` binary running a config written to a temp dir.
+pub struct Daemon {
+    pub proc: Proc,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_thongsuot")
+}
+
+impl Daemon {
+    /// Writes `config` (with `{port}` and `{state}` substituted) and starts `thongsuot run`.
+    pub fn start(config: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let path = dir.path().join("thongsuot.toml");
+        std::fs::write(&path, config.replace("{port}", &port.to_string())).expect("write config");
+        let log = dir.path().join("daemon.log");
+        let child = Command::new(binary())
+            .args(["run", "--config"])
+            .arg(&path)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn thongsuot");
+        let d = Daemon { proc: Proc(child), port, dir, config: path, log };
+        d.wait_until("HTTP server up", Duration::from_secs(20), || d.get("/healthz").is_some());
+        d
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Blocking GET with a short timeout; None when the daemon does not answer.
+    pub fn get(&self, path: &str) -> Option<String> {
+        blocking_get(&self.url(path))
+    }
+
+    pub fn metrics(&self) -> String {
+        self.get("/metrics").unwrap_or_default()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `cond` every 100 ms until it holds or `limit` passes (then panics with the log).
+    pub fn wait_until(&self, what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out after {limit:?} waiting for {what}; daemon log:\n{}", self.log_text());
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let pid = self.proc.0.id().to_string();
+        sh(&["kill", &format!("-{sig}"), &pid]).expect("kill");
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(status)) = self.proc.0.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("daemon did not exit within 15 s of SIGTERM; log:\n{}", self.log_text());
+    }
+}
+
+/// A minimal HTTP/1.0 GET over std sockets (the tests' own client must not share code with
+/// the daemon's probes).
+pub fn blocking_get(url: &str) -> Option<String> {
+    blocking_request("GET", url, None, None).and_then(|(status, body)| (status == 200).then_some(body))
+}
+
+/// Returns (status, body).
+pub fn blocking_request(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    req.push_str(&format!("Content-Length: {}\r\nContent-Type: application/json\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).ok()?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).ok()?;
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+/// The value of the first sample of `name` whose labels include every `label="value"` given.
+pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            return None;
+        }
+        if !labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))) {
+            return None;
+        }
+        l.rsplit(' ').next()?.parse().ok()
+    })
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
