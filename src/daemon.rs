@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::probe::{Probers, ProbeSpec};
+use crate::probe::{ProbeSpec, Probers};
 use crate::scheduler::{Event, Scheduler, Shared};
 use crate::server::{AppState, ReloadRequest};
 use crate::status::Board;
@@ -48,7 +48,11 @@ pub struct Control {
 impl Control {
     pub fn new() -> Control {
         let (reload_tx, reload_rx) = mpsc::channel(8);
-        Control { shutdown: CancellationToken::new(), reload_tx, reload_rx }
+        Control {
+            shutdown: CancellationToken::new(),
+            reload_tx,
+            reload_rx,
+        }
     }
 
     /// A sender for reload requests (SIGHUP in `main.rs`).
@@ -88,9 +92,16 @@ pub fn check_icmp(config: &Config) -> Result<(), String> {
 /// Creates the state directory, readable by the daemon's user only.
 fn create_state_dir(path: &std::path::Path) -> Result<(), DaemonError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let err = |source| DaemonError::StateDir { path: path.to_path_buf(), source };
+    let err = |source| DaemonError::StateDir {
+        path: path.to_path_buf(),
+        source,
+    };
     if !path.exists() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(err)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(err)?;
     } else {
         let meta = std::fs::metadata(path).map_err(err)?;
         if meta.permissions().mode() & 0o077 != 0 {
@@ -104,12 +115,19 @@ fn create_state_dir(path: &std::path::Path) -> Result<(), DaemonError> {
 pub async fn run(config: Config, mut control: Control) -> Result<(), DaemonError> {
     let listener = TcpListener::bind(config.daemon.listen)
         .await
-        .map_err(|source| DaemonError::Listen { addr: config.daemon.listen, source })?;
+        .map_err(|source| DaemonError::Listen {
+            addr: config.daemon.listen,
+            source,
+        })?;
     run_on(config, listener, &mut control).await
 }
 
 /// As [`run`], on a listener the caller bound (tests bind `127.0.0.1:0`).
-pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control) -> Result<(), DaemonError> {
+pub async fn run_on(
+    config: Config,
+    listener: TcpListener,
+    control: &mut Control,
+) -> Result<(), DaemonError> {
     crate::tls::ensure_crypto_provider();
     create_state_dir(&config.daemon.state_dir)?;
     check_icmp(&config).map_err(DaemonError::Icmp)?;
@@ -117,7 +135,10 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         tracing::warn!("{w}");
     }
 
-    let metrics = Arc::new(Metrics::new(&config.daemon.vantage, config.daemon.per_target_histograms)?);
+    let metrics = Arc::new(Metrics::new(
+        &config.daemon.vantage,
+        config.daemon.per_target_histograms,
+    )?);
     let board = Arc::new(Board::default());
     let (events_tx, events_rx) = mpsc::channel(4096);
     let config = Arc::new(config);
@@ -218,7 +239,9 @@ async fn reload(
         return Err(vec![e]);
     }
     if new.daemon.listen != old.daemon.listen || new.daemon.state_dir != old.daemon.state_dir {
-        tracing::warn!("daemon.listen and daemon.state_dir changes take effect at the next restart");
+        tracing::warn!(
+            "daemon.listen and daemon.state_dir changes take effect at the next restart"
+        );
     }
     for w in &new.warnings {
         tracing::warn!("{w}");
@@ -242,11 +265,21 @@ async fn reload(
 async fn log_events(mut rx: mpsc::Receiver<Event>) {
     while let Some(ev) = rx.recv().await {
         match ev {
-            Event::Down { target, group, since, failure } => {
+            Event::Down {
+                target,
+                group,
+                since,
+                failure,
+            } => {
                 let reason = failure.map(|f| f.to_string()).unwrap_or_default();
                 tracing::warn!(%target, %group, since = %since.to_rfc3339(), %reason, "target DOWN");
             }
-            Event::Up { target, group, since, until } => {
+            Event::Up {
+                target,
+                group,
+                since,
+                until,
+            } => {
                 let secs = (until - since).num_milliseconds() as f64 / 1000.0;
                 tracing::info!(%target, %group, downtime_seconds = secs, "target UP again");
             }

@@ -3,11 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
-pub mod probe;
-pub mod tls;
+pub mod daemon;
 pub mod metrics;
+pub mod probe;
 pub mod scheduler;
+pub mod server;
 pub mod sla;
 pub mod status;
-pub mod daemon;
-pub mod server;
+pub mod tls;

@@ -48,7 +48,10 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
@@ -62,7 +65,12 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
             for d in &diags {
                 eprintln!("{d}");
             }
-            eprintln!("{}: {} error{}", path.display(), diags.len(), if diags.len() == 1 { "" } else { "s" });
+            eprintln!(
+                "{}: {} error{}",
+                path.display(),
+                diags.len(),
+                if diags.len() == 1 { "" } else { "s" }
+            );
             Err(ExitCode::from(EXIT_CONFIG))
         }
     }
@@ -125,7 +133,9 @@ fn run(path: &std::path::Path) -> ExitCode {
     let result = rt.block_on(async move {
         let control = Control::new();
         spawn_signal_handlers(&control)?;
-        daemon::run(config, control).await.map_err(anyhow::Error::from)
+        daemon::run(config, control)
+            .await
+            .map_err(anyhow::Error::from)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

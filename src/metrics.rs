@@ -44,51 +44,130 @@ fn opts(name: &str, help: &str) -> Opts {
 impl Metrics {
     pub fn new(vantage: &str, per_target_histograms: bool) -> Result<Metrics, MetricsError> {
         let registry = Registry::new();
-        let probe_buckets = vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let probe_buckets = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
         let m = Metrics {
             per_target_histograms,
-            probe_success: GaugeVec::new(opts("thongsuot_probe_success", "1 if the last probe of the target succeeded, else 0."), &TARGET_LABELS)?,
-            probe_duration: HistogramVec::new(
-                HistogramOpts::new("thongsuot_probe_duration_seconds", "Duration of probes, start to verdict.").buckets(probe_buckets),
+            probe_success: GaugeVec::new(
+                opts(
+                    "thongsuot_probe_success",
+                    "1 if the last probe of the target succeeded, else 0.",
+                ),
                 &TARGET_LABELS,
             )?,
-            probe_last_duration: GaugeVec::new(opts("thongsuot_probe_last_duration_seconds", "Duration of the last probe of the target."), &TARGET_LABELS)?,
+            probe_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "thongsuot_probe_duration_seconds",
+                    "Duration of probes, start to verdict.",
+                )
+                .buckets(probe_buckets),
+                &TARGET_LABELS,
+            )?,
+            probe_last_duration: GaugeVec::new(
+                opts(
+                    "thongsuot_probe_last_duration_seconds",
+                    "Duration of the last probe of the target.",
+                ),
+                &TARGET_LABELS,
+            )?,
             probe_phase: GaugeVec::new(
-                opts("thongsuot_probe_phase_duration_seconds", "Duration of each phase of the last probe (resolve, connect, tls, processing, transfer, setup, rtt)."),
+                opts(
+                    "thongsuot_probe_phase_duration_seconds",
+                    "Duration of each phase of the last probe (resolve, connect, tls, processing, transfer, setup, rtt).",
+                ),
                 &["target", "group", "kind", "vantage", "phase"],
             )?,
             probes_total: IntCounterVec::new(
-                opts("thongsuot_probes_total", "Probes run, by result: success or the failure reason."),
+                opts(
+                    "thongsuot_probes_total",
+                    "Probes run, by result: success or the failure reason.",
+                ),
                 &["target", "group", "kind", "vantage", "result"],
             )?,
-            target_up: IntGaugeVec::new(opts("thongsuot_target_up", "1 while the target is up, 0 while a confirmed outage is open."), &TARGET_LABELS)?,
-            downtime: prometheus::CounterVec::new(
-                opts("thongsuot_target_downtime_seconds_total", "Confirmed downtime, backdated to the first failed probe of each outage."),
+            target_up: IntGaugeVec::new(
+                opts(
+                    "thongsuot_target_up",
+                    "1 while the target is up, 0 while a confirmed outage is open.",
+                ),
                 &TARGET_LABELS,
             )?,
-            flaps: IntCounterVec::new(opts("thongsuot_target_flaps_total", "Failure runs shorter than `confirm` (not outages)."), &TARGET_LABELS)?,
-            icmp_loss: GaugeVec::new(opts("thongsuot_icmp_packet_loss_ratio", "Share of echo requests of the last ICMP probe left unanswered."), &TARGET_LABELS)?,
-            icmp_rtt: GaugeVec::new(opts("thongsuot_icmp_rtt_seconds", "Mean round-trip time of the echo replies of the last ICMP probe."), &TARGET_LABELS)?,
-            scheduler_lag: Histogram::with_opts(
-                HistogramOpts::new("thongsuot_scheduler_lag_seconds", "Actual minus planned start of each probe.")
-                    .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            downtime: prometheus::CounterVec::new(
+                opts(
+                    "thongsuot_target_downtime_seconds_total",
+                    "Confirmed downtime, backdated to the first failed probe of each outage.",
+                ),
+                &TARGET_LABELS,
             )?,
-            probes_skipped: IntCounter::with_opts(opts("thongsuot_probes_skipped_total", "Planned probes skipped because the daemon could not run them on time."))?,
-            probes_in_flight: IntGauge::with_opts(opts("thongsuot_probes_in_flight", "Probes running now."))?,
-            targets: IntGaugeVec::new(opts("thongsuot_targets", "Targets probed by this daemon, by kind."), &["kind"])?,
-            config_reload_success: IntGauge::with_opts(opts("thongsuot_config_last_reload_success", "1 if the last config (re)load succeeded."))?,
+            flaps: IntCounterVec::new(
+                opts(
+                    "thongsuot_target_flaps_total",
+                    "Failure runs shorter than `confirm` (not outages).",
+                ),
+                &TARGET_LABELS,
+            )?,
+            icmp_loss: GaugeVec::new(
+                opts(
+                    "thongsuot_icmp_packet_loss_ratio",
+                    "Share of echo requests of the last ICMP probe left unanswered.",
+                ),
+                &TARGET_LABELS,
+            )?,
+            icmp_rtt: GaugeVec::new(
+                opts(
+                    "thongsuot_icmp_rtt_seconds",
+                    "Mean round-trip time of the echo replies of the last ICMP probe.",
+                ),
+                &TARGET_LABELS,
+            )?,
+            scheduler_lag: Histogram::with_opts(
+                HistogramOpts::new(
+                    "thongsuot_scheduler_lag_seconds",
+                    "Actual minus planned start of each probe.",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )?,
+            probes_skipped: IntCounter::with_opts(opts(
+                "thongsuot_probes_skipped_total",
+                "Planned probes skipped because the daemon could not run them on time.",
+            ))?,
+            probes_in_flight: IntGauge::with_opts(opts(
+                "thongsuot_probes_in_flight",
+                "Probes running now.",
+            ))?,
+            targets: IntGaugeVec::new(
+                opts(
+                    "thongsuot_targets",
+                    "Targets probed by this daemon, by kind.",
+                ),
+                &["kind"],
+            )?,
+            config_reload_success: IntGauge::with_opts(opts(
+                "thongsuot_config_last_reload_success",
+                "1 if the last config (re)load succeeded.",
+            ))?,
             config_reload_timestamp: Gauge::with_opts(opts(
                 "thongsuot_config_last_reload_success_timestamp_seconds",
                 "When the config was last loaded successfully (Unix time).",
             ))?,
-            events_dropped: IntCounter::with_opts(opts("thongsuot_events_dropped_total", "State events dropped because their consumer was stalled."))?,
+            events_dropped: IntCounter::with_opts(opts(
+                "thongsuot_events_dropped_total",
+                "State events dropped because their consumer was stalled.",
+            ))?,
             registry,
         };
         let build = IntGaugeVec::new(
-            opts("thongsuot_build_info", "Build of the running daemon (always 1)."),
+            opts(
+                "thongsuot_build_info",
+                "Build of the running daemon (always 1).",
+            ),
             &["version", "vantage"],
         )?;
-        build.with_label_values(&[env!("CARGO_PKG_VERSION"), vantage]).set(1);
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), vantage])
+            .set(1);
         let r = &m.registry;
         r.register(Box::new(build))?;
         r.register(Box::new(m.probe_success.clone()))?;
@@ -109,15 +188,28 @@ impl Metrics {
         r.register(Box::new(m.config_reload_timestamp.clone()))?;
         r.register(Box::new(m.events_dropped.clone()))?;
         #[cfg(target_os = "linux")]
-        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(m)
     }
 
     /// Prepares the handles of one target. Series are created at its first result, so a
     /// target never shows `probe_success 0` or `target_up 0` before it was probed.
-    pub fn target(&self, target: &str, group: &str, kind: &'static str, vantage: &str) -> TargetMetrics {
+    pub fn target(
+        &self,
+        target: &str,
+        group: &str,
+        kind: &'static str,
+        vantage: &str,
+    ) -> TargetMetrics {
         TargetMetrics {
-            labels: [target.to_string(), group.to_string(), kind.to_string(), vantage.to_string()],
+            labels: [
+                target.to_string(),
+                group.to_string(),
+                kind.to_string(),
+                vantage.to_string(),
+            ],
             handles: None,
             is_icmp: kind == "icmp",
         }
@@ -130,9 +222,13 @@ impl Metrics {
             let l = [t.as_str(), g.as_str(), k.as_str(), v.as_str()];
             Handles {
                 success: self.probe_success.with_label_values(&l),
-                duration: self.per_target_histograms.then(|| self.probe_duration.with_label_values(&l)),
+                duration: self
+                    .per_target_histograms
+                    .then(|| self.probe_duration.with_label_values(&l)),
                 last_duration: self.probe_last_duration.with_label_values(&l),
-                ok_total: self.probes_total.with_label_values(&[t, g, k, v, "success"]),
+                ok_total: self
+                    .probes_total
+                    .with_label_values(&[t, g, k, v, "success"]),
                 downtime: self.downtime.with_label_values(&l),
                 flaps: self.flaps.with_label_values(&l),
             }
@@ -153,21 +249,35 @@ impl Metrics {
         }
         let [t, g, k, v] = &tm.labels;
         if let Some(f) = &outcome.failure {
-            self.probes_total.with_label_values(&[t, g, k, v, f.kind.label()]).inc();
+            self.probes_total
+                .with_label_values(&[t, g, k, v, f.kind.label()])
+                .inc();
         }
         for (phase, d) in outcome.phases.iter() {
-            self.probe_phase.with_label_values(&[t, g, k, v, phase.label()]).set(d.as_secs_f64());
+            self.probe_phase
+                .with_label_values(&[t, g, k, v, phase.label()])
+                .set(d.as_secs_f64());
         }
         if let Some(e) = &outcome.echo {
-            self.icmp_loss.with_label_values(&[t, g, k, v]).set(e.loss_ratio());
+            self.icmp_loss
+                .with_label_values(&[t, g, k, v])
+                .set(e.loss_ratio());
             if let Some(rtt) = e.rtt_avg {
-                self.icmp_rtt.with_label_values(&[t, g, k, v]).set(rtt.as_secs_f64());
+                self.icmp_rtt
+                    .with_label_values(&[t, g, k, v])
+                    .set(rtt.as_secs_f64());
             }
         }
     }
 
     /// Records what the state machine made of the result: health, downtime, flaps.
-    pub fn observe_state(&self, tm: &mut TargetMetrics, up: Option<bool>, downtime: std::time::Duration, flap: bool) {
+    pub fn observe_state(
+        &self,
+        tm: &mut TargetMetrics,
+        up: Option<bool>,
+        downtime: std::time::Duration,
+        flap: bool,
+    ) {
         // `target_up` appears only once there is a verdict: an unconfirmed failure run at
         // start-up must not read as an outage.
         if let Some(up) = up {
@@ -199,11 +309,17 @@ impl Metrics {
             let _ = self.icmp_rtt.remove_label_values(&l);
         }
         for p in Phase::ALL {
-            let _ = self.probe_phase.remove_label_values(&[t, g, k, v, p.label()]);
+            let _ = self
+                .probe_phase
+                .remove_label_values(&[t, g, k, v, p.label()]);
         }
-        let _ = self.probes_total.remove_label_values(&[t, g, k, v, "success"]);
+        let _ = self
+            .probes_total
+            .remove_label_values(&[t, g, k, v, "success"]);
         for f in FailureKind::ALL {
-            let _ = self.probes_total.remove_label_values(&[t, g, k, v, f.label()]);
+            let _ = self
+                .probes_total
+                .remove_label_values(&[t, g, k, v, f.label()]);
         }
     }
 
@@ -223,6 +339,12 @@ pub struct TargetMetrics {
     labels: [String; 4],
     handles: Option<Handles>,
     is_icmp: bool,
+}
+
+impl TargetMetrics {
+    pub fn has_labels(&self, target: &str, group: &str, kind: &str, vantage: &str) -> bool {
+        self.labels == [target, group, kind, vantage]
+    }
 }
 
 struct Handles {

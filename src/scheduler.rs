@@ -52,6 +52,7 @@ pub struct Shared {
 pub struct Carried {
     sm: StateMachine,
     status: Entry,
+    metrics: Option<TargetMetrics>,
 }
 
 struct Running {
@@ -91,7 +92,10 @@ impl Scheduler {
     /// untouched; changed ones restart with their state; removed ones stop.
     pub async fn apply(&mut self, config: &Config) -> Applied {
         let mut applied = Applied::default();
-        let wanted: HashMap<&str, &Target> = config.active_targets().map(|t| (t.name.as_str(), t)).collect();
+        let wanted: HashMap<&str, &Target> = config
+            .active_targets()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
 
         let gone: Vec<String> = self
             .running
@@ -102,7 +106,12 @@ impl Scheduler {
         for name in gone {
             if let Some(r) = self.running.remove(&name) {
                 r.cancel.cancel();
-                let _ = r.handle.await;
+                if let Ok(Carried {
+                    metrics: Some(tm), ..
+                }) = r.handle.await
+                {
+                    self.shared.metrics.remove_target(&tm);
+                }
                 self.shared.board.remove(&name);
                 applied.removed.push(name);
             }
@@ -135,7 +144,11 @@ impl Scheduler {
             self.spawn(t.clone(), carried);
         }
         for kind in ["icmp", "tcp", "http", "dns"] {
-            self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
+            self.shared
+                .metrics
+                .targets
+                .with_label_values(&[kind])
+                .set(counts.get(kind).copied().unwrap_or(0));
         }
         applied
     }
@@ -160,6 +173,7 @@ impl Scheduler {
             }
             None => Carried {
                 sm: StateMachine::new(target.confirm, target.recover),
+                metrics: None,
                 status: shared.board.insert(TargetStatus {
                     name: target.name.clone(),
                     group: target.group.clone(),
@@ -180,8 +194,21 @@ impl Scheduler {
                 }),
             },
         };
-        let handle = tokio::spawn(run_target(target.clone(), shared, carried, ident, cancel.clone()));
-        self.running.insert(name, Running { target, cancel, handle });
+        let handle = tokio::spawn(run_target(
+            target.clone(),
+            shared,
+            carried,
+            ident,
+            cancel.clone(),
+        ));
+        self.running.insert(
+            name,
+            Running {
+                target,
+                cancel,
+                handle,
+            },
+        );
     }
 
     /// Stops every task, waiting at most `grace` for probes in flight.
@@ -204,7 +231,8 @@ impl Scheduler {
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Stable offset of a target within any interval: FNV-1a of its name.
@@ -227,9 +255,27 @@ fn next_slot(after_ms: u64, interval_ms: u64, offset_ms: u64) -> u64 {
     offset_ms + (base / i + 1) * i
 }
 
-async fn run_target(target: Target, shared: Arc<Shared>, mut carried: Carried, ident: u16, cancel: CancellationToken) -> Carried {
+async fn run_target(
+    target: Target,
+    shared: Arc<Shared>,
+    mut carried: Carried,
+    ident: u16,
+    cancel: CancellationToken,
+) -> Carried {
     let kind = target.spec.kind();
-    let mut tm: TargetMetrics = shared.metrics.target(&target.name, &target.group, kind, &shared.vantage);
+    // Keep the series of a restarted target when its labels did not change.
+    let mut tm = match carried.metrics.take() {
+        Some(tm) if tm.has_labels(&target.name, &target.group, kind, &shared.vantage) => tm,
+        Some(old) => {
+            shared.metrics.remove_target(&old);
+            shared
+                .metrics
+                .target(&target.name, &target.group, kind, &shared.vantage)
+        }
+        None => shared
+            .metrics
+            .target(&target.name, &target.group, kind, &shared.vantage),
+    };
     let prepared = probe::prepare(&target.spec, &target.binding, target.timeout);
     // Wall-clock slots mapped onto tokio's clock, which may be paused in tests.
     let base_wall = unix_ms(SystemTime::now());
@@ -238,7 +284,11 @@ async fn run_target(target: Target, shared: Arc<Shared>, mut carried: Carried, i
     let now_ms = || base_wall + base_instant.elapsed().as_millis() as u64;
 
     let mut interval = shared.config.borrow().interval_for(&target, Utc::now());
-    let mut due = next_slot(now_ms(), interval.as_millis() as u64, phase_ms(&target.name, interval.as_millis() as u64));
+    let mut due = next_slot(
+        now_ms(),
+        interval.as_millis() as u64,
+        phase_ms(&target.name, interval.as_millis() as u64),
+    );
 
     loop {
         tokio::select! {
@@ -257,7 +307,14 @@ async fn run_target(target: Target, shared: Arc<Shared>, mut carried: Carried, i
         shared.metrics.probes_in_flight.inc();
         let outcome = match &prepared {
             Ok(p) => {
-                let fut = probe::run(&target.spec, p, &target.binding, &shared.probers, ident, target.timeout);
+                let fut = probe::run(
+                    &target.spec,
+                    p,
+                    &target.binding,
+                    &shared.probers,
+                    ident,
+                    target.timeout,
+                );
                 // Safety net: a probe that overruns its own timeout is cut here.
                 match tokio::time::timeout(target.timeout + Duration::from_secs(1), fut).await {
                     Ok(o) => o,
@@ -268,12 +325,24 @@ async fn run_target(target: Target, shared: Arc<Shared>, mut carried: Carried, i
                     },
                 }
             }
-            Err(f) => Outcome { failure: Some(f.clone()), ..Outcome::default() },
+            Err(f) => Outcome {
+                failure: Some(f.clone()),
+                ..Outcome::default()
+            },
         };
         shared.metrics.probes_in_flight.dec();
         drop(permit);
 
-        record(&target, &shared, &mut carried, &mut tm, &outcome, at, interval).await;
+        record(
+            &target,
+            &shared,
+            &mut carried,
+            &mut tm,
+            &outcome,
+            at,
+            interval,
+        )
+        .await;
 
         // Next slot; after a stall, skip the missed ones (counted) rather than burst.
         interval = shared.config.borrow().interval_for(&target, Utc::now());
@@ -290,6 +359,7 @@ async fn run_target(target: Target, shared: Arc<Shared>, mut carried: Carried, i
             due = next;
         }
     }
+    carried.metrics = Some(tm);
     carried
 }
 
@@ -328,7 +398,11 @@ async fn record(
             s.last_failure = Some(f.detail.clone());
             s.last_failure_reason = Some(f.kind.label());
         }
-        s.consecutive_failures = if outcome.ok() { 0 } else { s.consecutive_failures + 1 };
+        s.consecutive_failures = if outcome.ok() {
+            0
+        } else {
+            s.consecutive_failures + 1
+        };
         s.downtime_seconds += obs.downtime.as_secs_f64();
         s.flaps += u64::from(obs.flap);
         s.interval_seconds = interval.as_secs_f64();
@@ -365,7 +439,9 @@ mod tests {
         assert_eq!(next_slot(1249, 1000, 250), 1250);
         assert_eq!(next_slot(1250, 1000, 250), 2250);
         // Phases spread targets across the interval.
-        let phases: std::collections::HashSet<u64> = (0..100).map(|i| phase_ms(&format!("t{i}"), 10_000) / 1000).collect();
+        let phases: std::collections::HashSet<u64> = (0..100)
+            .map(|i| phase_ms(&format!("t{i}"), 10_000) / 1000)
+            .collect();
         assert!(phases.len() >= 8, "phases cluster: {phases:?}");
     }
 }

@@ -45,7 +45,14 @@ pub fn router(state: AppState) -> Router {
 
 async fn metrics(State(s): State<AppState>) -> Response {
     let body = s.metrics.render();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -86,7 +93,10 @@ async fn status(State(s): State<AppState>) -> Response {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A plain server-rendered table until the full status page lands.
@@ -123,7 +133,10 @@ async fn index(State(s): State<AppState>) -> Html<String> {
 /// state-changing call is refused.
 pub fn authorized(config: &Config, headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
     let Some(expected) = config.daemon.api_token.as_deref() else {
-        return Err((StatusCode::FORBIDDEN, "no API token configured (daemon.api_token_env): state-changing calls are disabled\n"));
+        return Err((
+            StatusCode::FORBIDDEN,
+            "no API token configured (daemon.api_token_env): state-changing calls are disabled\n",
+        ));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -143,14 +156,20 @@ async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
         return e.into_response();
     }
     let (tx, rx) = oneshot::channel();
-    if s.reload.send(ReloadRequest { reply: Some(tx) }).await.is_err() {
+    if s.reload
+        .send(ReloadRequest { reply: Some(tx) })
+        .await
+        .is_err()
+    {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     match rx.await {
         Ok(Ok(applied)) => axum::Json(applied).into_response(),
-        Ok(Err(errors)) => {
-            (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "errors": errors }))).into_response()
-        }
+        Ok(Err(errors)) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({ "errors": errors })),
+        )
+            .into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
     }
 }

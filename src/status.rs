@@ -49,7 +49,10 @@ impl Board {
     }
 
     pub fn remove(&self, name: &str) {
-        self.targets.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.targets
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
     }
 
     /// A consistent-enough copy of every target, in name order.
@@ -62,6 +65,7 @@ impl Board {
 
     pub fn get(&self, name: &str) -> Option<TargetStatus> {
         let map = self.targets.read().unwrap_or_else(|p| p.into_inner());
-        map.get(name).map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        map.get(name)
+            .map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 }

@@ -77,7 +77,11 @@ pub fn check(spec: &DnsSpec, answer: &Message) -> Result<(), Failure> {
     if rcode != spec.expect_rcode {
         return Err(Failure::new(
             FailureKind::Rcode,
-            format!("rcode {}, expected {}", rcode_name(rcode), rcode_name(spec.expect_rcode)),
+            format!(
+                "rcode {}, expected {}",
+                rcode_name(rcode),
+                rcode_name(spec.expect_rcode)
+            ),
         ));
     }
     let wanted: Vec<&hickory_proto::rr::Record> = answer
@@ -139,7 +143,12 @@ fn decode(buf: &[u8], id: u16) -> Result<Option<Message>, Failure> {
     Ok(Some(msg))
 }
 
-async fn udp(server: SocketAddr, binding: &Binding, wire: &[u8], id: u16) -> Result<Message, Failure> {
+async fn udp(
+    server: SocketAddr,
+    binding: &Binding,
+    wire: &[u8],
+    id: u16,
+) -> Result<Message, Failure> {
     let local = match binding.source {
         Some(src) => SocketAddr::new(src, 0),
         None if server.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -155,19 +164,29 @@ async fn udp(server: SocketAddr, binding: &Binding, wire: &[u8], id: u16) -> Res
     sock.connect(server)
         .await
         .map_err(|e| Failure::io(&format!("connect {server}"), &e))?;
-    sock.send(wire).await.map_err(|e| Failure::io("send query", &e))?;
+    sock.send(wire)
+        .await
+        .map_err(|e| Failure::io("send query", &e))?;
     let mut buf = vec![0u8; MAX_UDP];
     // Answers with another id (late answers to an earlier query, spoofing) are skipped;
     // the probe's deadline bounds this loop.
     loop {
-        let n = sock.recv(&mut buf).await.map_err(|e| Failure::io("receive answer", &e))?;
+        let n = sock
+            .recv(&mut buf)
+            .await
+            .map_err(|e| Failure::io("receive answer", &e))?;
         if let Some(m) = decode(&buf[..n], id)? {
             return Ok(m);
         }
     }
 }
 
-async fn tcp(server: SocketAddr, binding: &Binding, wire: &[u8], id: u16) -> Result<Message, Failure> {
+async fn tcp(
+    server: SocketAddr,
+    binding: &Binding,
+    wire: &[u8],
+    id: u16,
+) -> Result<Message, Failure> {
     let mut stream = super::tcp::connect(server, binding)
         .await
         .map_err(|e| Failure::io(&format!("connect {server}"), &e))?;
@@ -176,10 +195,20 @@ async fn tcp(server: SocketAddr, binding: &Binding, wire: &[u8], id: u16) -> Res
     let mut framed = Vec::with_capacity(wire.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(wire);
-    stream.write_all(&framed).await.map_err(|e| Failure::io("send query", &e))?;
+    stream
+        .write_all(&framed)
+        .await
+        .map_err(|e| Failure::io("send query", &e))?;
     let mut len = [0u8; 2];
-    stream.read_exact(&mut len).await.map_err(|e| Failure::io("read answer length", &e))?;
+    stream
+        .read_exact(&mut len)
+        .await
+        .map_err(|e| Failure::io("read answer length", &e))?;
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut buf).await.map_err(|e| Failure::io("read answer", &e))?;
-    decode(&buf, id)?.ok_or_else(|| Failure::new(FailureKind::Protocol, "answer with another query id"))
+    stream
+        .read_exact(&mut buf)
+        .await
+        .map_err(|e| Failure::io("read answer", &e))?;
+    decode(&buf, id)?
+        .ok_or_else(|| Failure::new(FailureKind::Protocol, "answer with another query id"))
 }

@@ -26,16 +26,23 @@ pub struct IcmpSpec {
 
 const PAYLOAD: [u8; 56] = [0x74; 56];
 
+/// A client and its sequence counter.
+type SharedClient = (Client, std::sync::Arc<AtomicU16>);
+
 /// One client (socket + receive task) per (family, binding), created on first use and shared
 /// by every target that uses it. The sequence counter is per client so that two targets
 /// pinging the same host never wait for the same (host, seq) reply.
 #[derive(Default)]
 pub struct IcmpClients {
-    clients: Mutex<HashMap<(bool, Binding), (Client, std::sync::Arc<AtomicU16>)>>,
+    clients: Mutex<HashMap<(bool, Binding), SharedClient>>,
 }
 
 impl IcmpClients {
-    fn get(&self, v6: bool, binding: &Binding) -> Result<(Client, std::sync::Arc<AtomicU16>), std::io::Error> {
+    fn get(
+        &self,
+        v6: bool,
+        binding: &Binding,
+    ) -> Result<(Client, std::sync::Arc<AtomicU16>), std::io::Error> {
         let key = (v6, binding.clone());
         let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((c, seq)) = map.get(&key) {
@@ -72,11 +79,20 @@ pub fn check_permission(v6: bool) -> Result<(), String> {
              ICMP for your group (`sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`)",
             if v6 { 6 } else { 4 }
         )),
-        Err(e) => Err(format!("cannot open an ICMPv{} socket: {e}", if v6 { 6 } else { 4 })),
+        Err(e) => Err(format!(
+            "cannot open an ICMPv{} socket: {e}",
+            if v6 { 6 } else { 4 }
+        )),
     }
 }
 
-pub async fn probe(spec: &IcmpSpec, binding: &Binding, clients: &IcmpClients, ident: u16, timeout: Duration) -> Outcome {
+pub async fn probe(
+    spec: &IcmpSpec,
+    binding: &Binding,
+    clients: &IcmpClients,
+    ident: u16,
+    timeout: Duration,
+) -> Outcome {
     let start = Instant::now();
     let mut out = Outcome::default();
     let addr = match resolve_one(&spec.host, 0, binding).await {
@@ -93,8 +109,9 @@ pub async fn probe(spec: &IcmpSpec, binding: &Binding, clients: &IcmpClients, id
     let (client, seq) = match clients.get(addr.is_ipv6(), binding) {
         Ok(c) => c,
         Err(e) => {
-            out.failure = Some(Failure::io("cannot open ICMP socket", &e));
-            out.failure.as_mut().map(|f| f.kind = FailureKind::Setup);
+            let mut f = Failure::io("cannot open ICMP socket", &e);
+            f.kind = FailureKind::Setup;
+            out.failure = Some(f);
             out.elapsed = start.elapsed();
             return out;
         }
@@ -149,7 +166,10 @@ pub async fn probe(spec: &IcmpSpec, binding: &Binding, clients: &IcmpClients, id
         out.failure = Some(match last_err {
             Some(SurgeError::Timeout { .. }) | None => Failure::new(
                 FailureKind::Timeout,
-                format!("no echo reply from {addr} ({count} sent, timeout {})", super::fmt_duration(timeout)),
+                format!(
+                    "no echo reply from {addr} ({count} sent, timeout {})",
+                    super::fmt_duration(timeout)
+                ),
             ),
             Some(SurgeError::IOError(e)) => Failure::io(&format!("ping {addr}"), &e),
             Some(e) => Failure::new(FailureKind::Io, format!("ping {addr}: {e}")),

@@ -168,7 +168,11 @@ impl Failure {
     pub fn timeout(phase: Phase, after: Duration) -> Failure {
         Failure::new(
             FailureKind::Timeout,
-            format!("no answer within {} ({} phase)", fmt_duration(after), phase.label()),
+            format!(
+                "no answer within {} ({} phase)",
+                fmt_duration(after),
+                phase.label()
+            ),
         )
     }
 }
@@ -308,7 +312,11 @@ pub enum Prepared {
 
 /// Builds what a target needs before its first probe; errors are setup failures reported
 /// per probe (e.g. an unreadable `ca_file`), never panics.
-pub fn prepare(spec: &ProbeSpec, binding: &Binding, timeout: Duration) -> Result<Prepared, Failure> {
+pub fn prepare(
+    spec: &ProbeSpec,
+    binding: &Binding,
+    timeout: Duration,
+) -> Result<Prepared, Failure> {
     match spec {
         ProbeSpec::Http(h) => http::prepare(h, binding, timeout).map(Prepared::Http),
         ProbeSpec::Icmp(_) | ProbeSpec::Tcp(_) | ProbeSpec::Dns(_) => Ok(Prepared::None),
@@ -344,17 +352,17 @@ pub fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 && ms < 60_000 {
+    } else if ms.is_multiple_of(1000) && ms < 60_000 {
         format!("{}s", ms / 1000)
     } else if ms < 60_000 {
         format!("{:.1}s", d.as_secs_f64())
     } else {
         let s = d.as_secs();
-        if s % 3600 == 0 {
+        if s.is_multiple_of(3600) {
             format!("{}h", s / 3600)
         } else if s >= 3600 {
             format!("{}h{}m", s / 3600, (s % 3600) / 60)
-        } else if s % 60 == 0 {
+        } else if s.is_multiple_of(60) {
             format!("{}m", s / 60)
         } else {
             format!("{}m{}s", s / 60, s % 60)
@@ -364,7 +372,11 @@ pub fn fmt_duration(d: Duration) -> String {
 
 /// Resolves `host` (an IP literal or a name) to one address, preferring the family of
 /// `source` when one is bound.
-pub async fn resolve_one(host: &str, port: u16, binding: &Binding) -> Result<std::net::SocketAddr, Failure> {
+pub async fn resolve_one(
+    host: &str,
+    port: u16,
+    binding: &Binding,
+) -> Result<std::net::SocketAddr, Failure> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(std::net::SocketAddr::new(ip, port));
     }

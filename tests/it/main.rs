@@ -1,0 +1,7 @@
+//! One integration-test binary (links once). Real servers, real sockets: see `support`.
+
+mod cli;
+mod config;
+mod daemon;
+mod probes;
+mod support;
