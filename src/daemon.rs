@@ -15,6 +15,7 @@ use crate::probe::{ProbeSpec, Probers};
 use crate::scheduler::{Event, Scheduler, Shared};
 use crate::server::{AppState, ReloadRequest};
 use crate::status::Board;
+use crate::store::{Op, Store, StoreHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -36,7 +37,16 @@ pub enum DaemonError {
     Metrics(#[from] crate::metrics::MetricsError),
     #[error("HTTP server: {0}")]
     Server(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot start the store writer: {0}")]
+    Writer(std::io::Error),
 }
+
+/// How often the daemon records that it is alive: the most observed time a crash can lose.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often SLA figures are recomputed for `/metrics`.
+pub const SLA_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The caller's handles on a running daemon.
 pub struct Control {
@@ -139,6 +149,15 @@ pub async fn run_on(
         &config.daemon.vantage,
         config.daemon.per_target_histograms,
     )?);
+    let store_path = Store::path_in(&config.daemon.state_dir);
+    let store = Store::open(&store_path)?;
+    let restored = store.restore()?;
+    let run_id = store.begin_run(unix_ms(), &config.daemon.vantage)?;
+    let errors = metrics.clone();
+    let (store_handle, store_thread) =
+        crate::store::writer::spawn(store, move |_| errors.store_errors.inc())
+            .map_err(DaemonError::Writer)?;
+
     let board = Arc::new(Board::default());
     let (events_tx, events_rx) = mpsc::channel(4096);
     let config = Arc::new(config);
@@ -151,20 +170,31 @@ pub async fn run_on(
         events: events_tx,
         config: config_rx.clone(),
         vantage: config.daemon.vantage.clone(),
+        store: store_handle.clone(),
+        restored: std::sync::Mutex::new(restored),
     });
     let root = control.shutdown.child_token();
     let mut scheduler = Scheduler::new(shared, root.clone());
     let applied = scheduler.apply(&config).await;
+    record_targets(&store_handle, &config);
     metrics.config_reload_success.set(1);
     metrics.config_reload_timestamp.set(unix_now());
     tracing::info!(
         targets = applied.added.len(),
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         vantage = %config.daemon.vantage,
+        config = %config.path.display(),
+        store = %store_path.display(),
         "thongsuot {} started",
         env!("CARGO_PKG_VERSION")
     );
 
+    let heartbeat = tokio::spawn(heartbeats(store_handle.clone(), run_id));
+    let sla = tokio::spawn(sla_metrics(
+        store_path.clone(),
+        config_rx.clone(),
+        metrics.clone(),
+    ));
     let events = tokio::spawn(log_events(events_rx));
     let ready = Arc::new(AtomicBool::new(true));
     let app = crate::server::router(AppState {
@@ -187,6 +217,9 @@ pub async fn run_on(
             req = control.reload_rx.recv() => {
                 let Some(req) = req else { break };
                 let result = reload(&config_tx, &mut scheduler, &metrics).await;
+                if result.is_ok() {
+                    record_targets(&store_handle, &config_tx.borrow());
+                }
                 if let Some(reply) = req.reply {
                     let _ = reply.send(result);
                 }
@@ -199,6 +232,20 @@ pub async fn run_on(
     let grace = config_tx.borrow().daemon.shutdown_grace;
     scheduler.shutdown(grace).await;
     drop(scheduler);
+    heartbeat.abort();
+    sla.abort();
+    // The last observed instant, then everything committed before the writer stops.
+    store_handle.send(Op::Heartbeat {
+        run: run_id,
+        at: unix_ms(),
+    });
+    let _ = tokio::time::timeout(grace, store_handle.flush()).await;
+    drop(store_handle);
+    let _ = tokio::time::timeout(
+        grace,
+        tokio::task::spawn_blocking(move || store_thread.join()),
+    )
+    .await;
     let _ = tokio::time::timeout(grace, events).await;
     match tokio::time::timeout(grace, server).await {
         Ok(Ok(Err(e))) => return Err(DaemonError::Server(e)),
@@ -206,6 +253,115 @@ pub async fn run_on(
         Err(_) => tracing::warn!("HTTP server did not stop within {grace:?}"),
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Records which targets this run watches (their first-seen time anchors observed time).
+fn record_targets(store: &StoreHandle, config: &Config) {
+    let targets = config
+        .active_targets()
+        .map(|t| (t.name.clone(), t.group.clone(), t.spec.kind().to_string()))
+        .collect();
+    store.send(Op::Targets {
+        at: unix_ms(),
+        targets,
+    });
+}
+
+async fn heartbeats(store: StoreHandle, run: i64) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        store.send(Op::Heartbeat { run, at: unix_ms() });
+    }
+}
+
+/// Recomputes the SLA gauges from the store on a read-only connection, off the runtime.
+async fn sla_metrics(
+    path: std::path::PathBuf,
+    config: watch::Receiver<Arc<Config>>,
+    metrics: Arc<Metrics>,
+) {
+    let reader: Arc<std::sync::Mutex<Option<Store>>> = Arc::new(std::sync::Mutex::new(None));
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let mut tick = tokio::time::interval(SLA_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let cfg = config.borrow().clone();
+        let (reader, metrics, path) = (reader.clone(), metrics.clone(), path.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let mut guard = reader.lock().unwrap_or_else(|p| p.into_inner());
+            if guard.is_none() {
+                *guard = Some(Store::open_read_only(&path)?);
+            }
+            match guard.as_ref() {
+                Some(store) => evaluate_sla(&cfg, store, &metrics),
+                None => Ok(()),
+            }
+        })
+        .await;
+        match done {
+            Ok(Err(e)) => tracing::warn!("SLA evaluation failed: {e}"),
+            Err(e) => tracing::warn!("SLA evaluation panicked: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+fn evaluate_sla(
+    config: &Config,
+    store: &Store,
+    metrics: &Metrics,
+) -> Result<(), crate::store::StoreError> {
+    let started = std::time::Instant::now();
+    let now = chrono::Utc::now();
+    let vantage = config.daemon.vantage.as_str();
+    let mut reports = Vec::new();
+    for (name, window, period) in crate::report::metric_windows(config, now) {
+        reports.push(crate::report::build(
+            config, store, &name, window, period, now,
+        )?);
+    }
+    for v in [
+        &metrics.sla_availability,
+        &metrics.sla_coverage,
+        &metrics.sla_budget,
+    ] {
+        v.reset();
+    }
+    metrics.sla_breach.reset();
+    for r in &reports {
+        let p = r.window_name.as_str();
+        for g in &r.groups {
+            let set = |t: &str, kind: &str, f: &crate::sla::ledger::Figures| {
+                let l = [t, g.name.as_str(), kind, vantage, p];
+                if let Some(a) = f.availability {
+                    metrics.sla_availability.with_label_values(&l).set(a);
+                }
+                metrics.sla_coverage.with_label_values(&l).set(f.coverage);
+                metrics
+                    .sla_breach
+                    .with_label_values(&l)
+                    .set(i64::from(f.breach));
+                if let Some(b) = f.error_budget_remaining {
+                    metrics.sla_budget.with_label_values(&l).set(b);
+                }
+            };
+            set("", "", &g.figures);
+            for t in g.targets.iter().filter(|t| t.in_config) {
+                set(&t.name, &t.kind, &t.figures);
+            }
+        }
+    }
+    metrics
+        .sla_eval_seconds
+        .set(started.elapsed().as_secs_f64());
     Ok(())
 }
 

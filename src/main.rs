@@ -30,6 +30,29 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// SLA report from the store: per group and target, availability over observed time,
+    /// coverage, downtime, outages. Default window: the period in force now, else the last 24 h.
+    Report {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A [[period]] name from the config.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        period: Option<String>,
+        /// Start of a custom window (RFC 3339 or local time in daemon.timezone).
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// text, md, csv, json or html.
+        #[arg(long, default_value = "text")]
+        format: thongsuot::report::render::Format,
+        /// en or vi (default: daemon.language).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// Exit codes: 0 ok, 1 invalid config, 2 the daemon could not run.
@@ -42,7 +65,112 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
+        Command::Report {
+            config,
+            period,
+            from,
+            to,
+            format,
+            lang,
+            output,
+        } => report(&config, period, from.zip(to), format, lang, output),
     }
+}
+
+fn report(
+    path: &std::path::Path,
+    period: Option<String>,
+    range: Option<(String, String)>,
+    format: thongsuot::report::render::Format,
+    lang: Option<String>,
+    output: Option<PathBuf>,
+) -> ExitCode {
+    use thongsuot::config::Language;
+    use thongsuot::sla::spans::Span;
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let tz = config.daemon.timezone;
+    let lang = match lang.as_deref() {
+        None => config.daemon.language,
+        Some("en") => Language::En,
+        Some("vi") => Language::Vi,
+        Some(other) => {
+            eprintln!("error: --lang must be en or vi, not {other:?}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let now = chrono::Utc::now();
+    let (name, window, p) = if let Some(name) = period {
+        match config.periods.iter().find(|p| p.name == name) {
+            Some(p) => (
+                p.name.clone(),
+                Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()),
+                Some(p),
+            ),
+            None => {
+                let known: Vec<&str> = config.periods.iter().map(|p| p.name.as_str()).collect();
+                eprintln!(
+                    "error: no period {name:?} in {}; periods: {}",
+                    path.display(),
+                    known.join(", ")
+                );
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    } else if let Some((from, to)) = range {
+        let parse = |s: &str| thongsuot::config::units::parse_time_str(s, tz);
+        match (parse(&from), parse(&to)) {
+            (Ok(f), Ok(t)) if t > f => (
+                "custom".to_string(),
+                Span::new(f.timestamp_millis(), t.timestamp_millis()),
+                None,
+            ),
+            (Ok(_), Ok(_)) => {
+                eprintln!("error: --to must be after --from");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    } else if let Some(p) = config.periods.iter().find(|p| p.contains(now)) {
+        (
+            p.name.clone(),
+            Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()),
+            Some(p),
+        )
+    } else {
+        let now_ms = now.timestamp_millis();
+        (
+            "last-24h".to_string(),
+            Span::new(now_ms - 86_400_000, now_ms),
+            None,
+        )
+    };
+    let store_path = thongsuot::store::Store::path_in(&config.daemon.state_dir);
+    let built = thongsuot::store::Store::open_read_only(&store_path)
+        .and_then(|store| thongsuot::report::build(&config, &store, &name, window, p, now));
+    let report = match built {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let text = thongsuot::report::render::render(&report, format, lang, tz);
+    match output {
+        Some(file) => {
+            if let Err(e) = std::fs::write(&file, text) {
+                eprintln!("error: cannot write {}: {e}", file.display());
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        }
+        None => print!("{text}"),
+    }
+    ExitCode::SUCCESS
 }
 
 fn init_logging() {
@@ -105,15 +233,20 @@ fn check(path: &std::path::Path) -> ExitCode {
         *kinds.entry(t.spec.kind()).or_default() += 1;
     }
     let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let n =
+        |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
     println!(
-        "{}: OK: {} targets ({}), {} groups, {} periods, {} contacts, {} postal operators",
+        "{}: OK: {} ({}), {}, {}, {}, {}",
         path.display(),
-        config.targets.len(),
+        n(config.targets.len(), "target"),
         kinds.join(", "),
-        config.groups.len(),
-        config.periods.len(),
-        config.contacts.len(),
-        config.postal.as_ref().map_or(0, |p| p.operators.len()),
+        n(config.groups.len(), "group"),
+        n(config.periods.len(), "period"),
+        n(config.contacts.len(), "contact"),
+        n(
+            config.postal.as_ref().map_or(0, |p| p.operators.len()),
+            "postal operator"
+        ),
     );
     ExitCode::SUCCESS
 }
@@ -142,7 +275,8 @@ fn run(path: &std::path::Path) -> ExitCode {
         Err(e) => {
             match e.downcast_ref::<DaemonError>() {
                 Some(DaemonError::Icmp(msg)) => eprintln!("error: {msg}"),
-                _ => eprintln!("error: {e:#}"),
+                // Our errors already carry their cause in their text.
+                _ => eprintln!("error: {e}"),
             }
             ExitCode::from(EXIT_RUNTIME)
         }

@@ -31,7 +31,17 @@ pub struct Metrics {
     pub config_reload_success: IntGauge,
     pub config_reload_timestamp: Gauge,
     pub events_dropped: IntCounter,
+    degraded: IntGaugeVec,
+    pub sla_availability: GaugeVec,
+    pub sla_coverage: GaugeVec,
+    pub sla_breach: IntGaugeVec,
+    pub sla_budget: GaugeVec,
+    pub store_errors: IntCounter,
+    pub sla_eval_seconds: Gauge,
 }
+
+/// Labels of the SLA series: a target's (with `group`), or a group's (`target=""`, `kind=""`).
+pub const SLA_LABELS: [&str; 5] = ["target", "group", "kind", "vantage", "period"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("metrics registry: {0}")]
@@ -156,6 +166,49 @@ impl Metrics {
                 "thongsuot_events_dropped_total",
                 "State events dropped because their consumer was stalled.",
             ))?,
+            degraded: IntGaugeVec::new(
+                opts(
+                    "thongsuot_target_degraded",
+                    "1 while the target is congested: loss or p95 latency over its thresholds in the sliding window.",
+                ),
+                &TARGET_LABELS,
+            )?,
+            sla_availability: GaugeVec::new(
+                opts(
+                    "thongsuot_sla_availability_ratio",
+                    "Availability over observed time in the period (group series have target=\"\").",
+                ),
+                &SLA_LABELS,
+            )?,
+            sla_coverage: GaugeVec::new(
+                opts(
+                    "thongsuot_sla_coverage_ratio",
+                    "Observed time / elapsed time of the period: time the monitor was not running is unobserved.",
+                ),
+                &SLA_LABELS,
+            )?,
+            sla_breach: IntGaugeVec::new(
+                opts(
+                    "thongsuot_sla_breach",
+                    "1 if the objective of the period is breached (availability, max outage, or congestion at 100 %).",
+                ),
+                &SLA_LABELS,
+            )?,
+            sla_budget: GaugeVec::new(
+                opts(
+                    "thongsuot_sla_error_budget_remaining_ratio",
+                    "Share of the error budget left in the period (objectives below 100 % only).",
+                ),
+                &SLA_LABELS,
+            )?,
+            store_errors: IntCounter::with_opts(opts(
+                "thongsuot_store_errors_total",
+                "Failed writes to the embedded store (retried).",
+            ))?,
+            sla_eval_seconds: Gauge::with_opts(opts(
+                "thongsuot_sla_evaluation_duration_seconds",
+                "Time the last SLA evaluation took.",
+            ))?,
             registry,
         };
         let build = IntGaugeVec::new(
@@ -187,6 +240,13 @@ impl Metrics {
         r.register(Box::new(m.config_reload_success.clone()))?;
         r.register(Box::new(m.config_reload_timestamp.clone()))?;
         r.register(Box::new(m.events_dropped.clone()))?;
+        r.register(Box::new(m.degraded.clone()))?;
+        r.register(Box::new(m.sla_availability.clone()))?;
+        r.register(Box::new(m.sla_coverage.clone()))?;
+        r.register(Box::new(m.sla_breach.clone()))?;
+        r.register(Box::new(m.sla_budget.clone()))?;
+        r.register(Box::new(m.store_errors.clone()))?;
+        r.register(Box::new(m.sla_eval_seconds.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -294,6 +354,27 @@ impl Metrics {
         }
     }
 
+    /// Continues the counters of a target from what the store kept across restarts.
+    pub fn restore_counters(&self, tm: &TargetMetrics, downtime: std::time::Duration, flaps: u64) {
+        let [t, g, k, v] = &tm.labels;
+        let l = [t.as_str(), g.as_str(), k.as_str(), v.as_str()];
+        if !downtime.is_zero() {
+            self.downtime
+                .with_label_values(&l)
+                .inc_by(downtime.as_secs_f64());
+        }
+        if flaps > 0 {
+            self.flaps.with_label_values(&l).inc_by(flaps);
+        }
+    }
+
+    pub fn set_degraded(&self, tm: &TargetMetrics, degraded: bool) {
+        let [t, g, k, v] = &tm.labels;
+        self.degraded
+            .with_label_values(&[t, g, k, v])
+            .set(i64::from(degraded));
+    }
+
     /// Drops every series of a target that left the config.
     pub fn remove_target(&self, tm: &TargetMetrics) {
         let [t, g, k, v] = &tm.labels;
@@ -304,6 +385,7 @@ impl Metrics {
         let _ = self.target_up.remove_label_values(&l);
         let _ = self.downtime.remove_label_values(&l);
         let _ = self.flaps.remove_label_values(&l);
+        let _ = self.degraded.remove_label_values(&l);
         if tm.is_icmp {
             let _ = self.icmp_loss.remove_label_values(&l);
             let _ = self.icmp_rtt.remove_label_values(&l);

@@ -17,8 +17,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Target};
 use crate::metrics::{Metrics, TargetMetrics};
 use crate::probe::{self, Failure, Outcome, Probers};
+use crate::sla::window::{Change, CongestionWindow, Thresholds};
 use crate::sla::{Health, StateMachine, Transition};
 use crate::status::{Board, Entry, TargetStatus};
+use crate::store::{IntervalKind, Op, Restored, StoreHandle};
 
 /// A change of a target's state, for the ledger, the notifier and the log.
 #[derive(Debug, Clone)]
@@ -46,6 +48,35 @@ pub struct Shared {
     pub events: mpsc::Sender<Event>,
     pub config: watch::Receiver<Arc<Config>>,
     pub vantage: String,
+    pub store: StoreHandle,
+    /// What the store kept from the previous run, taken by each target at its first start.
+    pub restored: std::sync::Mutex<Restored>,
+}
+
+/// The congestion thresholds a target's kind and config give it.
+pub fn thresholds(target: &Target) -> Thresholds {
+    match &target.spec {
+        probe::ProbeSpec::Icmp(s) => Thresholds {
+            max_loss: Some(s.max_loss),
+            max_latency: Some(s.max_rtt),
+        },
+        probe::ProbeSpec::Http(s) => Thresholds {
+            max_loss: None,
+            max_latency: s.max_latency,
+        },
+        probe::ProbeSpec::Tcp(_) | probe::ProbeSpec::Dns(_) => Thresholds {
+            max_loss: None,
+            max_latency: None,
+        },
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// State that survives a target's restart on reload.
@@ -53,6 +84,10 @@ pub struct Carried {
     sm: StateMachine,
     status: Entry,
     metrics: Option<TargetMetrics>,
+    window: Option<CongestionWindow>,
+    /// Counters from the store to add once the metric handles exist (first start only).
+    restored_downtime: Duration,
+    restored_flaps: u64,
 }
 
 struct Running {
@@ -171,28 +206,61 @@ impl Scheduler {
                 // Re-register: a removed-then-readded name must be on the board.
                 c
             }
-            None => Carried {
-                sm: StateMachine::new(target.confirm, target.recover),
-                metrics: None,
-                status: shared.board.insert(TargetStatus {
-                    name: target.name.clone(),
-                    group: target.group.clone(),
-                    kind: target.spec.kind(),
-                    description: target.description.clone(),
-                    state: Health::Unknown.label(),
-                    since: None,
-                    last_probe: None,
-                    last_ok: None,
-                    last_duration_seconds: None,
-                    last_failure: None,
-                    last_failure_reason: None,
-                    consecutive_failures: 0,
-                    downtime_seconds: 0.0,
-                    flaps: 0,
-                    interval_seconds: 0.0,
-                    packet_loss_ratio: None,
-                }),
-            },
+            None => {
+                let now = Utc::now();
+                let mut sm = StateMachine::new(target.confirm, target.recover);
+                let (open_outage, open_degr, downtime_ms, flaps) = {
+                    let mut r = shared.restored.lock().unwrap_or_else(|p| p.into_inner());
+                    (
+                        r.open_outages.remove(&target.name),
+                        r.open_degradations.remove(&target.name),
+                        r.downtime_ms.remove(&target.name).unwrap_or(0),
+                        r.flaps.remove(&target.name).unwrap_or(0),
+                    )
+                };
+                if let Some(since) = open_outage {
+                    sm.restore_down(from_ms(since), now);
+                    tracing::info!(target = %target.name, since = %from_ms(since).to_rfc3339(), "outage still open from the previous run");
+                }
+                let th = thresholds(&target);
+                let mut window = th.any().then(|| {
+                    CongestionWindow::new(shared.config.borrow().defaults.degraded_window, th)
+                });
+                if let (Some(w), Some(since)) = (window.as_mut(), open_degr) {
+                    w.restore(since);
+                }
+                let health = sm.health();
+                Carried {
+                    sm,
+                    metrics: None,
+                    window,
+                    restored_downtime: Duration::from_millis(downtime_ms.max(0) as u64),
+                    restored_flaps: flaps,
+                    status: shared.board.insert(TargetStatus {
+                        name: target.name.clone(),
+                        group: target.group.clone(),
+                        kind: target.spec.kind(),
+                        description: target.description.clone(),
+                        state: health.label(),
+                        since: open_outage.map(from_ms),
+                        last_probe: None,
+                        last_ok: None,
+                        last_duration_seconds: None,
+                        last_failure: None,
+                        last_failure_reason: None,
+                        consecutive_failures: 0,
+                        downtime_seconds: 0.0,
+                        flaps: 0,
+                        interval_seconds: shared
+                            .config
+                            .borrow()
+                            .interval_for(&target, now)
+                            .as_secs_f64(),
+                        packet_loss_ratio: None,
+                        degraded_since: open_degr.map(from_ms),
+                    }),
+                }
+            }
         };
         let handle = tokio::spawn(run_target(
             target.clone(),
@@ -276,6 +344,13 @@ async fn run_target(
             .metrics
             .target(&target.name, &target.group, kind, &shared.vantage),
     };
+    if !carried.restored_downtime.is_zero() || carried.restored_flaps > 0 {
+        shared
+            .metrics
+            .restore_counters(&tm, carried.restored_downtime, carried.restored_flaps);
+        carried.restored_downtime = Duration::ZERO;
+        carried.restored_flaps = 0;
+    }
     let prepared = probe::prepare(&target.spec, &target.binding, target.timeout);
     // Wall-clock slots mapped onto tokio's clock, which may be paused in tests.
     let base_wall = unix_ms(SystemTime::now());
@@ -381,6 +456,55 @@ async fn record(
         Health::Unknown => None,
     };
     shared.metrics.observe_state(tm, up, obs.downtime, obs.flap);
+
+    // Congestion is judged while the target is not down; an outage supersedes it.
+    let degr_change = match carried.window.as_mut() {
+        Some(w) if health == Health::Down => w.reset(ms(at)),
+        Some(w) => {
+            let (sent, received) = outcome.echo.map_or((0, 0), |e| (e.sent, e.received));
+            let latency = match &outcome.echo {
+                Some(e) => e.rtt_avg,
+                None => outcome.ok().then_some(outcome.elapsed),
+            };
+            w.observe(ms(at), sent, received, latency)
+        }
+        None => None,
+    };
+    if let Some(w) = &carried.window {
+        shared
+            .metrics
+            .set_degraded(tm, w.degraded_since().is_some());
+    }
+    match &degr_change {
+        Some(Change::Started { at, reason }) => {
+            tracing::warn!(target = %target.name, group = %target.group, %reason, "target DEGRADED (congestion)");
+            shared.store.send(Op::Open {
+                target: target.name.clone(),
+                group: target.group.clone(),
+                kind: IntervalKind::Degraded,
+                start: *at,
+                reason: Some("congestion".into()),
+                detail: Some(reason.clone()),
+            });
+        }
+        Some(Change::Ended { since, until }) => {
+            tracing::info!(target = %target.name, degraded_seconds = (until - since) / 1000, "congestion over");
+            shared.store.send(Op::Close {
+                target: target.name.clone(),
+                kind: IntervalKind::Degraded,
+                end: *until,
+            });
+        }
+        None => {}
+    }
+    if obs.flap {
+        shared.store.send(Op::Event {
+            at: ms(at),
+            target: target.name.clone(),
+            event: "flap",
+            detail: outcome.failure.as_ref().map(|f| f.to_string()),
+        });
+    }
     {
         let mut s = carried.status.lock().unwrap_or_else(|p| p.into_inner());
         if s.state != health.label() {
@@ -407,8 +531,44 @@ async fn record(
         s.flaps += u64::from(obs.flap);
         s.interval_seconds = interval.as_secs_f64();
         s.packet_loss_ratio = outcome.echo.map(|e| e.loss_ratio());
+        s.degraded_since = carried
+            .window
+            .as_ref()
+            .and_then(|w| w.degraded_since())
+            .map(from_ms);
     }
     if let Some(tr) = obs.transition {
+        match &tr {
+            Transition::Down { since } => {
+                shared.store.send(Op::Open {
+                    target: target.name.clone(),
+                    group: target.group.clone(),
+                    kind: IntervalKind::Outage,
+                    start: ms(*since),
+                    reason: outcome.failure.as_ref().map(|f| f.kind.label().to_string()),
+                    detail: outcome.failure.as_ref().map(|f| f.detail.clone()),
+                });
+                shared.store.send(Op::Event {
+                    at: ms(at),
+                    target: target.name.clone(),
+                    event: "down",
+                    detail: outcome.failure.as_ref().map(|f| f.to_string()),
+                });
+            }
+            Transition::Up { until, .. } => {
+                shared.store.send(Op::Close {
+                    target: target.name.clone(),
+                    kind: IntervalKind::Outage,
+                    end: ms(*until),
+                });
+                shared.store.send(Op::Event {
+                    at: ms(at),
+                    target: target.name.clone(),
+                    event: "up",
+                    detail: None,
+                });
+            }
+        }
         let ev = match tr {
             Transition::Down { since } => Event::Down {
                 target: target.name.clone(),

@@ -102,9 +102,13 @@ fn esc(s: &str) -> String {
 /// A plain server-rendered table until the full status page lands.
 async fn index(State(s): State<AppState>) -> Html<String> {
     let b = status_body(&s);
+    let tz = s.config.borrow().daemon.timezone;
     let mut rows = String::new();
     for t in &b.targets {
-        let since = t.since.map(|d| d.to_rfc3339()).unwrap_or_default();
+        let since = t
+            .since
+            .map(|d| d.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
         rows.push_str(&format!(
             "<tr class=\"{st}\"><td>{name}</td><td>{group}</td><td>{kind}</td><td>{st}</td><td>{since}</td><td>{reason}</td></tr>\n",
             st = t.state,

@@ -28,6 +28,8 @@ pub struct TargetStatus {
     pub flaps: u64,
     pub interval_seconds: f64,
     pub packet_loss_ratio: Option<f64>,
+    /// Start of the current congestion episode, if any.
+    pub degraded_since: Option<DateTime<Utc>>,
 }
 
 pub type Entry = Arc<Mutex<TargetStatus>>;

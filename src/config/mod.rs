@@ -2,6 +2,7 @@
 //! daemon uses. Only this module knows TOML. Every error is reported, each located as
 //! `FILE:LINE:COL: message`; defaults live in [`builtin`].
 
+mod explain;
 mod raw;
 pub mod units;
 
@@ -370,12 +371,7 @@ impl Config {
             Err(e) => {
                 let span = e.span().unwrap_or(0..0);
                 // serde speaks Rust; operators read TOML.
-                let msg = e
-                    .message()
-                    .trim()
-                    .replace("expected i64", "expected an integer")
-                    .replace("expected f64", "expected a number")
-                    .replace("unknown field", "unknown key");
+                let msg = explain::explain(text, span.start, e.message());
                 cx.error(span, msg);
                 return Err(ConfigError::Invalid(cx.errors));
             }
@@ -1150,12 +1146,19 @@ fn validate_target(
     let explicit_timeout = cx.duration(&t.timeout, &format!("{p}timeout: "));
     // The shortest interval this target may run at: its own, or the default and every
     // period's (the timeout must fit in each).
-    let shortest = interval.unwrap_or_else(|| {
-        periods
+    let (shortest, source) = match interval {
+        Some(i) => (i, "its own interval".to_string()),
+        None => periods
             .iter()
-            .filter_map(|p| p.interval)
-            .fold(defaults.interval, Duration::min)
-    });
+            .filter_map(|p| {
+                p.interval
+                    .map(|i| (i, format!("the interval of period {:?}", p.name)))
+            })
+            .fold(
+                (defaults.interval, "defaults.interval".to_string()),
+                |a, b| if b.0 < a.0 { b } else { a },
+            ),
+    };
     let timeout = match explicit_timeout {
         Some(to) => {
             if to > shortest
@@ -1164,7 +1167,7 @@ fn validate_target(
                 cx.error(
                     s.span(),
                     format!(
-                        "{p}timeout ({}) is longer than the interval ({})",
+                        "{p}timeout ({}) is longer than {source} ({}): a probe must end before the next one starts",
                         s.get_ref(),
                         crate::probe::fmt_duration(shortest)
                     ),

@@ -75,19 +75,31 @@ pub struct Figures {
 }
 
 fn to_set(intervals: &[Interval], now: i64) -> SpanSet {
-    SpanSet::new(intervals.iter().map(|i| Span::new(i.start, i.end.unwrap_or(now))).collect())
+    SpanSet::new(
+        intervals
+            .iter()
+            .map(|i| Span::new(i.start, i.end.unwrap_or(now)))
+            .collect(),
+    )
 }
 
 pub fn compute(input: &LedgerInput<'_>) -> Figures {
-    let w = Span::new(input.window.start, input.window.end.min(input.now.max(input.window.start)));
+    let w = Span::new(
+        input.window.start,
+        input.window.end.min(input.now.max(input.window.start)),
+    );
     let window_ms = input.window.len();
     let excluded = SpanSet::new(input.excluded.to_vec());
-    let observed = SpanSet::new(input.observed.to_vec()).clip(w).subtract(&excluded);
+    let observed = SpanSet::new(input.observed.to_vec())
+        .clip(w)
+        .subtract(&excluded);
     let observed_ms = observed.total();
 
     let down = to_set(input.outages, input.now).intersect(&observed);
     let downtime_ms = down.total();
-    let degraded = to_set(input.degradations, input.now).intersect(&observed).subtract(&down);
+    let degraded = to_set(input.degradations, input.now)
+        .intersect(&observed)
+        .subtract(&down);
     let degraded_ms = degraded.total();
 
     let mut rows = Vec::new();
@@ -96,7 +108,9 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
     let mut closed_n = 0;
     for o in input.outages {
         let span = Span::new(o.start, o.end.unwrap_or(input.now));
-        let Some(in_window) = span.clip(w) else { continue };
+        let Some(in_window) = span.clip(w) else {
+            continue;
+        };
         let counted = SpanSet::new(vec![in_window]).intersect(&observed).total();
         // The longest outage is judged on its whole length: one long outage is a breach even
         // if it started before the window.
@@ -108,12 +122,21 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
             closed_total += span.len();
             closed_n += 1;
         }
-        rows.push(OutageRow { start: o.start, end: o.end, counted_ms: counted, reason: o.reason.clone() });
+        rows.push(OutageRow {
+            start: o.start,
+            end: o.end,
+            counted_ms: counted,
+            reason: o.reason.clone(),
+        });
     }
     let degradations = input
         .degradations
         .iter()
-        .filter(|d| Span::new(d.start, d.end.unwrap_or(input.now)).clip(w).is_some())
+        .filter(|d| {
+            Span::new(d.start, d.end.unwrap_or(input.now))
+                .clip(w)
+                .is_some()
+        })
         .count();
 
     let availability = (observed_ms > 0).then(|| 1.0 - downtime_ms as f64 / observed_ms as f64);
@@ -122,15 +145,26 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
     if let Some(a) = availability
         && a < objective
     {
-        reasons.push(format!("availability {:.4} % below objective {:.4} %", a * 100.0, objective * 100.0));
+        reasons.push(format!(
+            "availability {:.4} % below objective {:.4} %",
+            a * 100.0,
+            objective * 100.0
+        ));
     }
     if let Some(max) = input.objective.max_outage_ms
         && longest > max
     {
-        reasons.push(format!("an outage lasted {} s, more than the {} s allowed", longest / 1000, max / 1000));
+        reasons.push(format!(
+            "an outage lasted {} s, more than the {} s allowed",
+            longest / 1000,
+            max / 1000
+        ));
     }
     if objective >= 1.0 && degraded_ms > 0 {
-        reasons.push(format!("degraded (congestion) for {} s with a 100 % objective", degraded_ms / 1000));
+        reasons.push(format!(
+            "degraded (congestion) for {} s with a 100 % objective",
+            degraded_ms / 1000
+        ));
     }
     let (budget, burn) = if objective < 1.0 && observed_ms > 0 {
         let allowed = (1.0 - objective) * observed_ms as f64;
@@ -142,7 +176,11 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
     Figures {
         window_ms,
         observed_ms,
-        coverage: if window_ms > 0 { observed_ms as f64 / window_ms as f64 } else { 0.0 },
+        coverage: if window_ms > 0 {
+            observed_ms as f64 / window_ms as f64
+        } else {
+            0.0
+        },
         downtime_ms,
         availability,
         outages: rows.len(),
@@ -180,7 +218,11 @@ pub fn aggregate(parts: &[&Figures], objective: f64) -> Figures {
     Figures {
         window_ms: window,
         observed_ms: observed,
-        coverage: if window > 0 { observed as f64 / window as f64 } else { 0.0 },
+        coverage: if window > 0 {
+            observed as f64 / window as f64
+        } else {
+            0.0
+        },
         downtime_ms: down,
         availability,
         outages: parts.iter().map(|f| f.outages).sum(),
@@ -204,17 +246,31 @@ mod tests {
     const H: i64 = 3_600_000;
 
     fn iv(start: i64, end: Option<i64>) -> Interval {
-        Interval { start, end, reason: Some("timeout".into()) }
+        Interval {
+            start,
+            end,
+            reason: Some("timeout".into()),
+        }
     }
 
-    fn figures(observed: &[Span], outages: &[Interval], degr: &[Interval], excluded: &[Span], obj: f64, max: Option<i64>) -> Figures {
+    fn figures(
+        observed: &[Span],
+        outages: &[Interval],
+        degr: &[Interval],
+        excluded: &[Span],
+        obj: f64,
+        max: Option<i64>,
+    ) -> Figures {
         compute(&LedgerInput {
             window: Span::new(0, 10 * H),
             observed,
             outages,
             degradations: degr,
             excluded,
-            objective: Objective { availability: obj, max_outage_ms: max },
+            objective: Objective {
+                availability: obj,
+                max_outage_ms: max,
+            },
             now: 10 * H,
         })
     }
@@ -238,10 +294,58 @@ mod tests {
             breach: bool,
         }
         let cases = vec![
-            C { name: "clean", observed: full.to_vec(), outages: vec![], degr: vec![], excluded: vec![], obj: 1.0, max: None, avail: Some(1.0), coverage: 1.0, down: 0, breach: false },
-            C { name: "one hour down", observed: full.to_vec(), outages: vec![iv(H, Some(2 * H))], degr: vec![], excluded: vec![], obj: 1.0, max: None, avail: Some(0.9), coverage: 1.0, down: H, breach: true },
-            C { name: "within a 90 % objective", observed: full.to_vec(), outages: vec![iv(H, Some(2 * H))], degr: vec![], excluded: vec![], obj: 0.9, max: None, avail: Some(0.9), coverage: 1.0, down: H, breach: false },
-            C { name: "max outage exceeded", observed: full.to_vec(), outages: vec![iv(H, Some(2 * H))], degr: vec![], excluded: vec![], obj: 0.5, max: Some(H / 2), avail: Some(0.9), coverage: 1.0, down: H, breach: true },
+            C {
+                name: "clean",
+                observed: full.to_vec(),
+                outages: vec![],
+                degr: vec![],
+                excluded: vec![],
+                obj: 1.0,
+                max: None,
+                avail: Some(1.0),
+                coverage: 1.0,
+                down: 0,
+                breach: false,
+            },
+            C {
+                name: "one hour down",
+                observed: full.to_vec(),
+                outages: vec![iv(H, Some(2 * H))],
+                degr: vec![],
+                excluded: vec![],
+                obj: 1.0,
+                max: None,
+                avail: Some(0.9),
+                coverage: 1.0,
+                down: H,
+                breach: true,
+            },
+            C {
+                name: "within a 90 % objective",
+                observed: full.to_vec(),
+                outages: vec![iv(H, Some(2 * H))],
+                degr: vec![],
+                excluded: vec![],
+                obj: 0.9,
+                max: None,
+                avail: Some(0.9),
+                coverage: 1.0,
+                down: H,
+                breach: false,
+            },
+            C {
+                name: "max outage exceeded",
+                observed: full.to_vec(),
+                outages: vec![iv(H, Some(2 * H))],
+                degr: vec![],
+                excluded: vec![],
+                obj: 0.5,
+                max: Some(H / 2),
+                avail: Some(0.9),
+                coverage: 1.0,
+                down: H,
+                breach: true,
+            },
             C {
                 name: "unobserved gap is neither up nor down",
                 observed: vec![Span::new(0, 4 * H), Span::new(6 * H, 10 * H)],
@@ -268,14 +372,60 @@ mod tests {
                 down: 0,
                 breach: false,
             },
-            C { name: "degradation breaches a 100 % objective", observed: full.to_vec(), outages: vec![], degr: vec![iv(H, Some(H + 60_000))], excluded: vec![], obj: 1.0, max: None, avail: Some(1.0), coverage: 1.0, down: 0, breach: true },
-            C { name: "open outage counted up to now", observed: full.to_vec(), outages: vec![iv(9 * H, None)], degr: vec![], excluded: vec![], obj: 1.0, max: None, avail: Some(0.9), coverage: 1.0, down: H, breach: true },
-            C { name: "nothing observed", observed: vec![], outages: vec![], degr: vec![], excluded: vec![], obj: 1.0, max: None, avail: None, coverage: 0.0, down: 0, breach: false },
+            C {
+                name: "degradation breaches a 100 % objective",
+                observed: full.to_vec(),
+                outages: vec![],
+                degr: vec![iv(H, Some(H + 60_000))],
+                excluded: vec![],
+                obj: 1.0,
+                max: None,
+                avail: Some(1.0),
+                coverage: 1.0,
+                down: 0,
+                breach: true,
+            },
+            C {
+                name: "open outage counted up to now",
+                observed: full.to_vec(),
+                outages: vec![iv(9 * H, None)],
+                degr: vec![],
+                excluded: vec![],
+                obj: 1.0,
+                max: None,
+                avail: Some(0.9),
+                coverage: 1.0,
+                down: H,
+                breach: true,
+            },
+            C {
+                name: "nothing observed",
+                observed: vec![],
+                outages: vec![],
+                degr: vec![],
+                excluded: vec![],
+                obj: 1.0,
+                max: None,
+                avail: None,
+                coverage: 0.0,
+                down: 0,
+                breach: false,
+            },
         ];
         for c in cases {
             let f = figures(&c.observed, &c.outages, &c.degr, &c.excluded, c.obj, c.max);
-            assert_eq!(f.availability.map(|a| (a * 1e6).round() / 1e6), c.avail, "{}", c.name);
-            assert!((f.coverage - c.coverage).abs() < 1e-9, "{}: coverage {}", c.name, f.coverage);
+            assert_eq!(
+                f.availability.map(|a| (a * 1e6).round() / 1e6),
+                c.avail,
+                "{}",
+                c.name
+            );
+            assert!(
+                (f.coverage - c.coverage).abs() < 1e-9,
+                "{}: coverage {}",
+                c.name,
+                f.coverage
+            );
             assert_eq!(f.downtime_ms, c.down, "{}", c.name);
             assert_eq!(f.breach, c.breach, "{}: {:?}", c.name, f.breach_reasons);
         }
@@ -283,7 +433,14 @@ mod tests {
 
     #[test]
     fn budget_and_burn() {
-        let f = figures(&[Span::new(0, 10 * H)], &[iv(0, Some(H / 2))], &[], &[], 0.9, None);
+        let f = figures(
+            &[Span::new(0, 10 * H)],
+            &[iv(0, Some(H / 2))],
+            &[],
+            &[],
+            0.9,
+            None,
+        );
         // 5 % down against a 10 % budget: half the budget left, burning at 0.5.
         assert!((f.error_budget_remaining.unwrap() - 0.5).abs() < 1e-9);
         assert!((f.burn_rate.unwrap() - 0.5).abs() < 1e-9);

@@ -86,6 +86,18 @@ impl StateMachine {
         self.recover = recover.max(1);
     }
 
+    /// Restores an outage that was open when the daemon stopped. Downtime is accounted from
+    /// `resumed_at` on: the time the daemon was not running is unobserved, not down.
+    pub fn restore_down(&mut self, since: Ts, resumed_at: Ts) {
+        self.health = Health::Down;
+        self.outage_since = Some(since);
+        self.accounted_to = Some(resumed_at.max(since));
+        self.fails = 0;
+        self.first_fail = None;
+        self.oks = 0;
+        self.first_ok = None;
+    }
+
     pub fn health(&self) -> Health {
         self.health
     }

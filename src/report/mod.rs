@@ -1,0 +1,248 @@
+//! SLA reports: per group and per target, over a period or any window, built from the store
+//! and the config with the pure ledger. Used by `thongsuot report`, the SLA metrics and (later)
+//! the status page and e-mails.
+
+pub mod render;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::{Config, GroupKind, Period, Target};
+use crate::sla::ledger::{self, Figures, LedgerInput, Objective};
+use crate::sla::spans::{Span, SpanSet};
+use crate::store::{Store, StoreError, TargetHistory};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    pub name: String,
+    pub group: String,
+    pub kind: String,
+    pub description: Option<String>,
+    /// False for a target that has history in the store but is no longer configured.
+    pub in_config: bool,
+    pub figures: Figures,
+    /// Degradation intervals in the window (for the timeline).
+    pub degradations: Vec<ledger::Interval>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupReport {
+    pub name: String,
+    pub display_name: Option<String>,
+    pub kind: &'static str,
+    pub contingency: Option<String>,
+    pub figures: Figures,
+    pub targets: Vec<TargetReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Period name, or `custom` / `last-24h`.
+    pub window_name: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub generated_at: DateTime<Utc>,
+    pub vantage: String,
+    pub timezone: String,
+    /// When the daemon was running within the window.
+    pub observed: Vec<Span>,
+    pub groups: Vec<GroupReport>,
+    pub total: Figures,
+}
+
+/// The objective in force for a target: the target's own, else its group's, else the period's,
+/// else the default (most specific wins).
+pub fn objective_for(config: &Config, target: &Target, period: Option<&Period>) -> Objective {
+    let group = config.group(&target.group);
+    let availability = target
+        .objective
+        .or_else(|| group.and_then(|g| g.objective))
+        .or_else(|| period.and_then(|p| p.objective))
+        .unwrap_or(config.defaults.objective);
+    let max_outage = target
+        .max_outage
+        .or_else(|| group.and_then(|g| g.max_outage))
+        .or(config.defaults.max_outage)
+        .map(|d| d.as_millis() as i64);
+    Objective {
+        availability,
+        max_outage_ms: max_outage,
+    }
+}
+
+/// Maintenance windows of `target` that do not count in the SLA.
+pub fn excluded_for(config: &Config, name: &str, group: &str) -> Vec<Span> {
+    config
+        .maintenance
+        .iter()
+        .filter(|m| !m.count_in_sla)
+        .filter(|m| {
+            (m.groups.is_empty() && m.targets.is_empty())
+                || m.groups.iter().any(|g| g == group)
+                || m.targets.iter().any(|t| t == name)
+        })
+        .map(|m| Span::new(m.start.timestamp_millis(), m.end.timestamp_millis()))
+        .collect()
+}
+
+fn group_kind(k: GroupKind) -> &'static str {
+    match k {
+        GroupKind::Carrier => "carrier",
+        GroupKind::Postal => "postal",
+        GroupKind::Portal => "portal",
+    }
+}
+
+/// Builds the report for `window` (named `window_name`; `period` gives its objectives).
+pub fn build(
+    config: &Config,
+    store: &Store,
+    window_name: &str,
+    window: Span,
+    period: Option<&Period>,
+    now: DateTime<Utc>,
+) -> Result<Report, StoreError> {
+    let now_ms = now.timestamp_millis();
+    let runs = store.runs(window)?;
+    let mut histories = store.histories(window)?;
+    let observed_all =
+        SpanSet::new(runs.clone()).clip(Span::new(window.start, window.end.min(now_ms)));
+
+    let figures_for = |name: &str, group: &str, h: &TargetHistory, objective: Objective| {
+        let since = h.first_seen.unwrap_or(i64::MAX);
+        let observed = observed_all.clip(Span::new(since, i64::MAX));
+        let excluded = excluded_for(config, name, group);
+        ledger::compute(&LedgerInput {
+            window,
+            observed: observed.spans(),
+            outages: &h.outages,
+            degradations: &h.degradations,
+            excluded: &excluded,
+            objective,
+            now: now_ms,
+        })
+    };
+
+    let mut groups = Vec::new();
+    for g in &config.groups {
+        let mut targets = Vec::new();
+        for t in config.targets.iter().filter(|t| t.group == g.name) {
+            let h = histories.remove(&t.name).unwrap_or_default();
+            let figures = figures_for(&t.name, &g.name, &h, objective_for(config, t, period));
+            targets.push(TargetReport {
+                name: t.name.clone(),
+                group: g.name.clone(),
+                kind: t.spec.kind().to_string(),
+                description: t.description.clone(),
+                in_config: true,
+                figures,
+                degradations: h.degradations,
+            });
+        }
+        groups.push(GroupReport {
+            name: g.name.clone(),
+            display_name: g.display_name.clone(),
+            kind: group_kind(g.kind),
+            contingency: g.contingency.clone(),
+            figures: Figures::default_for(window.len()),
+            targets,
+        });
+    }
+    // History of targets that left the config is still evidence: list it under its group.
+    let mut leftovers: Vec<(String, TargetHistory)> = histories
+        .into_iter()
+        .filter(|(_, h)| !h.outages.is_empty() || !h.degradations.is_empty())
+        .collect();
+    leftovers.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, h) in leftovers {
+        let objective = Objective {
+            availability: config
+                .group(&h.group)
+                .and_then(|g| g.objective)
+                .unwrap_or(config.defaults.objective),
+            max_outage_ms: None,
+        };
+        let figures = figures_for(&name, &h.group, &h, objective);
+        let report = TargetReport {
+            name,
+            group: h.group.clone(),
+            kind: h.kind.clone(),
+            description: None,
+            in_config: false,
+            figures,
+            degradations: h.degradations,
+        };
+        match groups.iter_mut().find(|g| g.name == h.group) {
+            Some(g) => g.targets.push(report),
+            None => groups.push(GroupReport {
+                name: h.group.clone(),
+                display_name: None,
+                kind: "carrier",
+                contingency: None,
+                figures: Figures::default_for(window.len()),
+                targets: vec![report],
+            }),
+        }
+    }
+    for g in &mut groups {
+        let objective = config
+            .group(&g.name)
+            .and_then(|c| c.objective)
+            .or_else(|| period.and_then(|p| p.objective))
+            .unwrap_or(config.defaults.objective);
+        let parts: Vec<&Figures> = g.targets.iter().map(|t| &t.figures).collect();
+        g.figures = ledger::aggregate(&parts, objective);
+    }
+    let parts: Vec<&Figures> = groups
+        .iter()
+        .flat_map(|g| g.targets.iter().map(|t| &t.figures))
+        .collect();
+    let total = ledger::aggregate(&parts, config.defaults.objective);
+    Ok(Report {
+        window_name: window_name.to_string(),
+        from: DateTime::from_timestamp_millis(window.start).unwrap_or_default(),
+        to: DateTime::from_timestamp_millis(window.end).unwrap_or_default(),
+        generated_at: now,
+        vantage: config.daemon.vantage.clone(),
+        timezone: config.daemon.timezone.to_string(),
+        observed: observed_all.spans().to_vec(),
+        groups,
+        total,
+    })
+}
+
+impl Figures {
+    /// Empty figures, before aggregation.
+    pub fn default_for(window_ms: i64) -> Figures {
+        ledger::aggregate(&[], 1.0).with_window(window_ms)
+    }
+
+    fn with_window(mut self, window_ms: i64) -> Figures {
+        self.window_ms = window_ms;
+        self
+    }
+}
+
+/// The windows the daemon keeps SLA metrics for at `now`: every period that has started, and
+/// the last 24 hours.
+pub fn metric_windows(config: &Config, now: DateTime<Utc>) -> Vec<(String, Span, Option<&Period>)> {
+    let now_ms = now.timestamp_millis();
+    let mut v: Vec<(String, Span, Option<&Period>)> = config
+        .periods
+        .iter()
+        .filter(|p| p.start <= now)
+        .map(|p| {
+            (
+                p.name.clone(),
+                Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()),
+                Some(p),
+            )
+        })
+        .collect();
+    v.push((
+        "last-24h".to_string(),
+        Span::new(now_ms - 86_400_000, now_ms),
+        None,
+    ));
+    v
+}

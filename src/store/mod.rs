@@ -1,0 +1,344 @@
+//! The embedded store (SQLite, WAL) under `daemon.state_dir`: outage and degradation
+//! intervals, state events, the daemon's own runs (heartbeats, for unobserved time) and the
+//! targets it has seen. Writes go through one writer thread that batches them into
+//! transactions, off the probe path; reads open their own connection.
+
+mod schema;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, params};
+
+use crate::sla::ledger::Interval;
+use crate::sla::spans::Span;
+
+pub use writer::{Op, StoreHandle};
+
+pub const FILE_NAME: &str = "thongsuot.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "store {path} was written by a newer thongsuot (schema {found}, this build knows {known}); upgrade thongsuot or point daemon.state_dir elsewhere"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("no store at {0}: the daemon has not run with this state_dir yet")]
+    Missing(PathBuf),
+}
+
+/// Kinds of recorded intervals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntervalKind {
+    Outage,
+    Degraded,
+}
+
+impl IntervalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntervalKind::Outage => "outage",
+            IntervalKind::Degraded => "degraded",
+        }
+    }
+}
+
+/// What a restarting daemon takes back from the store.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Open outage start per target.
+    pub open_outages: HashMap<String, i64>,
+    /// Open degradation start per target.
+    pub open_degradations: HashMap<String, i64>,
+    /// Downtime within observed time so far, per target (ms).
+    pub downtime_ms: HashMap<String, i64>,
+    pub flaps: HashMap<String, u64>,
+}
+
+/// Everything the ledger needs about one target over a window.
+#[derive(Debug, Default, Clone)]
+pub struct TargetHistory {
+    pub group: String,
+    pub kind: String,
+    pub first_seen: Option<i64>,
+    pub outages: Vec<Interval>,
+    pub degradations: Vec<Interval>,
+}
+
+pub struct Store {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl Store {
+    pub fn path_in(state_dir: &Path) -> PathBuf {
+        state_dir.join(FILE_NAME)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Opens (creating and migrating) the store for writing.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let store = Store {
+            path: path.to_path_buf(),
+            conn,
+        };
+        store.configure()?;
+        schema::migrate(&store.conn).map_err(|e| match e {
+            schema::MigrateError::TooNew { found, known } => StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known,
+            },
+            schema::MigrateError::Sqlite(source) => StoreError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            },
+        })?;
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading only (reports).
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|source| StoreError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|source| StoreError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if version > schema::VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known: schema::VERSION,
+            });
+        }
+        Ok(Store {
+            path: path.to_path_buf(),
+            conn,
+        })
+    }
+
+    fn configure(&self) -> Result<(), StoreError> {
+        // WAL: readers (reports, the SLA task) never block the writer. synchronous=NORMAL in
+        // WAL keeps every committed transaction across a process crash.
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts a run of the daemon; returns its id.
+    pub fn begin_run(&self, at: i64, vantage: &str) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (started_ms, last_ms, vantage, version) VALUES (?1, ?1, ?2, ?3)",
+                params![at, vantage, env!("CARGO_PKG_VERSION")],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The daemon's runs overlapping `window`: when it was observing.
+    pub fn runs(&self, window: Span) -> Result<Vec<Span>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT started_ms, last_ms FROM runs WHERE last_ms > ?1 AND started_ms < ?2 ORDER BY started_ms")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![window.start, window.end], |r| {
+                Ok(Span::new(r.get(0)?, r.get(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// State to restore before the first probe of a new run.
+    pub fn restore(&self) -> Result<Restored, StoreError> {
+        let mut out = Restored::default();
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT target, kind, start_ms FROM intervals WHERE end_ms IS NULL")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (target, kind, start) = row.map_err(|e| self.err(e))?;
+                if kind == IntervalKind::Outage.as_str() {
+                    out.open_outages.insert(target, start);
+                } else {
+                    out.open_degradations.insert(target, start);
+                }
+            }
+        }
+        let all = Span::new(i64::MIN / 4, i64::MAX / 4);
+        let runs = crate::sla::spans::SpanSet::new(self.runs(all)?);
+        let last_seen = runs.spans().last().map_or(0, |s| s.end);
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT target, start_ms, end_ms FROM intervals WHERE kind = 'outage'")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                })
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (target, start, end) = row.map_err(|e| self.err(e))?;
+                let span = crate::sla::spans::SpanSet::new(vec![Span::new(
+                    start,
+                    end.unwrap_or(last_seen),
+                )]);
+                *out.downtime_ms.entry(target).or_default() += span.intersect(&runs).total();
+            }
+        }
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT target, COUNT(*) FROM events WHERE event = 'flap' GROUP BY target")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (target, n) = row.map_err(|e| self.err(e))?;
+                out.flaps.insert(target, n.max(0) as u64);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every target's intervals overlapping `window`, with when it was first seen.
+    pub fn histories(&self, window: Span) -> Result<HashMap<String, TargetHistory>, StoreError> {
+        let mut out: HashMap<String, TargetHistory> = HashMap::new();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT name, grp, kind, first_seen_ms FROM targets")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (name, group, kind, first) = row.map_err(|e| self.err(e))?;
+                out.insert(
+                    name,
+                    TargetHistory {
+                        group,
+                        kind,
+                        first_seen: Some(first),
+                        ..TargetHistory::default()
+                    },
+                );
+            }
+        }
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT target, kind, start_ms, end_ms, reason FROM intervals
+                 WHERE start_ms < ?2 AND (end_ms IS NULL OR end_ms > ?1) ORDER BY start_ms",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![window.start, window.end], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    Interval {
+                        start: r.get(2)?,
+                        end: r.get(3)?,
+                        reason: r.get(4)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (target, kind, interval) = row.map_err(|e| self.err(e))?;
+            let h = out.entry(target).or_default();
+            if kind == IntervalKind::Outage.as_str() {
+                h.outages.push(interval);
+            } else {
+                h.degradations.push(interval);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs a batch of writes in one transaction.
+    pub fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        for op in ops {
+            writer::apply_one(&tx, op).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+}

@@ -1,0 +1,73 @@
+//! Schema and migrations, versioned with `PRAGMA user_version`. A migration is appended, never
+//! edited: the index of a migration plus one is the version it produces.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first ledger.
+    "CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        vantage TEXT NOT NULL,
+        version TEXT NOT NULL
+     );
+     CREATE TABLE targets (
+        name TEXT PRIMARY KEY,
+        grp TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL
+     );
+     CREATE TABLE intervals (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('outage', 'degraded')),
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER,
+        reason TEXT,
+        detail TEXT
+     );
+     CREATE INDEX intervals_by_target ON intervals (target, start_ms);
+     CREATE INDEX intervals_open ON intervals (target, kind) WHERE end_ms IS NULL;
+     CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        target TEXT NOT NULL,
+        event TEXT NOT NULL,
+        detail TEXT
+     );
+     CREATE INDEX events_by_target ON events (target, at_ms);",
+];
+
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub enum MigrateError {
+    TooNew { found: i64, known: i64 },
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        MigrateError::Sqlite(e)
+    }
+}
+
+pub fn migrate(conn: &Connection) -> Result<(), MigrateError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > VERSION {
+        return Err(MigrateError::TooNew {
+            found,
+            known: VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = i as i64 + 1;
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {version}; COMMIT;"
+        ))?;
+        tracing::info!(version, "store schema migrated");
+    }
+    Ok(())
+}
