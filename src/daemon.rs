@@ -58,11 +58,7 @@ pub struct Control {
 impl Control {
     pub fn new() -> Control {
         let (reload_tx, reload_rx) = mpsc::channel(8);
-        Control {
-            shutdown: CancellationToken::new(),
-            reload_tx,
-            reload_rx,
-        }
+        Control { shutdown: CancellationToken::new(), reload_tx, reload_rx }
     }
 
     /// A sender for reload requests (SIGHUP in `main.rs`).
@@ -102,16 +98,9 @@ pub fn check_icmp(config: &Config) -> Result<(), String> {
 /// Creates the state directory, readable by the daemon's user only.
 fn create_state_dir(path: &std::path::Path) -> Result<(), DaemonError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let err = |source| DaemonError::StateDir {
-        path: path.to_path_buf(),
-        source,
-    };
+    let err = |source| DaemonError::StateDir { path: path.to_path_buf(), source };
     if !path.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(err)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(err)?;
     } else {
         let meta = std::fs::metadata(path).map_err(err)?;
         if meta.permissions().mode() & 0o077 != 0 {
@@ -125,19 +114,12 @@ fn create_state_dir(path: &std::path::Path) -> Result<(), DaemonError> {
 pub async fn run(config: Config, mut control: Control) -> Result<(), DaemonError> {
     let listener = TcpListener::bind(config.daemon.listen)
         .await
-        .map_err(|source| DaemonError::Listen {
-            addr: config.daemon.listen,
-            source,
-        })?;
+        .map_err(|source| DaemonError::Listen { addr: config.daemon.listen, source })?;
     run_on(config, listener, &mut control).await
 }
 
 /// As [`run`], on a listener the caller bound (tests bind `127.0.0.1:0`).
-pub async fn run_on(
-    config: Config,
-    listener: TcpListener,
-    control: &mut Control,
-) -> Result<(), DaemonError> {
+pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control) -> Result<(), DaemonError> {
     crate::tls::ensure_crypto_provider();
     create_state_dir(&config.daemon.state_dir)?;
     check_icmp(&config).map_err(DaemonError::Icmp)?;
@@ -145,18 +127,15 @@ pub async fn run_on(
         tracing::warn!("{w}");
     }
 
-    let metrics = Arc::new(Metrics::new(
-        &config.daemon.vantage,
-        config.daemon.per_target_histograms,
-    )?);
+    let metrics = Arc::new(Metrics::new(&config.daemon.vantage, config.daemon.per_target_histograms)?);
     let store_path = Store::path_in(&config.daemon.state_dir);
     let store = Store::open(&store_path)?;
     let restored = store.restore()?;
-    let run_id = store.begin_run(unix_ms(), &config.daemon.vantage)?;
+    let run_started = unix_ms();
+    let run_id = store.begin_run(run_started, &config.daemon.vantage)?;
     let errors = metrics.clone();
     let (store_handle, store_thread) =
-        crate::store::writer::spawn(store, move |_| errors.store_errors.inc())
-            .map_err(DaemonError::Writer)?;
+        crate::store::writer::spawn(store, move |_| errors.store_errors.inc()).map_err(DaemonError::Writer)?;
 
     let board = Arc::new(Board::default());
     let (events_tx, events_rx) = mpsc::channel(4096);
@@ -190,11 +169,9 @@ pub async fn run_on(
     );
 
     let heartbeat = tokio::spawn(heartbeats(store_handle.clone(), run_id));
-    let sla = tokio::spawn(sla_metrics(
-        store_path.clone(),
-        config_rx.clone(),
-        metrics.clone(),
-    ));
+    let sla_now = Arc::new(tokio::sync::Notify::new());
+    let sla =
+        tokio::spawn(sla_metrics(store_path.clone(), config_rx.clone(), metrics.clone(), run_started, sla_now.clone()));
     let events = tokio::spawn(log_events(events_rx));
     let ready = Arc::new(AtomicBool::new(true));
     let app = crate::server::router(AppState {
@@ -206,9 +183,7 @@ pub async fn run_on(
     });
     let server_stop = root.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { server_stop.cancelled().await })
-            .await
+        axum::serve(listener, app).with_graceful_shutdown(async move { server_stop.cancelled().await }).await
     });
 
     loop {
@@ -219,6 +194,8 @@ pub async fn run_on(
                 let result = reload(&config_tx, &mut scheduler, &metrics).await;
                 if result.is_ok() {
                     record_targets(&store_handle, &config_tx.borrow());
+                    // Removed targets must leave the SLA series now, not in 30 s.
+                    sla_now.notify_one();
                 }
                 if let Some(reply) = req.reply {
                     let _ = reply.send(result);
@@ -235,17 +212,10 @@ pub async fn run_on(
     heartbeat.abort();
     sla.abort();
     // The last observed instant, then everything committed before the writer stops.
-    store_handle.send(Op::Heartbeat {
-        run: run_id,
-        at: unix_ms(),
-    });
+    store_handle.send(Op::Heartbeat { run: run_id, at: unix_ms() });
     let _ = tokio::time::timeout(grace, store_handle.flush()).await;
     drop(store_handle);
-    let _ = tokio::time::timeout(
-        grace,
-        tokio::task::spawn_blocking(move || store_thread.join()),
-    )
-    .await;
+    let _ = tokio::time::timeout(grace, tokio::task::spawn_blocking(move || store_thread.join())).await;
     let _ = tokio::time::timeout(grace, events).await;
     match tokio::time::timeout(grace, server).await {
         Ok(Ok(Err(e))) => return Err(DaemonError::Server(e)),
@@ -262,14 +232,9 @@ fn unix_ms() -> i64 {
 
 /// Records which targets this run watches (their first-seen time anchors observed time).
 fn record_targets(store: &StoreHandle, config: &Config) {
-    let targets = config
-        .active_targets()
-        .map(|t| (t.name.clone(), t.group.clone(), t.spec.kind().to_string()))
-        .collect();
-    store.send(Op::Targets {
-        at: unix_ms(),
-        targets,
-    });
+    let targets =
+        config.active_targets().map(|t| (t.name.clone(), t.group.clone(), t.spec.kind().to_string())).collect();
+    store.send(Op::Targets { at: unix_ms(), targets });
 }
 
 async fn heartbeats(store: StoreHandle, run: i64) {
@@ -286,13 +251,18 @@ async fn sla_metrics(
     path: std::path::PathBuf,
     config: watch::Receiver<Arc<Config>>,
     metrics: Arc<Metrics>,
+    run_started: i64,
+    wake: Arc<tokio::sync::Notify>,
 ) {
     let reader: Arc<std::sync::Mutex<Option<Store>>> = Arc::new(std::sync::Mutex::new(None));
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let mut tick = tokio::time::interval(SLA_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = wake.notified() => {}
+        }
         let cfg = config.borrow().clone();
         let (reader, metrics, path) = (reader.clone(), metrics.clone(), path.clone());
         let done = tokio::task::spawn_blocking(move || {
@@ -301,7 +271,7 @@ async fn sla_metrics(
                 *guard = Some(Store::open_read_only(&path)?);
             }
             match guard.as_ref() {
-                Some(store) => evaluate_sla(&cfg, store, &metrics),
+                Some(store) => evaluate_sla(&cfg, store, &metrics, run_started),
                 None => Ok(()),
             }
         })
@@ -318,21 +288,16 @@ fn evaluate_sla(
     config: &Config,
     store: &Store,
     metrics: &Metrics,
+    run_started: i64,
 ) -> Result<(), crate::store::StoreError> {
     let started = std::time::Instant::now();
     let now = chrono::Utc::now();
     let vantage = config.daemon.vantage.as_str();
     let mut reports = Vec::new();
     for (name, window, period) in crate::report::metric_windows(config, now) {
-        reports.push(crate::report::build(
-            config, store, &name, window, period, now,
-        )?);
+        reports.push(crate::report::build(config, store, &name, window, period, now, Some(run_started))?);
     }
-    for v in [
-        &metrics.sla_availability,
-        &metrics.sla_coverage,
-        &metrics.sla_budget,
-    ] {
+    for v in [&metrics.sla_availability, &metrics.sla_coverage, &metrics.sla_budget] {
         v.reset();
     }
     metrics.sla_breach.reset();
@@ -345,10 +310,7 @@ fn evaluate_sla(
                     metrics.sla_availability.with_label_values(&l).set(a);
                 }
                 metrics.sla_coverage.with_label_values(&l).set(f.coverage);
-                metrics
-                    .sla_breach
-                    .with_label_values(&l)
-                    .set(i64::from(f.breach));
+                metrics.sla_breach.with_label_values(&l).set(i64::from(f.breach));
                 if let Some(b) = f.error_budget_remaining {
                     metrics.sla_budget.with_label_values(&l).set(b);
                 }
@@ -359,16 +321,12 @@ fn evaluate_sla(
             }
         }
     }
-    metrics
-        .sla_eval_seconds
-        .set(started.elapsed().as_secs_f64());
+    metrics.sla_eval_seconds.set(started.elapsed().as_secs_f64());
     Ok(())
 }
 
 fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Re-reads the config file; a bad file changes nothing.
@@ -395,9 +353,7 @@ async fn reload(
         return Err(vec![e]);
     }
     if new.daemon.listen != old.daemon.listen || new.daemon.state_dir != old.daemon.state_dir {
-        tracing::warn!(
-            "daemon.listen and daemon.state_dir changes take effect at the next restart"
-        );
+        tracing::warn!("daemon.listen and daemon.state_dir changes take effect at the next restart");
     }
     for w in &new.warnings {
         tracing::warn!("{w}");
@@ -421,21 +377,11 @@ async fn reload(
 async fn log_events(mut rx: mpsc::Receiver<Event>) {
     while let Some(ev) = rx.recv().await {
         match ev {
-            Event::Down {
-                target,
-                group,
-                since,
-                failure,
-            } => {
+            Event::Down { target, group, since, failure } => {
                 let reason = failure.map(|f| f.to_string()).unwrap_or_default();
                 tracing::warn!(%target, %group, since = %since.to_rfc3339(), %reason, "target DOWN");
             }
-            Event::Up {
-                target,
-                group,
-                since,
-                until,
-            } => {
+            Event::Up { target, group, since, until } => {
                 let secs = (until - since).num_milliseconds() as f64 / 1000.0;
                 tracing::info!(%target, %group, downtime_seconds = secs, "target UP again");
             }

@@ -65,15 +65,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
-        Command::Report {
-            config,
-            period,
-            from,
-            to,
-            format,
-            lang,
-            output,
-        } => report(&config, period, from.zip(to), format, lang, output),
+        Command::Report { config, period, from, to, format, lang, output } => {
+            report(&config, period, from.zip(to), format, lang, output)
+        }
     }
 }
 
@@ -104,29 +98,19 @@ fn report(
     let now = chrono::Utc::now();
     let (name, window, p) = if let Some(name) = period {
         match config.periods.iter().find(|p| p.name == name) {
-            Some(p) => (
-                p.name.clone(),
-                Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()),
-                Some(p),
-            ),
+            Some(p) => (p.name.clone(), Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()), Some(p)),
             None => {
                 let known: Vec<&str> = config.periods.iter().map(|p| p.name.as_str()).collect();
-                eprintln!(
-                    "error: no period {name:?} in {}; periods: {}",
-                    path.display(),
-                    known.join(", ")
-                );
+                eprintln!("error: no period {name:?} in {}; periods: {}", path.display(), known.join(", "));
                 return ExitCode::from(EXIT_CONFIG);
             }
         }
     } else if let Some((from, to)) = range {
         let parse = |s: &str| thongsuot::config::units::parse_time_str(s, tz);
         match (parse(&from), parse(&to)) {
-            (Ok(f), Ok(t)) if t > f => (
-                "custom".to_string(),
-                Span::new(f.timestamp_millis(), t.timestamp_millis()),
-                None,
-            ),
+            (Ok(f), Ok(t)) if t > f => {
+                ("custom".to_string(), Span::new(f.timestamp_millis(), t.timestamp_millis()), None)
+            }
             (Ok(_), Ok(_)) => {
                 eprintln!("error: --to must be after --from");
                 return ExitCode::from(EXIT_CONFIG);
@@ -137,22 +121,14 @@ fn report(
             }
         }
     } else if let Some(p) = config.periods.iter().find(|p| p.contains(now)) {
-        (
-            p.name.clone(),
-            Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()),
-            Some(p),
-        )
+        (p.name.clone(), Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()), Some(p))
     } else {
         let now_ms = now.timestamp_millis();
-        (
-            "last-24h".to_string(),
-            Span::new(now_ms - 86_400_000, now_ms),
-            None,
-        )
+        ("last-24h".to_string(), Span::new(now_ms - 86_400_000, now_ms), None)
     };
     let store_path = thongsuot::store::Store::path_in(&config.daemon.state_dir);
     let built = thongsuot::store::Store::open_read_only(&store_path)
-        .and_then(|store| thongsuot::report::build(&config, &store, &name, window, p, now));
+        .and_then(|store| thongsuot::report::build(&config, &store, &name, window, p, now, None));
     let report = match built {
         Ok(r) => r,
         Err(e) => {
@@ -176,10 +152,7 @@ fn report(
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
@@ -193,12 +166,7 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
             for d in &diags {
                 eprintln!("{d}");
             }
-            eprintln!(
-                "{}: {} error{}",
-                path.display(),
-                diags.len(),
-                if diags.len() == 1 { "" } else { "s" }
-            );
+            eprintln!("{}: {} error{}", path.display(), diags.len(), if diags.len() == 1 { "" } else { "s" });
             Err(ExitCode::from(EXIT_CONFIG))
         }
     }
@@ -233,8 +201,7 @@ fn check(path: &std::path::Path) -> ExitCode {
         *kinds.entry(t.spec.kind()).or_default() += 1;
     }
     let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let n =
-        |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
+    let n = |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
     println!(
         "{}: OK: {} ({}), {}, {}, {}, {}",
         path.display(),
@@ -243,10 +210,7 @@ fn check(path: &std::path::Path) -> ExitCode {
         n(config.groups.len(), "group"),
         n(config.periods.len(), "period"),
         n(config.contacts.len(), "contact"),
-        n(
-            config.postal.as_ref().map_or(0, |p| p.operators.len()),
-            "postal operator"
-        ),
+        n(config.postal.as_ref().map_or(0, |p| p.operators.len()), "postal operator"),
     );
     ExitCode::SUCCESS
 }
@@ -266,9 +230,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     let result = rt.block_on(async move {
         let control = Control::new();
         spawn_signal_handlers(&control)?;
-        daemon::run(config, control)
-            .await
-            .map_err(anyhow::Error::from)
+        daemon::run(config, control).await.map_err(anyhow::Error::from)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

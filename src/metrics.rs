@@ -3,8 +3,8 @@
 //! lookups.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::probe::{FailureKind, Outcome, Phase};
@@ -54,31 +54,20 @@ fn opts(name: &str, help: &str) -> Opts {
 impl Metrics {
     pub fn new(vantage: &str, per_target_histograms: bool) -> Result<Metrics, MetricsError> {
         let registry = Registry::new();
-        let probe_buckets = vec![
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ];
+        let probe_buckets = vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let m = Metrics {
             per_target_histograms,
             probe_success: GaugeVec::new(
-                opts(
-                    "thongsuot_probe_success",
-                    "1 if the last probe of the target succeeded, else 0.",
-                ),
+                opts("thongsuot_probe_success", "1 if the last probe of the target succeeded, else 0."),
                 &TARGET_LABELS,
             )?,
             probe_duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "thongsuot_probe_duration_seconds",
-                    "Duration of probes, start to verdict.",
-                )
-                .buckets(probe_buckets),
+                HistogramOpts::new("thongsuot_probe_duration_seconds", "Duration of probes, start to verdict.")
+                    .buckets(probe_buckets),
                 &TARGET_LABELS,
             )?,
             probe_last_duration: GaugeVec::new(
-                opts(
-                    "thongsuot_probe_last_duration_seconds",
-                    "Duration of the last probe of the target.",
-                ),
+                opts("thongsuot_probe_last_duration_seconds", "Duration of the last probe of the target."),
                 &TARGET_LABELS,
             )?,
             probe_phase: GaugeVec::new(
@@ -89,17 +78,11 @@ impl Metrics {
                 &["target", "group", "kind", "vantage", "phase"],
             )?,
             probes_total: IntCounterVec::new(
-                opts(
-                    "thongsuot_probes_total",
-                    "Probes run, by result: success or the failure reason.",
-                ),
+                opts("thongsuot_probes_total", "Probes run, by result: success or the failure reason."),
                 &["target", "group", "kind", "vantage", "result"],
             )?,
             target_up: IntGaugeVec::new(
-                opts(
-                    "thongsuot_target_up",
-                    "1 while the target is up, 0 while a confirmed outage is open.",
-                ),
+                opts("thongsuot_target_up", "1 while the target is up, 0 while a confirmed outage is open."),
                 &TARGET_LABELS,
             )?,
             downtime: prometheus::CounterVec::new(
@@ -110,10 +93,7 @@ impl Metrics {
                 &TARGET_LABELS,
             )?,
             flaps: IntCounterVec::new(
-                opts(
-                    "thongsuot_target_flaps_total",
-                    "Failure runs shorter than `confirm` (not outages).",
-                ),
+                opts("thongsuot_target_flaps_total", "Failure runs shorter than `confirm` (not outages)."),
                 &TARGET_LABELS,
             )?,
             icmp_loss: GaugeVec::new(
@@ -124,36 +104,19 @@ impl Metrics {
                 &TARGET_LABELS,
             )?,
             icmp_rtt: GaugeVec::new(
-                opts(
-                    "thongsuot_icmp_rtt_seconds",
-                    "Mean round-trip time of the echo replies of the last ICMP probe.",
-                ),
+                opts("thongsuot_icmp_rtt_seconds", "Mean round-trip time of the echo replies of the last ICMP probe."),
                 &TARGET_LABELS,
             )?,
             scheduler_lag: Histogram::with_opts(
-                HistogramOpts::new(
-                    "thongsuot_scheduler_lag_seconds",
-                    "Actual minus planned start of each probe.",
-                )
-                .buckets(vec![
-                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ]),
+                HistogramOpts::new("thongsuot_scheduler_lag_seconds", "Actual minus planned start of each probe.")
+                    .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             )?,
             probes_skipped: IntCounter::with_opts(opts(
                 "thongsuot_probes_skipped_total",
                 "Planned probes skipped because the daemon could not run them on time.",
             ))?,
-            probes_in_flight: IntGauge::with_opts(opts(
-                "thongsuot_probes_in_flight",
-                "Probes running now.",
-            ))?,
-            targets: IntGaugeVec::new(
-                opts(
-                    "thongsuot_targets",
-                    "Targets probed by this daemon, by kind.",
-                ),
-                &["kind"],
-            )?,
+            probes_in_flight: IntGauge::with_opts(opts("thongsuot_probes_in_flight", "Probes running now."))?,
+            targets: IntGaugeVec::new(opts("thongsuot_targets", "Targets probed by this daemon, by kind."), &["kind"])?,
             config_reload_success: IntGauge::with_opts(opts(
                 "thongsuot_config_last_reload_success",
                 "1 if the last config (re)load succeeded.",
@@ -212,15 +175,10 @@ impl Metrics {
             registry,
         };
         let build = IntGaugeVec::new(
-            opts(
-                "thongsuot_build_info",
-                "Build of the running daemon (always 1).",
-            ),
+            opts("thongsuot_build_info", "Build of the running daemon (always 1)."),
             &["version", "vantage"],
         )?;
-        build
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), vantage])
-            .set(1);
+        build.with_label_values(&[env!("CARGO_PKG_VERSION"), vantage]).set(1);
         let r = &m.registry;
         r.register(Box::new(build))?;
         r.register(Box::new(m.probe_success.clone()))?;
@@ -248,28 +206,15 @@ impl Metrics {
         r.register(Box::new(m.store_errors.clone()))?;
         r.register(Box::new(m.sla_eval_seconds.clone()))?;
         #[cfg(target_os = "linux")]
-        r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(m)
     }
 
     /// Prepares the handles of one target. Series are created at its first result, so a
     /// target never shows `probe_success 0` or `target_up 0` before it was probed.
-    pub fn target(
-        &self,
-        target: &str,
-        group: &str,
-        kind: &'static str,
-        vantage: &str,
-    ) -> TargetMetrics {
+    pub fn target(&self, target: &str, group: &str, kind: &'static str, vantage: &str) -> TargetMetrics {
         TargetMetrics {
-            labels: [
-                target.to_string(),
-                group.to_string(),
-                kind.to_string(),
-                vantage.to_string(),
-            ],
+            labels: [target.to_string(), group.to_string(), kind.to_string(), vantage.to_string()],
             handles: None,
             is_icmp: kind == "icmp",
         }
@@ -282,13 +227,9 @@ impl Metrics {
             let l = [t.as_str(), g.as_str(), k.as_str(), v.as_str()];
             Handles {
                 success: self.probe_success.with_label_values(&l),
-                duration: self
-                    .per_target_histograms
-                    .then(|| self.probe_duration.with_label_values(&l)),
+                duration: self.per_target_histograms.then(|| self.probe_duration.with_label_values(&l)),
                 last_duration: self.probe_last_duration.with_label_values(&l),
-                ok_total: self
-                    .probes_total
-                    .with_label_values(&[t, g, k, v, "success"]),
+                ok_total: self.probes_total.with_label_values(&[t, g, k, v, "success"]),
                 downtime: self.downtime.with_label_values(&l),
                 flaps: self.flaps.with_label_values(&l),
             }
@@ -309,35 +250,21 @@ impl Metrics {
         }
         let [t, g, k, v] = &tm.labels;
         if let Some(f) = &outcome.failure {
-            self.probes_total
-                .with_label_values(&[t, g, k, v, f.kind.label()])
-                .inc();
+            self.probes_total.with_label_values(&[t, g, k, v, f.kind.label()]).inc();
         }
         for (phase, d) in outcome.phases.iter() {
-            self.probe_phase
-                .with_label_values(&[t, g, k, v, phase.label()])
-                .set(d.as_secs_f64());
+            self.probe_phase.with_label_values(&[t, g, k, v, phase.label()]).set(d.as_secs_f64());
         }
         if let Some(e) = &outcome.echo {
-            self.icmp_loss
-                .with_label_values(&[t, g, k, v])
-                .set(e.loss_ratio());
+            self.icmp_loss.with_label_values(&[t, g, k, v]).set(e.loss_ratio());
             if let Some(rtt) = e.rtt_avg {
-                self.icmp_rtt
-                    .with_label_values(&[t, g, k, v])
-                    .set(rtt.as_secs_f64());
+                self.icmp_rtt.with_label_values(&[t, g, k, v]).set(rtt.as_secs_f64());
             }
         }
     }
 
     /// Records what the state machine made of the result: health, downtime, flaps.
-    pub fn observe_state(
-        &self,
-        tm: &mut TargetMetrics,
-        up: Option<bool>,
-        downtime: std::time::Duration,
-        flap: bool,
-    ) {
+    pub fn observe_state(&self, tm: &mut TargetMetrics, up: Option<bool>, downtime: std::time::Duration, flap: bool) {
         // `target_up` appears only once there is a verdict: an unconfirmed failure run at
         // start-up must not read as an outage.
         if let Some(up) = up {
@@ -359,9 +286,7 @@ impl Metrics {
         let [t, g, k, v] = &tm.labels;
         let l = [t.as_str(), g.as_str(), k.as_str(), v.as_str()];
         if !downtime.is_zero() {
-            self.downtime
-                .with_label_values(&l)
-                .inc_by(downtime.as_secs_f64());
+            self.downtime.with_label_values(&l).inc_by(downtime.as_secs_f64());
         }
         if flaps > 0 {
             self.flaps.with_label_values(&l).inc_by(flaps);
@@ -370,9 +295,7 @@ impl Metrics {
 
     pub fn set_degraded(&self, tm: &TargetMetrics, degraded: bool) {
         let [t, g, k, v] = &tm.labels;
-        self.degraded
-            .with_label_values(&[t, g, k, v])
-            .set(i64::from(degraded));
+        self.degraded.with_label_values(&[t, g, k, v]).set(i64::from(degraded));
     }
 
     /// Drops every series of a target that left the config.
@@ -391,17 +314,11 @@ impl Metrics {
             let _ = self.icmp_rtt.remove_label_values(&l);
         }
         for p in Phase::ALL {
-            let _ = self
-                .probe_phase
-                .remove_label_values(&[t, g, k, v, p.label()]);
+            let _ = self.probe_phase.remove_label_values(&[t, g, k, v, p.label()]);
         }
-        let _ = self
-            .probes_total
-            .remove_label_values(&[t, g, k, v, "success"]);
+        let _ = self.probes_total.remove_label_values(&[t, g, k, v, "success"]);
         for f in FailureKind::ALL {
-            let _ = self
-                .probes_total
-                .remove_label_values(&[t, g, k, v, f.label()]);
+            let _ = self.probes_total.remove_label_values(&[t, g, k, v, f.label()]);
         }
     }
 

@@ -25,18 +25,8 @@ use crate::store::{IntervalKind, Op, Restored, StoreHandle};
 /// A change of a target's state, for the ledger, the notifier and the log.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Down {
-        target: String,
-        group: String,
-        since: DateTime<Utc>,
-        failure: Option<Failure>,
-    },
-    Up {
-        target: String,
-        group: String,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-    },
+    Down { target: String, group: String, since: DateTime<Utc>, failure: Option<Failure> },
+    Up { target: String, group: String, since: DateTime<Utc>, until: DateTime<Utc> },
 }
 
 /// What the tasks share.
@@ -56,18 +46,9 @@ pub struct Shared {
 /// The congestion thresholds a target's kind and config give it.
 pub fn thresholds(target: &Target) -> Thresholds {
     match &target.spec {
-        probe::ProbeSpec::Icmp(s) => Thresholds {
-            max_loss: Some(s.max_loss),
-            max_latency: Some(s.max_rtt),
-        },
-        probe::ProbeSpec::Http(s) => Thresholds {
-            max_loss: None,
-            max_latency: s.max_latency,
-        },
-        probe::ProbeSpec::Tcp(_) | probe::ProbeSpec::Dns(_) => Thresholds {
-            max_loss: None,
-            max_latency: None,
-        },
+        probe::ProbeSpec::Icmp(s) => Thresholds { max_loss: Some(s.max_loss), max_latency: Some(s.max_rtt) },
+        probe::ProbeSpec::Http(s) => Thresholds { max_loss: None, max_latency: s.max_latency },
+        probe::ProbeSpec::Tcp(_) | probe::ProbeSpec::Dns(_) => Thresholds { max_loss: None, max_latency: None },
     }
 }
 
@@ -115,36 +96,20 @@ pub struct Applied {
 
 impl Scheduler {
     pub fn new(shared: Arc<Shared>, root: CancellationToken) -> Scheduler {
-        Scheduler {
-            shared,
-            running: HashMap::new(),
-            root,
-            next_ident: std::process::id() as u16,
-        }
+        Scheduler { shared, running: HashMap::new(), root, next_ident: std::process::id() as u16 }
     }
 
     /// Brings the running tasks in line with `config`: unchanged targets keep running
     /// untouched; changed ones restart with their state; removed ones stop.
     pub async fn apply(&mut self, config: &Config) -> Applied {
         let mut applied = Applied::default();
-        let wanted: HashMap<&str, &Target> = config
-            .active_targets()
-            .map(|t| (t.name.as_str(), t))
-            .collect();
+        let wanted: HashMap<&str, &Target> = config.active_targets().map(|t| (t.name.as_str(), t)).collect();
 
-        let gone: Vec<String> = self
-            .running
-            .keys()
-            .filter(|n| !wanted.contains_key(n.as_str()))
-            .cloned()
-            .collect();
+        let gone: Vec<String> = self.running.keys().filter(|n| !wanted.contains_key(n.as_str())).cloned().collect();
         for name in gone {
             if let Some(r) = self.running.remove(&name) {
                 r.cancel.cancel();
-                if let Ok(Carried {
-                    metrics: Some(tm), ..
-                }) = r.handle.await
-                {
+                if let Ok(Carried { metrics: Some(tm), .. }) = r.handle.await {
                     self.shared.metrics.remove_target(&tm);
                 }
                 self.shared.board.remove(&name);
@@ -179,11 +144,7 @@ impl Scheduler {
             self.spawn(t.clone(), carried);
         }
         for kind in ["icmp", "tcp", "http", "dns"] {
-            self.shared
-                .metrics
-                .targets
-                .with_label_values(&[kind])
-                .set(counts.get(kind).copied().unwrap_or(0));
+            self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
         }
         applied
     }
@@ -223,9 +184,8 @@ impl Scheduler {
                     tracing::info!(target = %target.name, since = %from_ms(since).to_rfc3339(), "outage still open from the previous run");
                 }
                 let th = thresholds(&target);
-                let mut window = th.any().then(|| {
-                    CongestionWindow::new(shared.config.borrow().defaults.degraded_window, th)
-                });
+                let mut window =
+                    th.any().then(|| CongestionWindow::new(shared.config.borrow().defaults.degraded_window, th));
                 if let (Some(w), Some(since)) = (window.as_mut(), open_degr) {
                     w.restore(since);
                 }
@@ -251,32 +211,15 @@ impl Scheduler {
                         consecutive_failures: 0,
                         downtime_seconds: 0.0,
                         flaps: 0,
-                        interval_seconds: shared
-                            .config
-                            .borrow()
-                            .interval_for(&target, now)
-                            .as_secs_f64(),
+                        interval_seconds: shared.config.borrow().interval_for(&target, now).as_secs_f64(),
                         packet_loss_ratio: None,
                         degraded_since: open_degr.map(from_ms),
                     }),
                 }
             }
         };
-        let handle = tokio::spawn(run_target(
-            target.clone(),
-            shared,
-            carried,
-            ident,
-            cancel.clone(),
-        ));
-        self.running.insert(
-            name,
-            Running {
-                target,
-                cancel,
-                handle,
-            },
-        );
+        let handle = tokio::spawn(run_target(target.clone(), shared, carried, ident, cancel.clone()));
+        self.running.insert(name, Running { target, cancel, handle });
     }
 
     /// Stops every task, waiting at most `grace` for probes in flight.
@@ -299,8 +242,7 @@ impl Scheduler {
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Stable offset of a target within any interval: FNV-1a of its name.
@@ -336,18 +278,12 @@ async fn run_target(
         Some(tm) if tm.has_labels(&target.name, &target.group, kind, &shared.vantage) => tm,
         Some(old) => {
             shared.metrics.remove_target(&old);
-            shared
-                .metrics
-                .target(&target.name, &target.group, kind, &shared.vantage)
+            shared.metrics.target(&target.name, &target.group, kind, &shared.vantage)
         }
-        None => shared
-            .metrics
-            .target(&target.name, &target.group, kind, &shared.vantage),
+        None => shared.metrics.target(&target.name, &target.group, kind, &shared.vantage),
     };
     if !carried.restored_downtime.is_zero() || carried.restored_flaps > 0 {
-        shared
-            .metrics
-            .restore_counters(&tm, carried.restored_downtime, carried.restored_flaps);
+        shared.metrics.restore_counters(&tm, carried.restored_downtime, carried.restored_flaps);
         carried.restored_downtime = Duration::ZERO;
         carried.restored_flaps = 0;
     }
@@ -359,11 +295,7 @@ async fn run_target(
     let now_ms = || base_wall + base_instant.elapsed().as_millis() as u64;
 
     let mut interval = shared.config.borrow().interval_for(&target, Utc::now());
-    let mut due = next_slot(
-        now_ms(),
-        interval.as_millis() as u64,
-        phase_ms(&target.name, interval.as_millis() as u64),
-    );
+    let mut due = next_slot(now_ms(), interval.as_millis() as u64, phase_ms(&target.name, interval.as_millis() as u64));
 
     loop {
         tokio::select! {
@@ -382,14 +314,7 @@ async fn run_target(
         shared.metrics.probes_in_flight.inc();
         let outcome = match &prepared {
             Ok(p) => {
-                let fut = probe::run(
-                    &target.spec,
-                    p,
-                    &target.binding,
-                    &shared.probers,
-                    ident,
-                    target.timeout,
-                );
+                let fut = probe::run(&target.spec, p, &target.binding, &shared.probers, ident, target.timeout);
                 // Safety net: a probe that overruns its own timeout is cut here.
                 match tokio::time::timeout(target.timeout + Duration::from_secs(1), fut).await {
                     Ok(o) => o,
@@ -400,24 +325,12 @@ async fn run_target(
                     },
                 }
             }
-            Err(f) => Outcome {
-                failure: Some(f.clone()),
-                ..Outcome::default()
-            },
+            Err(f) => Outcome { failure: Some(f.clone()), ..Outcome::default() },
         };
         shared.metrics.probes_in_flight.dec();
         drop(permit);
 
-        record(
-            &target,
-            &shared,
-            &mut carried,
-            &mut tm,
-            &outcome,
-            at,
-            interval,
-        )
-        .await;
+        record(&target, &shared, &mut carried, &mut tm, &outcome, at, interval).await;
 
         // Next slot; after a stall, skip the missed ones (counted) rather than burst.
         interval = shared.config.borrow().interval_for(&target, Utc::now());
@@ -471,9 +384,7 @@ async fn record(
         None => None,
     };
     if let Some(w) = &carried.window {
-        shared
-            .metrics
-            .set_degraded(tm, w.degraded_since().is_some());
+        shared.metrics.set_degraded(tm, w.degraded_since().is_some());
     }
     match &degr_change {
         Some(Change::Started { at, reason }) => {
@@ -489,11 +400,7 @@ async fn record(
         }
         Some(Change::Ended { since, until }) => {
             tracing::info!(target = %target.name, degraded_seconds = (until - since) / 1000, "congestion over");
-            shared.store.send(Op::Close {
-                target: target.name.clone(),
-                kind: IntervalKind::Degraded,
-                end: *until,
-            });
+            shared.store.send(Op::Close { target: target.name.clone(), kind: IntervalKind::Degraded, end: *until });
         }
         None => {}
     }
@@ -522,20 +429,12 @@ async fn record(
             s.last_failure = Some(f.detail.clone());
             s.last_failure_reason = Some(f.kind.label());
         }
-        s.consecutive_failures = if outcome.ok() {
-            0
-        } else {
-            s.consecutive_failures + 1
-        };
+        s.consecutive_failures = if outcome.ok() { 0 } else { s.consecutive_failures + 1 };
         s.downtime_seconds += obs.downtime.as_secs_f64();
         s.flaps += u64::from(obs.flap);
         s.interval_seconds = interval.as_secs_f64();
         s.packet_loss_ratio = outcome.echo.map(|e| e.loss_ratio());
-        s.degraded_since = carried
-            .window
-            .as_ref()
-            .and_then(|w| w.degraded_since())
-            .map(from_ms);
+        s.degraded_since = carried.window.as_ref().and_then(|w| w.degraded_since()).map(from_ms);
     }
     if let Some(tr) = obs.transition {
         match &tr {
@@ -561,12 +460,7 @@ async fn record(
                     kind: IntervalKind::Outage,
                     end: ms(*until),
                 });
-                shared.store.send(Op::Event {
-                    at: ms(at),
-                    target: target.name.clone(),
-                    event: "up",
-                    detail: None,
-                });
+                shared.store.send(Op::Event { at: ms(at), target: target.name.clone(), event: "up", detail: None });
             }
         }
         let ev = match tr {
@@ -576,12 +470,9 @@ async fn record(
                 since,
                 failure: outcome.failure.clone(),
             },
-            Transition::Up { since, until } => Event::Up {
-                target: target.name.clone(),
-                group: target.group.clone(),
-                since,
-                until,
-            },
+            Transition::Up { since, until } => {
+                Event::Up { target: target.name.clone(), group: target.group.clone(), since, until }
+            }
         };
         if shared.events.try_send(ev).is_err() {
             shared.metrics.events_dropped.inc();
@@ -599,9 +490,8 @@ mod tests {
         assert_eq!(next_slot(1249, 1000, 250), 1250);
         assert_eq!(next_slot(1250, 1000, 250), 2250);
         // Phases spread targets across the interval.
-        let phases: std::collections::HashSet<u64> = (0..100)
-            .map(|i| phase_ms(&format!("t{i}"), 10_000) / 1000)
-            .collect();
+        let phases: std::collections::HashSet<u64> =
+            (0..100).map(|i| phase_ms(&format!("t{i}"), 10_000) / 1000).collect();
         assert!(phases.len() >= 8, "phases cluster: {phases:?}");
     }
 }

@@ -45,14 +45,7 @@ pub fn router(state: AppState) -> Router {
 
 async fn metrics(State(s): State<AppState>) -> Response {
     let body = s.metrics.render();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -93,10 +86,7 @@ async fn status(State(s): State<AppState>) -> Response {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A plain server-rendered table until the full status page lands.
@@ -105,10 +95,7 @@ async fn index(State(s): State<AppState>) -> Html<String> {
     let tz = s.config.borrow().daemon.timezone;
     let mut rows = String::new();
     for t in &b.targets {
-        let since = t
-            .since
-            .map(|d| d.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_default();
+        let since = t.since.map(|d| d.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default();
         rows.push_str(&format!(
             "<tr class=\"{st}\"><td>{name}</td><td>{group}</td><td>{kind}</td><td>{st}</td><td>{since}</td><td>{reason}</td></tr>\n",
             st = t.state,
@@ -160,20 +147,14 @@ async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
         return e.into_response();
     }
     let (tx, rx) = oneshot::channel();
-    if s.reload
-        .send(ReloadRequest { reply: Some(tx) })
-        .await
-        .is_err()
-    {
+    if s.reload.send(ReloadRequest { reply: Some(tx) }).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     match rx.await {
         Ok(Ok(applied)) => axum::Json(applied).into_response(),
-        Ok(Err(errors)) => (
-            StatusCode::BAD_REQUEST,
-            axum::Json(serde_json::json!({ "errors": errors })),
-        )
-            .into_response(),
+        Ok(Err(errors)) => {
+            (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "errors": errors }))).into_response()
+        }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
     }
 }

@@ -43,31 +43,22 @@ impl Board {
     pub fn insert(&self, status: TargetStatus) -> Entry {
         let name = status.name.clone();
         let entry = Arc::new(Mutex::new(status));
-        self.targets
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name, entry.clone());
+        self.targets.write().unwrap_or_else(|p| p.into_inner()).insert(name, entry.clone());
         entry
     }
 
     pub fn remove(&self, name: &str) {
-        self.targets
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        self.targets.write().unwrap_or_else(|p| p.into_inner()).remove(name);
     }
 
     /// A consistent-enough copy of every target, in name order.
     pub fn snapshot(&self) -> Vec<TargetStatus> {
         let map = self.targets.read().unwrap_or_else(|p| p.into_inner());
-        map.values()
-            .map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).clone())
-            .collect()
+        map.values().map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect()
     }
 
     pub fn get(&self, name: &str) -> Option<TargetStatus> {
         let map = self.targets.read().unwrap_or_else(|p| p.into_inner());
-        map.get(name)
-            .map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        map.get(name).map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 }

@@ -30,16 +30,9 @@ fn context(src: &str, offset: usize) -> Option<String> {
         .chain(std::iter::once(0))
         .filter(|&i| src[i..].trim_start().starts_with('['))
         .max()?;
-    let line_end = src[header_pos..]
-        .find('\n')
-        .map_or(src.len(), |e| header_pos + e);
+    let line_end = src[header_pos..].find('\n').map_or(src.len(), |e| header_pos + e);
     let header = src[header_pos..line_end].trim();
-    let header = header
-        .split('#')
-        .next()
-        .unwrap_or(header)
-        .trim()
-        .to_string();
+    let header = header.split('#').next().unwrap_or(header).trim().to_string();
     if !header.starts_with("[[") {
         return Some(header);
     }
@@ -75,9 +68,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -99,31 +90,21 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 pub fn explain(src: &str, offset: usize, message: &str) -> String {
     let ctx = context(src, offset);
     let in_ctx = ctx.as_ref().map(|c| format!(" in {c}")).unwrap_or_default();
-    let message = message
-        .trim()
-        .replace("expected i64", "expected an integer")
-        .replace("expected f64", "expected a number");
+    let message =
+        message.trim().replace("expected i64", "expected an integer").replace("expected f64", "expected a number");
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (word, tail) = rest.split_once('`').unwrap_or((rest, ""));
         let candidates: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
         return match closest(word, candidates.iter().copied()) {
             Some(best) => format!("unknown key `{word}`{in_ctx} (did you mean `{best}`?)"),
-            None => format!(
-                "unknown key `{word}`{in_ctx}; CONFIGURATION.md lists the keys of each table"
-            ),
+            None => format!("unknown key `{word}`{in_ctx}; CONFIGURATION.md lists the keys of each table"),
         };
     }
     let key = key_at(src, offset);
     if message.starts_with("invalid type") {
-        let key_text = key
-            .as_ref()
-            .map(|k| format!("`{k}`"))
-            .unwrap_or_else(|| "value".to_string());
+        let key_text = key.as_ref().map(|k| format!("`{k}`")).unwrap_or_else(|| "value".to_string());
         let hint = match &key {
-            Some(k)
-                if DURATION_KEYS.contains(&k.as_str())
-                    && message.ends_with("expected a string") =>
-            {
+            Some(k) if DURATION_KEYS.contains(&k.as_str()) && message.ends_with("expected a string") => {
                 " (durations are strings such as \"10s\", \"5m\", \"1h30m\")"
             }
             _ => "",
@@ -137,15 +118,9 @@ pub fn explain(src: &str, offset: usize, message: &str) -> String {
         };
     }
     if message.starts_with("missing field") {
-        return format!(
-            "{}{in_ctx}",
-            message.replace("missing field", "missing key")
-        );
+        return format!("{}{in_ctx}", message.replace("missing field", "missing key"));
     }
-    format!(
-        "{message}{}",
-        ctx.map(|c| format!(" (in {c})")).unwrap_or_default()
-    )
+    format!("{message}{}", ctx.map(|c| format!(" (in {c})")).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -154,10 +129,7 @@ mod tests {
 
     #[test]
     fn typo_suggestions() {
-        assert_eq!(
-            closest("intreval", ["interval", "timeout"]),
-            Some("interval")
-        );
+        assert_eq!(closest("intreval", ["interval", "timeout"]), Some("interval"));
         assert_eq!(closest("zzz", ["interval", "timeout"]), None);
     }
 

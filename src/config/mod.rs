@@ -64,14 +64,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
     }
 }
 
@@ -343,29 +336,15 @@ impl Config {
     }
 
     /// As [`Config::load`], with the environment passed in (tests).
-    pub fn load_with_env(
-        path: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::parse(path, &text, env)
     }
 
     /// Validates config text; `path` names it in messages and anchors relative paths.
-    pub fn parse(
-        path: &Path,
-        text: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
-        let mut cx = Cx {
-            file: path.to_path_buf(),
-            src: text,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-        };
+    pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut cx = Cx { file: path.to_path_buf(), src: text, errors: Vec::new(), warnings: Vec::new() };
         let raw: RawConfig = match toml::from_str(text) {
             Ok(r) => r,
             Err(e) => {
@@ -394,12 +373,7 @@ impl Config {
     pub fn interval_for(&self, target: &Target, now: DateTime<Utc>) -> Duration {
         target
             .interval
-            .or_else(|| {
-                self.periods
-                    .iter()
-                    .filter(|p| p.contains(now))
-                    .find_map(|p| p.interval)
-            })
+            .or_else(|| self.periods.iter().filter(|p| p.contains(now)).find_map(|p| p.interval))
             .unwrap_or(self.defaults.interval)
     }
 
@@ -441,12 +415,7 @@ impl Cx<'_> {
         let before = &self.src[..self.src.floor_char_boundary(offset)];
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Diagnostic {
-            file: self.file.clone(),
-            line,
-            col,
-            message,
-        }
+        Diagnostic { file: self.file.clone(), line, col, message }
     }
 
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
@@ -482,10 +451,7 @@ impl Cx<'_> {
         let v = v.as_ref()?;
         let n = *v.get_ref();
         if n < min || n > max {
-            self.error(
-                v.span(),
-                format!("{what}must be between {min} and {max}, not {n}"),
-            );
+            self.error(v.span(), format!("{what}must be between {min} and {max}, not {n}"));
             return None;
         }
         u32::try_from(n).ok()
@@ -497,17 +463,11 @@ impl Cx<'_> {
         if x > 1.0 && x <= 100.0 {
             self.error(
                 v.span(),
-                format!(
-                    "{what}objective is a ratio: write {} for {x} %",
-                    (x * 100.0).round() / 10_000.0
-                ),
+                format!("{what}objective is a ratio: write {} for {x} %", (x * 100.0).round() / 10_000.0),
             );
             None
         } else if !(x > 0.0 && x <= 1.0) {
-            self.error(
-                v.span(),
-                format!("{what}objective must be in (0, 1], not {x}"),
-            );
+            self.error(v.span(), format!("{what}objective must be in (0, 1], not {x}"));
             None
         } else {
             Some(x)
@@ -519,8 +479,7 @@ impl Cx<'_> {
         let ok = !s.is_empty()
             && s.len() <= 128
             && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !ok {
             self.error(
                 v.span(),
@@ -533,19 +492,17 @@ impl Cx<'_> {
         s.clone()
     }
 
-    fn secret(
-        &mut self,
-        v: &Opt<String>,
-        env: &dyn Fn(&str) -> Option<String>,
-        what: &str,
-    ) -> Option<String> {
+    fn secret(&mut self, v: &Opt<String>, env: &dyn Fn(&str) -> Option<String>, what: &str) -> Option<String> {
         let v = v.as_ref()?;
         match env(v.get_ref()).filter(|s| !s.is_empty()) {
             Some(s) => Some(s),
             None => {
                 self.error(
                     v.span(),
-                    format!("{what}environment variable {} is not set (it holds a secret: export it before starting)", v.get_ref()),
+                    format!(
+                        "{what}environment variable {} is not set (it holds a secret: export it before starting)",
+                        v.get_ref()
+                    ),
                 );
                 None
             }
@@ -561,10 +518,7 @@ struct Names<'a> {
 
 impl<'a> Names<'a> {
     fn new(what: &'a str) -> Names<'a> {
-        Names {
-            what,
-            seen: HashMap::new(),
-        }
+        Names { what, seen: HashMap::new() }
     }
 
     fn add(&mut self, cx: &mut Cx<'_>, name: &S<String>) {
@@ -572,11 +526,7 @@ impl<'a> Names<'a> {
             let line = cx.line_of(first);
             cx.error(
                 name.span(),
-                format!(
-                    "duplicate {} name {:?} (first defined on line {line})",
-                    self.what,
-                    name.get_ref()
-                ),
+                format!("duplicate {} name {:?} (first defined on line {line})", self.what, name.get_ref()),
             );
         } else {
             self.seen.insert(name.get_ref().clone(), name.span());
@@ -594,10 +544,7 @@ fn language(cx: &mut Cx<'_>, v: &Opt<String>, default: Language, owner: &str) ->
         Some(("en", _)) => Language::En,
         Some(("vi", _)) => Language::Vi,
         Some((other, span)) => {
-            cx.error(
-                span,
-                format!("{owner}language must be \"en\" or \"vi\", not {other:?}"),
-            );
+            cx.error(span, format!("{owner}language must be \"en\" or \"vi\", not {other:?}"));
             default
         }
     }
@@ -605,11 +552,7 @@ fn language(cx: &mut Cx<'_>, v: &Opt<String>, default: Language, owner: &str) ->
 
 fn resolve_path(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
 }
 
 fn default_vantage() -> String {
@@ -620,13 +563,7 @@ fn default_vantage() -> String {
         .unwrap_or_else(|| "local".to_string())
 }
 
-fn validate(
-    cx: &mut Cx<'_>,
-    raw: RawConfig,
-    base: &Path,
-    path: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Config {
+fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Config {
     let daemon = validate_daemon(cx, raw.daemon.as_ref(), base, env);
     let defaults = validate_defaults(cx, raw.defaults.as_ref());
     let tz = daemon.timezone;
@@ -639,53 +576,40 @@ fn validate(
         let name = cx.name(&c.name, "contact");
         let emails = c.emails.get_ref().clone();
         if emails.is_empty() {
-            cx.error(
-                c.emails.span(),
-                format!("contact {name:?}: emails must list at least one address"),
-            );
+            cx.error(c.emails.span(), format!("contact {name:?}: emails must list at least one address"));
         }
         for e in &emails {
             if !looks_like_email(e) {
-                cx.error(
-                    c.emails.span(),
-                    format!("contact {name:?}: {e:?} is not an e-mail address"),
-                );
+                cx.error(c.emails.span(), format!("contact {name:?}: {e:?} is not an e-mail address"));
             }
         }
-        let daily_summary = c.daily_summary.as_ref().and_then(|d| {
-            match NaiveTime::parse_from_str(d.get_ref(), "%H:%M") {
+        let daily_summary =
+            c.daily_summary.as_ref().and_then(|d| match NaiveTime::parse_from_str(d.get_ref(), "%H:%M") {
                 Ok(t) => Some(t),
                 Err(_) => {
-                    cx.error(d.span(), format!("contact {name:?}: daily_summary must be a local time \"HH:MM\", not {:?}", d.get_ref()));
+                    cx.error(
+                        d.span(),
+                        format!(
+                            "contact {name:?}: daily_summary must be a local time \"HH:MM\", not {:?}",
+                            d.get_ref()
+                        ),
+                    );
                     None
                 }
-            }
-        });
-        let min_severity = match c
-            .min_severity
-            .as_ref()
-            .map(|s| (s.get_ref().as_str(), s.span()))
-        {
+            });
+        let min_severity = match c.min_severity.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
             None | Some(("warning", _)) => Severity::Warning,
             Some(("breach", _)) => Severity::Breach,
             Some((other, span)) => {
-                cx.error(span, format!("contact {name:?}: min_severity must be \"warning\" or \"breach\", not {other:?}"));
+                cx.error(
+                    span,
+                    format!("contact {name:?}: min_severity must be \"warning\" or \"breach\", not {other:?}"),
+                );
                 Severity::Warning
             }
         };
-        let language = language(
-            cx,
-            &c.language,
-            daemon.language,
-            &format!("contact {name:?}: "),
-        );
-        contacts.push(Contact {
-            name,
-            emails,
-            language,
-            daily_summary,
-            min_severity,
-        });
+        let language = language(cx, &c.language, daemon.language, &format!("contact {name:?}: "));
+        contacts.push(Contact { name, emails, language, daily_summary, min_severity });
     }
     let check_contacts = |cx: &mut Cx<'_>, list: &[S<String>], owner: &str| -> Vec<String> {
         list.iter()
@@ -693,10 +617,7 @@ fn validate(
                 if !contact_names.contains(c.get_ref()) {
                     cx.error(
                         c.span(),
-                        format!(
-                            "{owner}: unknown contact {:?} (no [[contact]] has that name)",
-                            c.get_ref()
-                        ),
+                        format!("{owner}: unknown contact {:?} (no [[contact]] has that name)", c.get_ref()),
                     );
                 }
                 c.get_ref().clone()
@@ -715,10 +636,7 @@ fn validate(
             Some(("postal", _)) => GroupKind::Postal,
             Some(("portal", _)) => GroupKind::Portal,
             Some((other, span)) => {
-                cx.error(
-                    span,
-                    format!("{owner}: kind must be carrier, postal or portal, not {other:?}"),
-                );
+                cx.error(span, format!("{owner}: kind must be carrier, postal or portal, not {other:?}"));
                 GroupKind::Carrier
             }
         };
@@ -743,13 +661,11 @@ fn validate(
             contacts,
             escalate_to,
             contingency: g.contingency.as_ref().map(|s| s.get_ref().clone()),
-            runbook_url: g.runbook_url.as_ref().and_then(|u| {
-                match reqwest::Url::parse(u.get_ref()) {
-                    Ok(_) => Some(u.get_ref().clone()),
-                    Err(e) => {
-                        cx.error(u.span(), format!("{prefix}runbook_url: {e}"));
-                        None
-                    }
+            runbook_url: g.runbook_url.as_ref().and_then(|u| match reqwest::Url::parse(u.get_ref()) {
+                Ok(_) => Some(u.get_ref().clone()),
+                Err(e) => {
+                    cx.error(u.span(), format!("{prefix}runbook_url: {e}"));
+                    None
                 }
             }),
         });
@@ -817,7 +733,10 @@ fn validate(
                 if s < p.end && p.start < e {
                     cx.warn(
                         m.start.span(),
-                        format!("{owner}overlaps period {:?}: notifications are silenced during an exam period", p.name),
+                        format!(
+                            "{owner}overlaps period {:?}: notifications are silenced during an exam period",
+                            p.name
+                        ),
                     );
                 }
             }
@@ -834,16 +753,10 @@ fn validate(
     }
 
     let smtp = raw.smtp.as_ref().map(|s| validate_smtp(cx, s, env));
-    let postal = raw
-        .postal
-        .as_ref()
-        .map(|p| validate_postal(cx, p, base, &group_names, env));
+    let postal = raw.postal.as_ref().map(|p| validate_postal(cx, p, base, &group_names, env));
 
     if raw.target.is_empty() && postal.as_ref().is_none_or(|p| p.operators.is_empty()) {
-        cx.warn(
-            0..0,
-            "no [[target]] and no [[postal.operator]]: nothing will be monitored",
-        );
+        cx.warn(0..0, "no [[target]] and no [[postal.operator]]: nothing will be monitored");
     }
 
     Config {
@@ -883,9 +796,7 @@ fn validate_daemon(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Daemon {
     let mut out = Daemon {
-        listen: builtin::LISTEN
-            .parse()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9798))),
+        listen: builtin::LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9798))),
         state_dir: resolve_path(base, builtin::STATE_DIR),
         vantage: default_vantage(),
         api_token_env: None,
@@ -906,10 +817,7 @@ fn validate_daemon(
             Ok(a) => out.listen = a,
             Err(_) => cx.error(
                 l.span(),
-                format!(
-                    "daemon.listen: {:?} is not an address such as \"127.0.0.1:9798\"",
-                    l.get_ref()
-                ),
+                format!("daemon.listen: {:?} is not an address such as \"127.0.0.1:9798\"", l.get_ref()),
             ),
         }
     }
@@ -939,18 +847,13 @@ fn validate_daemon(
             Ok(tz) => out.timezone = tz,
             Err(_) => cx.error(
                 z.span(),
-                format!(
-                    "daemon.timezone: unknown time zone {:?} (e.g. \"{}\")",
-                    z.get_ref(),
-                    builtin::TIMEZONE
-                ),
+                format!("daemon.timezone: unknown time zone {:?} (e.g. \"{}\")", z.get_ref(), builtin::TIMEZONE),
             ),
         }
     }
-    for (field, v, slot) in [
-        ("public_url", &d.public_url, &mut out.public_url),
-        ("grafana_url", &d.grafana_url, &mut out.grafana_url),
-    ] {
+    for (field, v, slot) in
+        [("public_url", &d.public_url, &mut out.public_url), ("grafana_url", &d.grafana_url, &mut out.grafana_url)]
+    {
         if let Some(u) = v {
             match reqwest::Url::parse(u.get_ref()) {
                 Ok(_) => *slot = Some(u.get_ref().trim_end_matches('/').to_string()),
@@ -969,17 +872,15 @@ fn validate_daemon(
         out.per_target_histograms = *b.get_ref();
     }
     if let Some(s) = &d.shard {
-        let parsed = s.get_ref().split_once('/').and_then(|(i, n)| {
-            Some((i.trim().parse::<u32>().ok()?, n.trim().parse::<u32>().ok()?))
-        });
+        let parsed = s
+            .get_ref()
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.trim().parse::<u32>().ok()?, n.trim().parse::<u32>().ok()?)));
         match parsed {
             Some((i, n)) if n >= 1 && (1..=n).contains(&i) => out.shard = Some((i, n)),
             _ => cx.error(
                 s.span(),
-                format!(
-                    "daemon.shard: expected \"i/n\" with 1 <= i <= n (e.g. \"1/3\"), not {:?}",
-                    s.get_ref()
-                ),
+                format!("daemon.shard: expected \"i/n\" with 1 <= i <= n (e.g. \"1/3\"), not {:?}", s.get_ref()),
             ),
         }
     }
@@ -1035,26 +936,10 @@ fn validate_defaults(cx: &mut Cx<'_>, d: Option<&RawDefaults>) -> Defaults {
     }
     out.max_outage = cx.duration(&d.max_outage, "defaults.max_outage: ");
     for (v, slot, what) in [
-        (
-            &d.degraded_window,
-            &mut out.degraded_window,
-            "defaults.degraded_window: ",
-        ),
-        (
-            &d.group_interval,
-            &mut out.group_interval,
-            "defaults.group_interval: ",
-        ),
-        (
-            &d.repeat_interval,
-            &mut out.repeat_interval,
-            "defaults.repeat_interval: ",
-        ),
-        (
-            &d.escalate_after,
-            &mut out.escalate_after,
-            "defaults.escalate_after: ",
-        ),
+        (&d.degraded_window, &mut out.degraded_window, "defaults.degraded_window: "),
+        (&d.group_interval, &mut out.group_interval, "defaults.group_interval: "),
+        (&d.repeat_interval, &mut out.repeat_interval, "defaults.repeat_interval: "),
+        (&d.escalate_after, &mut out.escalate_after, "defaults.escalate_after: "),
     ] {
         if let Some(x) = cx.duration(v, what) {
             *slot = x;
@@ -1113,32 +998,23 @@ fn validate_target(
     let name = cx.name(&t.name, "target");
     let p = format!("target {name:?}: ");
     if !groups.contains(t.group.get_ref()) {
-        cx.error(
-            t.group.span(),
-            format!(
-                "{p}unknown group {:?} (no [[group]] has that name)",
-                t.group.get_ref()
-            ),
-        );
+        cx.error(t.group.span(), format!("{p}unknown group {:?} (no [[group]] has that name)", t.group.get_ref()));
     }
     let kind = t.kind.get_ref().as_str();
     let Some(allowed) = kind_keys(kind) else {
         if PLANNED_KINDS.contains(&kind) {
-            cx.error(t.kind.span(), format!("{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns"));
-        } else {
             cx.error(
                 t.kind.span(),
-                format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns"),
+                format!("{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns"),
             );
+        } else {
+            cx.error(t.kind.span(), format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns"));
         }
         return None;
     };
     for (key, span) in t.kind_keys() {
         if !allowed.contains(&key) {
-            cx.error(
-                span,
-                format!("{p}key `{key}` does not apply to kind {kind}"),
-            );
+            cx.error(span, format!("{p}key `{key}` does not apply to kind {kind}"));
         }
     }
 
@@ -1150,14 +1026,8 @@ fn validate_target(
         Some(i) => (i, "its own interval".to_string()),
         None => periods
             .iter()
-            .filter_map(|p| {
-                p.interval
-                    .map(|i| (i, format!("the interval of period {:?}", p.name)))
-            })
-            .fold(
-                (defaults.interval, "defaults.interval".to_string()),
-                |a, b| if b.0 < a.0 { b } else { a },
-            ),
+            .filter_map(|p| p.interval.map(|i| (i, format!("the interval of period {:?}", p.name))))
+            .fold((defaults.interval, "defaults.interval".to_string()), |a, b| if b.0 < a.0 { b } else { a }),
     };
     let timeout = match explicit_timeout {
         Some(to) => {
@@ -1177,12 +1047,8 @@ fn validate_target(
         }
         None => defaults.timeout.min(shortest),
     };
-    let confirm = cx
-        .count(&t.confirm, &format!("{p}confirm: "), 1, 1000)
-        .unwrap_or(defaults.confirm);
-    let recover = cx
-        .count(&t.recover, &format!("{p}recover: "), 1, 1000)
-        .unwrap_or(defaults.recover);
+    let confirm = cx.count(&t.confirm, &format!("{p}confirm: "), 1, 1000).unwrap_or(defaults.confirm);
+    let recover = cx.count(&t.recover, &format!("{p}recover: "), 1, 1000).unwrap_or(defaults.recover);
     let objective = cx.objective(&t.objective, &p);
     let max_outage = cx.duration(&t.max_outage, &format!("{p}max_outage: "));
 
@@ -1190,26 +1056,13 @@ fn validate_target(
     if let Some(s) = &t.source {
         match s.get_ref().parse::<IpAddr>() {
             Ok(ip) => binding.source = Some(ip),
-            Err(_) => cx.error(
-                s.span(),
-                format!(
-                    "{p}source must be a local IP address, not {:?}",
-                    s.get_ref()
-                ),
-            ),
+            Err(_) => cx.error(s.span(), format!("{p}source must be a local IP address, not {:?}", s.get_ref())),
         }
     }
     if let Some(i) = &t.interface {
         let dev = i.get_ref();
-        if dev.is_empty()
-            || dev.len() > 15
-            || dev.contains('/')
-            || dev.contains(char::is_whitespace)
-        {
-            cx.error(
-                i.span(),
-                format!("{p}interface {dev:?} is not a valid network device name"),
-            );
+        if dev.is_empty() || dev.len() > 15 || dev.contains('/') || dev.contains(char::is_whitespace) {
+            cx.error(i.span(), format!("{p}interface {dev:?} is not a valid network device name"));
         } else {
             binding.interface = Some(dev.clone());
         }
@@ -1226,13 +1079,7 @@ fn validate_target(
         && src.is_ipv4() != d.server.is_ipv4()
         && let Some(s) = &t.source
     {
-        cx.error(
-            s.span(),
-            format!(
-                "{p}source {src} and server {} are of different address families",
-                d.server
-            ),
-        );
+        cx.error(s.span(), format!("{p}source {src} and server {} are of different address families", d.server));
     }
     Some(Target {
         name,
@@ -1249,78 +1096,40 @@ fn validate_target(
     })
 }
 
-fn required<'a, T>(
-    cx: &mut Cx<'_>,
-    v: &'a Opt<T>,
-    t: &RawTarget,
-    p: &str,
-    key: &str,
-) -> Option<&'a S<T>> {
+fn required<'a, T>(cx: &mut Cx<'_>, v: &'a Opt<T>, t: &RawTarget, p: &str, key: &str) -> Option<&'a S<T>> {
     if v.is_none() {
-        cx.error(
-            t.kind.span(),
-            format!("{p}kind {} needs `{key}`", t.kind.get_ref()),
-        );
+        cx.error(t.kind.span(), format!("{p}kind {} needs `{key}`", t.kind.get_ref()));
     }
     v.as_ref()
 }
 
-fn icmp_spec(
-    cx: &mut Cx<'_>,
-    t: &RawTarget,
-    p: &str,
-    timeout: Option<Duration>,
-) -> Option<ProbeSpec> {
+fn icmp_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str, timeout: Option<Duration>) -> Option<ProbeSpec> {
     let host = required(cx, &t.host, t, p, "host")?;
-    if host.get_ref().trim().is_empty()
-        || host.get_ref().contains(':') && host.get_ref().parse::<IpAddr>().is_err()
-    {
-        cx.error(
-            host.span(),
-            format!("{p}host must be an IP address or a host name, without port"),
-        );
+    if host.get_ref().trim().is_empty() || host.get_ref().contains(':') && host.get_ref().parse::<IpAddr>().is_err() {
+        cx.error(host.span(), format!("{p}host must be an IP address or a host name, without port"));
     }
-    let count = cx
-        .count(&t.count, &format!("{p}count: "), 1, 100)
-        .map_or(builtin::ICMP_COUNT, |n| n as u16);
-    let spacing = cx
-        .duration(&t.spacing, &format!("{p}spacing: "))
-        .unwrap_or(builtin::ICMP_SPACING);
+    let count = cx.count(&t.count, &format!("{p}count: "), 1, 100).map_or(builtin::ICMP_COUNT, |n| n as u16);
+    let spacing = cx.duration(&t.spacing, &format!("{p}spacing: ")).unwrap_or(builtin::ICMP_SPACING);
     let max_loss = match &t.max_loss {
         Some(l) if !(0.0..1.0).contains(l.get_ref()) => {
-            cx.error(
-                l.span(),
-                format!("{p}max_loss is a ratio in [0, 1): write 0.02 for 2 %"),
-            );
+            cx.error(l.span(), format!("{p}max_loss is a ratio in [0, 1): write 0.02 for 2 %"));
             builtin::MAX_LOSS
         }
         Some(l) => *l.get_ref(),
         None => builtin::MAX_LOSS,
     };
-    let max_rtt = cx
-        .duration(&t.max_rtt, &format!("{p}max_rtt: "))
-        .unwrap_or(builtin::MAX_RTT);
+    let max_rtt = cx.duration(&t.max_rtt, &format!("{p}max_rtt: ")).unwrap_or(builtin::MAX_RTT);
     if let Some(timeout) = timeout {
         let last_send = spacing * u32::from(count.saturating_sub(1));
         if last_send >= timeout {
-            let span = t
-                .spacing
-                .as_ref()
-                .map(|s| s.span())
-                .or(t.count.as_ref().map(|c| c.span()))
-                .unwrap_or(t.kind.span());
+            let span =
+                t.spacing.as_ref().map(|s| s.span()).or(t.count.as_ref().map(|c| c.span())).unwrap_or(t.kind.span());
             cx.error(span, format!(
                 "{p}the last of {count} echoes would be sent after {} but the timeout is {}: lower count or spacing, or raise timeout",
                 crate::probe::fmt_duration(last_send), crate::probe::fmt_duration(timeout)));
         }
     }
-    Some(ProbeSpec::Icmp(IcmpSpec {
-        host: host.get_ref().trim().to_string(),
-        count,
-        spacing,
-        max_loss,
-        max_rtt,
-    }))
+    Some(ProbeSpec::Icmp(IcmpSpec { host: host.get_ref().trim().to_string(), count, spacing, max_loss, max_rtt }))
 }
 
 /// Splits `host:port` / `[v6]:port`.
@@ -1341,10 +1150,7 @@ fn tcp_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
     let Some((host, port)) = host_port(addr.get_ref()) else {
         cx.error(
             addr.span(),
-            format!(
-                "{p}address must be \"host:port\" (e.g. \"127.0.0.1:2775\"), not {:?}",
-                addr.get_ref()
-            ),
+            format!("{p}address must be \"host:port\" (e.g. \"127.0.0.1:2775\"), not {:?}", addr.get_ref()),
         );
         return None;
     };
@@ -1372,10 +1178,7 @@ fn http_spec(
     let url = match reqwest::Url::parse(url_v.get_ref()) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => u,
         Ok(u) => {
-            cx.error(
-                url_v.span(),
-                format!("{p}url scheme must be http or https, not {}", u.scheme()),
-            );
+            cx.error(url_v.span(), format!("{p}url scheme must be http or https, not {}", u.scheme()));
             return None;
         }
         Err(e) => {
@@ -1388,10 +1191,7 @@ fn http_spec(
         Some(m) => match reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()) {
             Ok(m) => m,
             Err(_) => {
-                cx.error(
-                    m.span(),
-                    format!("{p}invalid HTTP method {:?}", m.get_ref()),
-                );
+                cx.error(m.span(), format!("{p}invalid HTTP method {:?}", m.get_ref()));
                 reqwest::Method::GET
             }
         },
@@ -1399,10 +1199,7 @@ fn http_spec(
     let mut headers = Vec::new();
     if let Some(h) = &t.headers {
         for (k, v) in h.get_ref() {
-            match (
-                reqwest::header::HeaderName::from_bytes(k.as_bytes()),
-                reqwest::header::HeaderValue::from_str(v),
-            ) {
+            match (reqwest::header::HeaderName::from_bytes(k.as_bytes()), reqwest::header::HeaderValue::from_str(v)) {
                 (Ok(k), Ok(v)) => headers.push((k, v)),
                 _ => cx.error(h.span(), format!("{p}invalid header {k:?}: {v:?}")),
             }
@@ -1417,21 +1214,13 @@ fn http_spec(
                         v.set_sensitive(true);
                         headers.push((name, v));
                     }
-                    Err(_) => cx.error(
-                        h.span(),
-                        format!("{p}headers_env: the value of {var} is not a valid header value"),
-                    ),
+                    Err(_) => {
+                        cx.error(h.span(), format!("{p}headers_env: the value of {var} is not a valid header value"))
+                    }
                 },
-                (Err(_), _) => cx.error(
-                    h.span(),
-                    format!("{p}headers_env: invalid header name {k:?}"),
-                ),
-                (_, None) => cx.error(
-                    h.span(),
-                    format!(
-                        "{p}headers_env: environment variable {var} (for header {k}) is not set"
-                    ),
-                ),
+                (Err(_), _) => cx.error(h.span(), format!("{p}headers_env: invalid header name {k:?}")),
+                (_, None) => cx
+                    .error(h.span(), format!("{p}headers_env: environment variable {var} (for header {k}) is not set")),
             }
         }
     }
@@ -1440,31 +1229,22 @@ fn http_spec(
         for code in s.get_ref() {
             match u16::try_from(*code) {
                 Ok(c) if (100..600).contains(&c) => expect_status.push(c),
-                _ => cx.error(
-                    s.span(),
-                    format!("{p}expect_status: {code} is not an HTTP status code"),
-                ),
+                _ => cx.error(s.span(), format!("{p}expect_status: {code} is not an HTTP status code")),
             }
         }
     }
-    let body_regex = t
-        .body_regex
-        .as_ref()
-        .and_then(|r| match regex::Regex::new(r.get_ref()) {
-            Ok(re) => Some(re),
-            Err(e) => {
-                cx.error(r.span(), format!("{p}body_regex: {e}"));
-                None
-            }
-        });
+    let body_regex = t.body_regex.as_ref().and_then(|r| match regex::Regex::new(r.get_ref()) {
+        Ok(re) => Some(re),
+        Err(e) => {
+            cx.error(r.span(), format!("{p}body_regex: {e}"));
+            None
+        }
+    });
     if let Some(ptr) = &t.json_pointer
         && !ptr.get_ref().is_empty()
         && !ptr.get_ref().starts_with('/')
     {
-        cx.error(
-            ptr.span(),
-            format!("{p}json_pointer must start with '/' (RFC 6901), e.g. \"/status\""),
-        );
+        cx.error(ptr.span(), format!("{p}json_pointer must start with '/' (RFC 6901), e.g. \"/status\""));
     }
     if t.json_equals.is_some()
         && t.json_pointer.is_none()
@@ -1472,32 +1252,23 @@ fn http_spec(
     {
         cx.error(j.span(), format!("{p}json_equals needs json_pointer"));
     }
-    let json_equals =
-        t.json_equals
-            .as_ref()
-            .and_then(|v| match serde_json::to_value(v.get_ref()) {
-                Ok(j) => Some(j),
-                Err(e) => {
-                    cx.error(v.span(), format!("{p}json_equals: {e}"));
-                    None
-                }
-            });
+    let json_equals = t.json_equals.as_ref().and_then(|v| match serde_json::to_value(v.get_ref()) {
+        Ok(j) => Some(j),
+        Err(e) => {
+            cx.error(v.span(), format!("{p}json_equals: {e}"));
+            None
+        }
+    });
     let ca_file = t.ca_file.as_ref().map(|c| {
         let path = resolve_path(base, c.get_ref());
         if !path.is_file() {
-            cx.error(
-                c.span(),
-                format!("{p}ca_file {} does not exist", path.display()),
-            );
+            cx.error(c.span(), format!("{p}ca_file {} does not exist", path.display()));
         }
         path
     });
     let max_body_bytes = match &t.max_body_bytes {
         Some(b) if *b.get_ref() < 1 || *b.get_ref() > 1 << 30 => {
-            cx.error(
-                b.span(),
-                format!("{p}max_body_bytes must be between 1 and 1073741824"),
-            );
+            cx.error(b.span(), format!("{p}max_body_bytes must be between 1 and 1073741824"));
             builtin::MAX_BODY_BYTES
         }
         Some(b) => *b.get_ref() as usize,
@@ -1530,7 +1301,13 @@ fn dns_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
         Err(_) => match server_v.get_ref().parse::<IpAddr>() {
             Ok(ip) => Some(SocketAddr::new(ip, 53)),
             Err(_) => {
-                cx.error(server_v.span(), format!("{p}server must be an IP address with optional port (\"127.0.0.1:5353\"), not {:?}", server_v.get_ref()));
+                cx.error(
+                    server_v.span(),
+                    format!(
+                        "{p}server must be an IP address with optional port (\"127.0.0.1:5353\"), not {:?}",
+                        server_v.get_ref()
+                    ),
+                );
                 None
             }
         },
@@ -1541,41 +1318,28 @@ fn dns_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
             Some(n)
         }
         Err(e) => {
-            cx.error(
-                query_v.span(),
-                format!("{p}query {:?} is not a domain name: {e}", query_v.get_ref()),
-            );
+            cx.error(query_v.span(), format!("{p}query {:?} is not a domain name: {e}", query_v.get_ref()));
             None
         }
     };
     let record = match &t.record {
         None => Some(hickory_proto::rr::RecordType::A),
-        Some(r) => {
-            match r
-                .get_ref()
-                .to_ascii_uppercase()
-                .parse::<hickory_proto::rr::RecordType>()
-            {
-                Ok(rt) => Some(rt),
-                Err(_) => {
-                    cx.error(r.span(), format!("{p}unknown record type {:?} (A, AAAA, MX, NS, TXT, CNAME, SOA, SRV, …)", r.get_ref()));
-                    None
-                }
+        Some(r) => match r.get_ref().to_ascii_uppercase().parse::<hickory_proto::rr::RecordType>() {
+            Ok(rt) => Some(rt),
+            Err(_) => {
+                cx.error(
+                    r.span(),
+                    format!("{p}unknown record type {:?} (A, AAAA, MX, NS, TXT, CNAME, SOA, SRV, …)", r.get_ref()),
+                );
+                None
             }
-        }
+        },
     };
-    let transport = match t
-        .transport
-        .as_ref()
-        .map(|s| (s.get_ref().as_str(), s.span()))
-    {
+    let transport = match t.transport.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
         None | Some(("udp", _)) => DnsTransport::Udp,
         Some(("tcp", _)) => DnsTransport::Tcp,
         Some((other, span)) => {
-            cx.error(
-                span,
-                format!("{p}transport must be udp or tcp, not {other:?}"),
-            );
+            cx.error(span, format!("{p}transport must be udp or tcp, not {other:?}"));
             DnsTransport::Udp
         }
     };
@@ -1584,7 +1348,13 @@ fn dns_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
         Some(r) => {
             let rc = crate::probe::dns::parse_rcode(r.get_ref());
             if rc.is_none() {
-                cx.error(r.span(), format!("{p}expect_rcode must be NOERROR, NXDOMAIN, SERVFAIL, REFUSED, FORMERR or NOTIMP, not {:?}", r.get_ref()));
+                cx.error(
+                    r.span(),
+                    format!(
+                        "{p}expect_rcode must be NOERROR, NXDOMAIN, SERVFAIL, REFUSED, FORMERR or NOTIMP, not {:?}",
+                        r.get_ref()
+                    ),
+                );
             }
             rc
         }
@@ -1595,11 +1365,7 @@ fn dns_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
         record: record?,
         transport,
         expect_rcode: expect_rcode?,
-        expect_answer: t
-            .expect_answer
-            .as_ref()
-            .map(|v| v.get_ref().clone())
-            .unwrap_or_default(),
+        expect_answer: t.expect_answer.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default(),
         allow_empty: t.allow_empty.as_ref().is_some_and(|b| *b.get_ref()),
         recursion_desired: t.recursion_desired.as_ref().is_none_or(|b| *b.get_ref()),
     }))
@@ -1611,10 +1377,7 @@ fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, env: &dyn Fn(&str) -> Option<Stri
         Some(("none", _)) => SmtpTls::None,
         Some(("tls", _)) => SmtpTls::Tls,
         Some((other, span)) => {
-            cx.error(
-                span,
-                format!("smtp.tls must be none, starttls or tls, not {other:?}"),
-            );
+            cx.error(span, format!("smtp.tls must be none, starttls or tls, not {other:?}"));
             SmtpTls::Starttls
         }
     };
@@ -1623,14 +1386,9 @@ fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, env: &dyn Fn(&str) -> Option<Stri
         SmtpTls::Starttls => 587,
         SmtpTls::Tls => 465,
     };
-    let port = cx
-        .count(&s.port, "smtp.port: ", 1, 65535)
-        .map_or(default_port, |p| p as u16);
+    let port = cx.count(&s.port, "smtp.port: ", 1, 65535).map_or(default_port, |p| p as u16);
     if !looks_like_email(s.from.get_ref()) {
-        cx.error(
-            s.from.span(),
-            format!("smtp.from: {:?} is not an e-mail address", s.from.get_ref()),
-        );
+        cx.error(s.from.span(), format!("smtp.from: {:?} is not an e-mail address", s.from.get_ref()));
     }
     if s.host.get_ref().trim().is_empty() {
         cx.error(s.host.span(), "smtp.host is empty");
@@ -1640,10 +1398,7 @@ fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, env: &dyn Fn(&str) -> Option<Stri
         && s.username.is_none()
         && let Some(p) = &s.password_env
     {
-        cx.error(
-            p.span(),
-            "smtp.password_env is set but smtp.username is not",
-        );
+        cx.error(p.span(), "smtp.password_env is set but smtp.username is not");
     }
     Smtp {
         host: s.host.get_ref().clone(),
@@ -1652,9 +1407,7 @@ fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, env: &dyn Fn(&str) -> Option<Stri
         from: s.from.get_ref().clone(),
         username: s.username.as_ref().map(|u| u.get_ref().clone()),
         password,
-        timeout: cx
-            .duration(&s.timeout, "smtp.timeout: ")
-            .unwrap_or(builtin::SMTP_TIMEOUT),
+        timeout: cx.duration(&s.timeout, "smtp.timeout: ").unwrap_or(builtin::SMTP_TIMEOUT),
         hello_name: s.hello_name.as_ref().map(|u| u.get_ref().clone()),
     }
 }
@@ -1673,29 +1426,18 @@ fn validate_postal(
         let name = cx.name(&o.name, "postal operator");
         let pre = format!("postal operator {name:?}: ");
         if !o.track_url.get_ref().contains("{tracking}") {
-            cx.error(
-                o.track_url.span(),
-                format!("{pre}track_url must contain {{tracking}}"),
-            );
-        } else if let Err(e) =
-            reqwest::Url::parse(&o.track_url.get_ref().replace("{tracking}", "X"))
-        {
+            cx.error(o.track_url.span(), format!("{pre}track_url must contain {{tracking}}"));
+        } else if let Err(e) = reqwest::Url::parse(&o.track_url.get_ref().replace("{tracking}", "X")) {
             cx.error(o.track_url.span(), format!("{pre}track_url: {e}"));
         }
         if !o.status_pointer.get_ref().is_empty() && !o.status_pointer.get_ref().starts_with('/') {
-            cx.error(
-                o.status_pointer.span(),
-                format!("{pre}status_pointer must start with '/' (RFC 6901)"),
-            );
+            cx.error(o.status_pointer.span(), format!("{pre}status_pointer must start with '/' (RFC 6901)"));
         }
         if let Some(e) = &o.events_pointer
             && !e.get_ref().is_empty()
             && !e.get_ref().starts_with('/')
         {
-            cx.error(
-                e.span(),
-                format!("{pre}events_pointer must start with '/' (RFC 6901)"),
-            );
+            cx.error(e.span(), format!("{pre}events_pointer must start with '/' (RFC 6901)"));
         }
         if let Some(g) = &o.group
             && !groups.contains(g.get_ref())
@@ -1704,25 +1446,21 @@ fn validate_postal(
         }
         let method = match &o.method {
             None => reqwest::Method::GET,
-            Some(m) => reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes())
-                .unwrap_or_else(|_| {
-                    cx.error(
-                        m.span(),
-                        format!("{pre}invalid HTTP method {:?}", m.get_ref()),
-                    );
-                    reqwest::Method::GET
-                }),
+            Some(m) => reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()).unwrap_or_else(|_| {
+                cx.error(m.span(), format!("{pre}invalid HTTP method {:?}", m.get_ref()));
+                reqwest::Method::GET
+            }),
         };
-        let mut headers: Vec<(String, String)> = o
-            .headers
-            .as_ref()
-            .map(|h| h.get_ref().clone().into_iter().collect())
-            .unwrap_or_default();
+        let mut headers: Vec<(String, String)> =
+            o.headers.as_ref().map(|h| h.get_ref().clone().into_iter().collect()).unwrap_or_default();
         if let Some(h) = &o.headers_env {
             for (k, var) in h.get_ref() {
                 match env(var).filter(|v| !v.is_empty()) {
                     Some(v) => headers.push((k.clone(), v)),
-                    None => cx.error(h.span(), format!("{pre}headers_env: environment variable {var} (for header {k}) is not set")),
+                    None => cx.error(
+                        h.span(),
+                        format!("{pre}headers_env: environment variable {var} (for header {k}) is not set"),
+                    ),
                 }
             }
         }
@@ -1732,31 +1470,22 @@ fn validate_postal(
                 if !TRACKING_STATUSES.contains(&v.as_str()) {
                     cx.error(
                         m.span(),
-                        format!(
-                            "{pre}status_map: {v:?} (for {k:?}) is not one of {}",
-                            TRACKING_STATUSES.join(", ")
-                        ),
+                        format!("{pre}status_map: {v:?} (for {k:?}) is not one of {}", TRACKING_STATUSES.join(", ")),
                     );
                 }
                 status_map.insert(k.clone(), v.clone());
             }
         }
-        let standard_days = o
-            .standard
-            .as_ref()
-            .and_then(|s| match parse_standard(s.get_ref()) {
-                Ok(n) => Some(n),
-                Err(e) => {
-                    cx.error(s.span(), format!("{pre}{e}"));
-                    None
-                }
-            });
+        let standard_days = o.standard.as_ref().and_then(|s| match parse_standard(s.get_ref()) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                cx.error(s.span(), format!("{pre}{e}"));
+                None
+            }
+        });
         let rate_limit = match &o.rate_limit {
             Some(r) if *r.get_ref() <= 0.0 => {
-                cx.error(
-                    r.span(),
-                    format!("{pre}rate_limit (requests per second) must be positive"),
-                );
+                cx.error(r.span(), format!("{pre}rate_limit (requests per second) must be positive"));
                 None
             }
             r => r.as_ref().map(|r| *r.get_ref()),
@@ -1766,22 +1495,12 @@ fn validate_postal(
             track_url: o.track_url.get_ref().clone(),
             method,
             headers,
-            poll: cx
-                .duration(&o.poll, &format!("{pre}poll: "))
-                .unwrap_or(builtin::POSTAL_POLL),
-            timeout: cx
-                .duration(&o.timeout, &format!("{pre}timeout: "))
-                .unwrap_or(builtin::POSTAL_TIMEOUT),
+            poll: cx.duration(&o.poll, &format!("{pre}poll: ")).unwrap_or(builtin::POSTAL_POLL),
+            timeout: cx.duration(&o.timeout, &format!("{pre}timeout: ")).unwrap_or(builtin::POSTAL_TIMEOUT),
             status_pointer: o.status_pointer.get_ref().clone(),
             events_pointer: o.events_pointer.as_ref().map(|e| e.get_ref().clone()),
-            event_status_field: o
-                .event_status_field
-                .as_ref()
-                .map_or_else(|| "status".into(), |s| s.get_ref().clone()),
-            event_time_field: o
-                .event_time_field
-                .as_ref()
-                .map_or_else(|| "time".into(), |s| s.get_ref().clone()),
+            event_status_field: o.event_status_field.as_ref().map_or_else(|| "status".into(), |s| s.get_ref().clone()),
+            event_time_field: o.event_time_field.as_ref().map_or_else(|| "time".into(), |s| s.get_ref().clone()),
             event_location_field: o
                 .event_location_field
                 .as_ref()
@@ -1789,24 +1508,15 @@ fn validate_postal(
             status_map,
             standard_days,
             rate_limit,
-            concurrency: cx
-                .count(&o.concurrency, &format!("{pre}concurrency: "), 1, 1000)
-                .map_or(4, |n| n as usize),
+            concurrency: cx.count(&o.concurrency, &format!("{pre}concurrency: "), 1, 1000).map_or(4, |n| n as usize),
             webhook_secret: cx.secret(&o.webhook_secret_env, env, &pre),
             name,
         });
     }
     Postal {
-        consignments: p
-            .consignments
-            .as_ref()
-            .map(|c| resolve_path(base, c.get_ref())),
-        stale_after: cx
-            .duration(&p.stale_after, "postal.stale_after: ")
-            .unwrap_or(builtin::STALE_AFTER),
-        at_risk_before: cx
-            .duration(&p.at_risk_before, "postal.at_risk_before: ")
-            .unwrap_or(builtin::AT_RISK_BEFORE),
+        consignments: p.consignments.as_ref().map(|c| resolve_path(base, c.get_ref())),
+        stale_after: cx.duration(&p.stale_after, "postal.stale_after: ").unwrap_or(builtin::STALE_AFTER),
+        at_risk_before: cx.duration(&p.at_risk_before, "postal.at_risk_before: ").unwrap_or(builtin::AT_RISK_BEFORE),
         operators,
     }
 }

@@ -8,11 +8,8 @@ use chrono_tz::Tz;
 
 /// Parses `"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"2d"` and sums like `"1h30m"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "invalid duration {s:?}: expected a number followed by ms, s, m, h or d (e.g. \"30s\", \"1h30m\")"
-        )
-    };
+    let bad =
+        || format!("invalid duration {s:?}: expected a number followed by ms, s, m, h or d (e.g. \"30s\", \"1h30m\")");
     let t = s.trim();
     if t.is_empty() {
         return Err(bad());
@@ -20,17 +17,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = t;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad());
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let d = match unit {
@@ -53,10 +46,7 @@ pub fn parse_time(v: &toml::Value, tz: Tz) -> Result<DateTime<Utc>, String> {
         toml::Value::String(s) => s.clone(),
         toml::Value::Datetime(d) => d.to_string(),
         other => {
-            return Err(format!(
-                "expected a time such as \"2021-07-07T07:30:00\", found {}",
-                other.type_str()
-            ));
+            return Err(format!("expected a time such as \"2021-07-07T07:30:00\", found {}", other.type_str()));
         }
     };
     parse_time_str(&s, tz)
@@ -66,19 +56,12 @@ pub fn parse_time_str(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ] {
+    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
             return match tz.from_local_datetime(&naive) {
                 chrono::LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
                 chrono::LocalResult::Ambiguous(early, _) => Ok(early.with_timezone(&Utc)),
-                chrono::LocalResult::None => Err(format!(
-                    "{s} does not exist in time zone {tz} (clock change)"
-                )),
+                chrono::LocalResult::None => Err(format!("{s} does not exist in time zone {tz} (clock change)")),
             };
         }
     }
@@ -90,14 +73,9 @@ pub fn parse_time_str(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
 /// `"J+2"`: delivery within N business days after acceptance (Vietnamese postal usage).
 pub fn parse_standard(s: &str) -> Result<u32, String> {
     let t = s.trim();
-    let n = t
-        .strip_prefix("J+")
-        .or_else(|| t.strip_prefix("j+"))
-        .and_then(|n| n.parse::<u32>().ok())
-        .filter(|n| *n <= 60);
-    n.ok_or_else(|| {
-        format!("invalid standard {s:?}: expected \"J+N\" (N business days, e.g. \"J+2\")")
-    })
+    let n =
+        t.strip_prefix("J+").or_else(|| t.strip_prefix("j+")).and_then(|n| n.parse::<u32>().ok()).filter(|n| *n <= 60);
+    n.ok_or_else(|| format!("invalid standard {s:?}: expected \"J+N\" (N business days, e.g. \"J+2\")"))
 }
 
 #[cfg(test)]

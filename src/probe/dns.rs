@@ -55,9 +55,7 @@ async fn exchange(spec: &DnsSpec, binding: &Binding, out: &mut Outcome) -> Resul
     msg.metadata.recursion_desired = spec.recursion_desired;
     msg.add_query(Query::query(spec.query.clone(), spec.record));
     let id = msg.metadata.id;
-    let wire = msg
-        .to_vec()
-        .map_err(|e| Failure::new(FailureKind::Setup, format!("cannot encode query: {e}")))?;
+    let wire = msg.to_vec().map_err(|e| Failure::new(FailureKind::Setup, format!("cannot encode query: {e}")))?;
 
     let t = Instant::now();
     let mut answer = match spec.transport {
@@ -77,32 +75,19 @@ pub fn check(spec: &DnsSpec, answer: &Message) -> Result<(), Failure> {
     if rcode != spec.expect_rcode {
         return Err(Failure::new(
             FailureKind::Rcode,
-            format!(
-                "rcode {}, expected {}",
-                rcode_name(rcode),
-                rcode_name(spec.expect_rcode)
-            ),
+            format!("rcode {}, expected {}", rcode_name(rcode), rcode_name(spec.expect_rcode)),
         ));
     }
-    let wanted: Vec<&hickory_proto::rr::Record> = answer
-        .answers
-        .iter()
-        .filter(|r| r.record_type() == spec.record || spec.record == RecordType::ANY)
-        .collect();
+    let wanted: Vec<&hickory_proto::rr::Record> =
+        answer.answers.iter().filter(|r| r.record_type() == spec.record || spec.record == RecordType::ANY).collect();
     if spec.expect_rcode == ResponseCode::NoError && wanted.is_empty() && !spec.allow_empty {
-        return Err(Failure::new(
-            FailureKind::Answer,
-            format!("no {} record for {}", spec.record, spec.query),
-        ));
+        return Err(Failure::new(FailureKind::Answer, format!("no {} record for {}", spec.record, spec.query)));
     }
     for expected in &spec.expect_answer {
         let found = wanted.iter().any(|r| r.data.to_string() == *expected);
         if !found {
             let got: Vec<String> = wanted.iter().take(5).map(|r| r.data.to_string()).collect();
-            return Err(Failure::new(
-                FailureKind::Answer,
-                format!("answer {expected:?} missing (got {got:?})"),
-            ));
+            return Err(Failure::new(FailureKind::Answer, format!("answer {expected:?} missing (got {got:?})")));
         }
     }
     Ok(())
@@ -143,72 +128,40 @@ fn decode(buf: &[u8], id: u16) -> Result<Option<Message>, Failure> {
     Ok(Some(msg))
 }
 
-async fn udp(
-    server: SocketAddr,
-    binding: &Binding,
-    wire: &[u8],
-    id: u16,
-) -> Result<Message, Failure> {
+async fn udp(server: SocketAddr, binding: &Binding, wire: &[u8], id: u16) -> Result<Message, Failure> {
     let local = match binding.source {
         Some(src) => SocketAddr::new(src, 0),
         None if server.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
         None => SocketAddr::from(([0u16; 8], 0)),
     };
-    let sock = UdpSocket::bind(local)
-        .await
-        .map_err(|e| Failure::io(&format!("bind {local}"), &e))?;
+    let sock = UdpSocket::bind(local).await.map_err(|e| Failure::io(&format!("bind {local}"), &e))?;
     if let Some(dev) = &binding.interface {
-        sock.bind_device(Some(dev.as_bytes()))
-            .map_err(|e| Failure::io(&format!("bind to device {dev}"), &e))?;
+        sock.bind_device(Some(dev.as_bytes())).map_err(|e| Failure::io(&format!("bind to device {dev}"), &e))?;
     }
-    sock.connect(server)
-        .await
-        .map_err(|e| Failure::io(&format!("connect {server}"), &e))?;
-    sock.send(wire)
-        .await
-        .map_err(|e| Failure::io("send query", &e))?;
+    sock.connect(server).await.map_err(|e| Failure::io(&format!("connect {server}"), &e))?;
+    sock.send(wire).await.map_err(|e| Failure::io("send query", &e))?;
     let mut buf = vec![0u8; MAX_UDP];
     // Answers with another id (late answers to an earlier query, spoofing) are skipped;
     // the probe's deadline bounds this loop.
     loop {
-        let n = sock
-            .recv(&mut buf)
-            .await
-            .map_err(|e| Failure::io("receive answer", &e))?;
+        let n = sock.recv(&mut buf).await.map_err(|e| Failure::io("receive answer", &e))?;
         if let Some(m) = decode(&buf[..n], id)? {
             return Ok(m);
         }
     }
 }
 
-async fn tcp(
-    server: SocketAddr,
-    binding: &Binding,
-    wire: &[u8],
-    id: u16,
-) -> Result<Message, Failure> {
-    let mut stream = super::tcp::connect(server, binding)
-        .await
-        .map_err(|e| Failure::io(&format!("connect {server}"), &e))?;
-    let len = u16::try_from(wire.len())
-        .map_err(|_| Failure::new(FailureKind::Setup, "query too long for TCP"))?;
+async fn tcp(server: SocketAddr, binding: &Binding, wire: &[u8], id: u16) -> Result<Message, Failure> {
+    let mut stream =
+        super::tcp::connect(server, binding).await.map_err(|e| Failure::io(&format!("connect {server}"), &e))?;
+    let len = u16::try_from(wire.len()).map_err(|_| Failure::new(FailureKind::Setup, "query too long for TCP"))?;
     let mut framed = Vec::with_capacity(wire.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(wire);
-    stream
-        .write_all(&framed)
-        .await
-        .map_err(|e| Failure::io("send query", &e))?;
+    stream.write_all(&framed).await.map_err(|e| Failure::io("send query", &e))?;
     let mut len = [0u8; 2];
-    stream
-        .read_exact(&mut len)
-        .await
-        .map_err(|e| Failure::io("read answer length", &e))?;
+    stream.read_exact(&mut len).await.map_err(|e| Failure::io("read answer length", &e))?;
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream
-        .read_exact(&mut buf)
-        .await
-        .map_err(|e| Failure::io("read answer", &e))?;
-    decode(&buf, id)?
-        .ok_or_else(|| Failure::new(FailureKind::Protocol, "answer with another query id"))
+    stream.read_exact(&mut buf).await.map_err(|e| Failure::io("read answer", &e))?;
+    decode(&buf, id)?.ok_or_else(|| Failure::new(FailureKind::Protocol, "answer with another query id"))
 }

@@ -40,8 +40,7 @@ impl PartialEq for HttpSpec {
             && self.body == o.body
             && self.expect_status == o.expect_status
             && self.body_contains == o.body_contains
-            && self.body_regex.as_ref().map(Regex::as_str)
-                == o.body_regex.as_ref().map(Regex::as_str)
+            && self.body_regex.as_ref().map(Regex::as_str) == o.body_regex.as_ref().map(Regex::as_str)
             && self.json_pointer == o.json_pointer
             && self.json_equals == o.json_equals
             && self.max_latency == o.max_latency
@@ -58,11 +57,7 @@ pub struct PreparedHttp {
     client: reqwest::Client,
 }
 
-pub fn prepare(
-    spec: &HttpSpec,
-    binding: &Binding,
-    timeout: Duration,
-) -> Result<PreparedHttp, Failure> {
+pub fn prepare(spec: &HttpSpec, binding: &Binding, timeout: Duration) -> Result<PreparedHttp, Failure> {
     crate::tls::ensure_crypto_provider();
     let mut b = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
@@ -83,26 +78,14 @@ pub fn prepare(
         b = b.tls_danger_accept_invalid_certs(true);
     }
     if let Some(path) = &spec.ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            Failure::new(
-                FailureKind::Setup,
-                format!("cannot read ca_file {}: {e}", path.display()),
-            )
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            Failure::new(
-                FailureKind::Setup,
-                format!("ca_file {}: {e}", path.display()),
-            )
-        })?;
+        let pem = std::fs::read(path)
+            .map_err(|e| Failure::new(FailureKind::Setup, format!("cannot read ca_file {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Failure::new(FailureKind::Setup, format!("ca_file {}: {e}", path.display())))?;
         b = b.tls_certs_only(certs);
     }
-    let client = b.build().map_err(|e| {
-        Failure::new(
-            FailureKind::Setup,
-            format!("cannot build HTTP client: {}", chain(&e)),
-        )
-    })?;
+    let client =
+        b.build().map_err(|e| Failure::new(FailureKind::Setup, format!("cannot build HTTP client: {}", chain(&e))))?;
     Ok(PreparedHttp { client })
 }
 
@@ -115,11 +98,7 @@ pub async fn probe(spec: &HttpSpec, prepared: &PreparedHttp, timeout: Duration) 
         Ok(Ok(())) => None,
         Ok(Err(f)) => Some(f),
         Err(_) => Some(Failure::timeout(
-            if out.phases.get(Phase::Processing).is_some() {
-                Phase::Transfer
-            } else {
-                Phase::Processing
-            },
+            if out.phases.get(Phase::Processing).is_some() { Phase::Transfer } else { Phase::Processing },
             timeout,
         )),
     };
@@ -127,12 +106,7 @@ pub async fn probe(spec: &HttpSpec, prepared: &PreparedHttp, timeout: Duration) 
     out
 }
 
-async fn exchange(
-    spec: &HttpSpec,
-    p: &PreparedHttp,
-    out: &mut Outcome,
-    start: Instant,
-) -> Result<(), Failure> {
+async fn exchange(spec: &HttpSpec, p: &PreparedHttp, out: &mut Outcome, start: Instant) -> Result<(), Failure> {
     let mut req = p.client.request(spec.method.clone(), spec.url.clone());
     for (k, v) in &spec.headers {
         req = req.header(k, v);
@@ -148,10 +122,7 @@ async fn exchange(
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(classify)? {
         if body.len() + chunk.len() > spec.max_body_bytes {
-            return Err(Failure::new(
-                FailureKind::TooLarge,
-                format!("body larger than {} bytes", spec.max_body_bytes),
-            ));
+            return Err(Failure::new(FailureKind::TooLarge, format!("body larger than {} bytes", spec.max_body_bytes)));
         }
         body.extend_from_slice(&chunk);
     }
@@ -161,21 +132,12 @@ async fn exchange(
 
 /// The content checks, pure so they can be tested and fuzzed without a server.
 pub fn check(spec: &HttpSpec, status: u16, body: &[u8]) -> Result<(), Failure> {
-    let status_ok = if spec.expect_status.is_empty() {
-        (200..300).contains(&status)
-    } else {
-        spec.expect_status.contains(&status)
-    };
+    let status_ok =
+        if spec.expect_status.is_empty() { (200..300).contains(&status) } else { spec.expect_status.contains(&status) };
     if !status_ok {
-        let expected = if spec.expect_status.is_empty() {
-            "2xx".to_string()
-        } else {
-            format!("{:?}", spec.expect_status)
-        };
-        return Err(Failure::new(
-            FailureKind::Status,
-            format!("status {status}, expected {expected}"),
-        ));
+        let expected =
+            if spec.expect_status.is_empty() { "2xx".to_string() } else { format!("{:?}", spec.expect_status) };
+        return Err(Failure::new(FailureKind::Status, format!("status {status}, expected {expected}")));
     }
     if spec.body_contains.is_none() && spec.body_regex.is_none() && spec.json_pointer.is_none() {
         return Ok(());
@@ -184,34 +146,25 @@ pub fn check(spec: &HttpSpec, status: u16, body: &[u8]) -> Result<(), Failure> {
     if let Some(needle) = &spec.body_contains
         && !text.contains(needle.as_str())
     {
-        return Err(Failure::new(
-            FailureKind::Body,
-            format!("body does not contain {needle:?}"),
-        ));
+        return Err(Failure::new(FailureKind::Body, format!("body does not contain {needle:?}")));
     }
     if let Some(re) = &spec.body_regex
         && !re.is_match(&text)
     {
-        return Err(Failure::new(
-            FailureKind::Body,
-            format!("body does not match /{}/", re.as_str()),
-        ));
+        return Err(Failure::new(FailureKind::Body, format!("body does not match /{}/", re.as_str())));
     }
     if let Some(pointer) = &spec.json_pointer {
         let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| Failure::new(FailureKind::Body, format!("body is not JSON: {e}")))?;
-        let found = value.pointer(pointer).ok_or_else(|| {
-            Failure::new(FailureKind::Body, format!("JSON has nothing at {pointer}"))
-        })?;
+        let found = value
+            .pointer(pointer)
+            .ok_or_else(|| Failure::new(FailureKind::Body, format!("JSON has nothing at {pointer}")))?;
         if let Some(want) = &spec.json_equals
             && !json_matches(found, want)
         {
             return Err(Failure::new(
                 FailureKind::Body,
-                format!(
-                    "JSON {pointer} is {}, expected {want}",
-                    truncate(&found.to_string(), 80)
-                ),
+                format!("JSON {pointer} is {}, expected {want}", truncate(&found.to_string(), 80)),
             ));
         }
     }
@@ -248,10 +201,7 @@ fn classify(e: reqwest::Error) -> Failure {
             return Failure::new(FailureKind::Tls, detail);
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
+            if io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) {
                 return Failure::new(FailureKind::Tls, detail);
             }
             let kind = FailureKind::from_io(io);

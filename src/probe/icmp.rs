@@ -38,11 +38,7 @@ pub struct IcmpClients {
 }
 
 impl IcmpClients {
-    fn get(
-        &self,
-        v6: bool,
-        binding: &Binding,
-    ) -> Result<(Client, std::sync::Arc<AtomicU16>), std::io::Error> {
+    fn get(&self, v6: bool, binding: &Binding) -> Result<(Client, std::sync::Arc<AtomicU16>), std::io::Error> {
         let key = (v6, binding.clone());
         let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((c, seq)) = map.get(&key) {
@@ -79,10 +75,7 @@ pub fn check_permission(v6: bool) -> Result<(), String> {
              ICMP for your group (`sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`)",
             if v6 { 6 } else { 4 }
         )),
-        Err(e) => Err(format!(
-            "cannot open an ICMPv{} socket: {e}",
-            if v6 { 6 } else { 4 }
-        )),
+        Err(e) => Err(format!("cannot open an ICMPv{} socket: {e}", if v6 { 6 } else { 4 })),
     }
 }
 
@@ -140,10 +133,7 @@ pub async fn probe(
     }
     let results = futures_util::future::join_all(echoes).await;
 
-    let mut stats = EchoStats {
-        sent: u32::from(count),
-        ..EchoStats::default()
-    };
+    let mut stats = EchoStats { sent: u32::from(count), ..EchoStats::default() };
     let mut total = Duration::ZERO;
     let mut last_err: Option<SurgeError> = None;
     for r in results {
@@ -166,10 +156,7 @@ pub async fn probe(
         out.failure = Some(match last_err {
             Some(SurgeError::Timeout { .. }) | None => Failure::new(
                 FailureKind::Timeout,
-                format!(
-                    "no echo reply from {addr} ({count} sent, timeout {})",
-                    super::fmt_duration(timeout)
-                ),
+                format!("no echo reply from {addr} ({count} sent, timeout {})", super::fmt_duration(timeout)),
             ),
             Some(SurgeError::IOError(e)) => Failure::io(&format!("ping {addr}"), &e),
             Some(e) => Failure::new(FailureKind::Io, format!("ping {addr}: {e}")),

@@ -125,9 +125,7 @@ impl FailureKind {
         use std::io::ErrorKind as K;
         match err.kind() {
             K::ConnectionRefused => FailureKind::Refused,
-            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-                FailureKind::Reset
-            }
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => FailureKind::Reset,
             K::TimedOut => FailureKind::Timeout,
             K::HostUnreachable | K::NetworkUnreachable | K::NetworkDown => FailureKind::Unreachable,
             K::AddrNotAvailable | K::PermissionDenied | K::AddrInUse => FailureKind::Setup,
@@ -155,10 +153,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(kind: FailureKind, detail: impl Into<String>) -> Failure {
-        Failure {
-            kind,
-            detail: detail.into(),
-        }
+        Failure { kind, detail: detail.into() }
     }
 
     pub fn io(context: &str, err: &std::io::Error) -> Failure {
@@ -168,11 +163,7 @@ impl Failure {
     pub fn timeout(phase: Phase, after: Duration) -> Failure {
         Failure::new(
             FailureKind::Timeout,
-            format!(
-                "no answer within {} ({} phase)",
-                fmt_duration(after),
-                phase.label()
-            ),
+            format!("no answer within {} ({} phase)", fmt_duration(after), phase.label()),
         )
     }
 }
@@ -197,15 +188,8 @@ pub enum Phase {
 
 impl Phase {
     pub const COUNT: usize = 7;
-    pub const ALL: [Phase; Phase::COUNT] = [
-        Phase::Resolve,
-        Phase::Connect,
-        Phase::Tls,
-        Phase::Processing,
-        Phase::Transfer,
-        Phase::Setup,
-        Phase::Rtt,
-    ];
+    pub const ALL: [Phase; Phase::COUNT] =
+        [Phase::Resolve, Phase::Connect, Phase::Tls, Phase::Processing, Phase::Transfer, Phase::Setup, Phase::Rtt];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -234,9 +218,7 @@ impl Phases {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
-        Phase::ALL
-            .iter()
-            .filter_map(|p| self.get(*p).map(|d| (*p, d)))
+        Phase::ALL.iter().filter_map(|p| self.get(*p).map(|d| (*p, d)))
     }
 }
 
@@ -292,9 +274,7 @@ pub struct Probers {
 
 impl Probers {
     pub fn new() -> Probers {
-        Probers {
-            icmp: icmp::IcmpClients::default(),
-        }
+        Probers { icmp: icmp::IcmpClients::default() }
     }
 }
 
@@ -312,11 +292,7 @@ pub enum Prepared {
 
 /// Builds what a target needs before its first probe; errors are setup failures reported
 /// per probe (e.g. an unreadable `ca_file`), never panics.
-pub fn prepare(
-    spec: &ProbeSpec,
-    binding: &Binding,
-    timeout: Duration,
-) -> Result<Prepared, Failure> {
+pub fn prepare(spec: &ProbeSpec, binding: &Binding, timeout: Duration) -> Result<Prepared, Failure> {
     match spec {
         ProbeSpec::Http(h) => http::prepare(h, binding, timeout).map(Prepared::Http),
         ProbeSpec::Icmp(_) | ProbeSpec::Tcp(_) | ProbeSpec::Dns(_) => Ok(Prepared::None),
@@ -372,11 +348,7 @@ pub fn fmt_duration(d: Duration) -> String {
 
 /// Resolves `host` (an IP literal or a name) to one address, preferring the family of
 /// `source` when one is bound.
-pub async fn resolve_one(
-    host: &str,
-    port: u16,
-    binding: &Binding,
-) -> Result<std::net::SocketAddr, Failure> {
+pub async fn resolve_one(host: &str, port: u16, binding: &Binding) -> Result<std::net::SocketAddr, Failure> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(std::net::SocketAddr::new(ip, port));
     }

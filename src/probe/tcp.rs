@@ -22,11 +22,7 @@ const MAX_BANNER: usize = 4096;
 
 /// Opens a TCP connection from `binding` to `addr`.
 pub async fn connect(addr: std::net::SocketAddr, binding: &Binding) -> std::io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     if let Some(dev) = &binding.interface {
         socket.bind_device(Some(dev.as_bytes()))?;
     }
@@ -61,44 +57,28 @@ fn current_phase(out: &Outcome) -> Phase {
     }
 }
 
-async fn exchange(
-    spec: &TcpSpec,
-    binding: &Binding,
-    out: &mut Outcome,
-    start: Instant,
-) -> Result<(), Failure> {
+async fn exchange(spec: &TcpSpec, binding: &Binding, out: &mut Outcome, start: Instant) -> Result<(), Failure> {
     let addr = resolve_one(&spec.host, spec.port, binding).await?;
     out.phases.set(Phase::Resolve, start.elapsed());
     let t = Instant::now();
-    let mut stream = connect(addr, binding)
-        .await
-        .map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+    let mut stream = connect(addr, binding).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
     out.phases.set(Phase::Connect, t.elapsed());
     if spec.send.is_none() && spec.expect.is_none() {
         return Ok(());
     }
     let t = Instant::now();
     if let Some(send) = &spec.send {
-        stream
-            .write_all(send.as_bytes())
-            .await
-            .map_err(|e| Failure::io("send", &e))?;
+        stream.write_all(send.as_bytes()).await.map_err(|e| Failure::io("send", &e))?;
     }
     if let Some(expect) = &spec.expect {
         let mut buf = Vec::with_capacity(256);
         let mut chunk = [0u8; 1024];
         loop {
-            let n = stream
-                .read(&mut chunk)
-                .await
-                .map_err(|e| Failure::io("read banner", &e))?;
+            let n = stream.read(&mut chunk).await.map_err(|e| Failure::io("read banner", &e))?;
             if n == 0 {
                 return Err(Failure::new(
                     FailureKind::Body,
-                    format!(
-                        "connection closed before {expect:?} was received (got {:?})",
-                        lossy(&buf)
-                    ),
+                    format!("connection closed before {expect:?} was received (got {:?})", lossy(&buf)),
                 ));
             }
             buf.extend_from_slice(&chunk[..n]);

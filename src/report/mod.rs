@@ -64,10 +64,7 @@ pub fn objective_for(config: &Config, target: &Target, period: Option<&Period>) 
         .or_else(|| group.and_then(|g| g.max_outage))
         .or(config.defaults.max_outage)
         .map(|d| d.as_millis() as i64);
-    Objective {
-        availability,
-        max_outage_ms: max_outage,
-    }
+    Objective { availability, max_outage_ms: max_outage }
 }
 
 /// Maintenance windows of `target` that do not count in the SLA.
@@ -94,6 +91,7 @@ fn group_kind(k: GroupKind) -> &'static str {
 }
 
 /// Builds the report for `window` (named `window_name`; `period` gives its objectives).
+/// `live_since`: start of the calling daemon's own run, which is observing until `now`.
 pub fn build(
     config: &Config,
     store: &Store,
@@ -101,12 +99,17 @@ pub fn build(
     window: Span,
     period: Option<&Period>,
     now: DateTime<Utc>,
+    live_since: Option<i64>,
 ) -> Result<Report, StoreError> {
     let now_ms = now.timestamp_millis();
-    let runs = store.runs(window)?;
+    let mut runs = store.runs(window)?;
+    // The daemon asking about itself: its run is observing up to this instant, not only up
+    // to its last heartbeat.
+    if let Some(since) = live_since {
+        runs.push(Span::new(since, now_ms));
+    }
     let mut histories = store.histories(window)?;
-    let observed_all =
-        SpanSet::new(runs.clone()).clip(Span::new(window.start, window.end.min(now_ms)));
+    let observed_all = SpanSet::new(runs.clone()).clip(Span::new(window.start, window.end.min(now_ms)));
 
     let figures_for = |name: &str, group: &str, h: &TargetHistory, objective: Objective| {
         let since = h.first_seen.unwrap_or(i64::MAX);
@@ -149,17 +152,12 @@ pub fn build(
         });
     }
     // History of targets that left the config is still evidence: list it under its group.
-    let mut leftovers: Vec<(String, TargetHistory)> = histories
-        .into_iter()
-        .filter(|(_, h)| !h.outages.is_empty() || !h.degradations.is_empty())
-        .collect();
+    let mut leftovers: Vec<(String, TargetHistory)> =
+        histories.into_iter().filter(|(_, h)| !h.outages.is_empty() || !h.degradations.is_empty()).collect();
     leftovers.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, h) in leftovers {
         let objective = Objective {
-            availability: config
-                .group(&h.group)
-                .and_then(|g| g.objective)
-                .unwrap_or(config.defaults.objective),
+            availability: config.group(&h.group).and_then(|g| g.objective).unwrap_or(config.defaults.objective),
             max_outage_ms: None,
         };
         let figures = figures_for(&name, &h.group, &h, objective);
@@ -193,10 +191,7 @@ pub fn build(
         let parts: Vec<&Figures> = g.targets.iter().map(|t| &t.figures).collect();
         g.figures = ledger::aggregate(&parts, objective);
     }
-    let parts: Vec<&Figures> = groups
-        .iter()
-        .flat_map(|g| g.targets.iter().map(|t| &t.figures))
-        .collect();
+    let parts: Vec<&Figures> = groups.iter().flat_map(|g| g.targets.iter().map(|t| &t.figures)).collect();
     let total = ledger::aggregate(&parts, config.defaults.objective);
     Ok(Report {
         window_name: window_name.to_string(),
@@ -231,18 +226,8 @@ pub fn metric_windows(config: &Config, now: DateTime<Utc>) -> Vec<(String, Span,
         .periods
         .iter()
         .filter(|p| p.start <= now)
-        .map(|p| {
-            (
-                p.name.clone(),
-                Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()),
-                Some(p),
-            )
-        })
+        .map(|p| (p.name.clone(), Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()), Some(p)))
         .collect();
-    v.push((
-        "last-24h".to_string(),
-        Span::new(now_ms - 86_400_000, now_ms),
-        None,
-    ));
+    v.push(("last-24h".to_string(), Span::new(now_ms - 86_400_000, now_ms), None));
     v
 }

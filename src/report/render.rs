@@ -28,9 +28,7 @@ impl std::str::FromStr for Format {
             "csv" => Ok(Format::Csv),
             "json" => Ok(Format::Json),
             "html" => Ok(Format::Html),
-            other => Err(format!(
-                "unknown format {other:?}: text, md, csv, json or html"
-            )),
+            other => Err(format!("unknown format {other:?}: text, md, csv, json or html")),
         }
     }
 }
@@ -200,22 +198,8 @@ fn breach_word(f: &Figures, w: &Words) -> &'static str {
 fn text(r: &Report, w: &Words, tz: Tz) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{} — {}", w.title, r.window_name);
-    let _ = writeln!(
-        o,
-        "{}: {} → {} ({})",
-        w.window,
-        local_t(r.from, tz),
-        local_t(r.to, tz),
-        r.timezone
-    );
-    let _ = writeln!(
-        o,
-        "{}: {}   {}: {}",
-        w.vantage,
-        r.vantage,
-        w.generated,
-        local_t(r.generated_at, tz)
-    );
+    let _ = writeln!(o, "{}: {} → {} ({})", w.window, local_t(r.from, tz), local_t(r.to, tz), r.timezone);
+    let _ = writeln!(o, "{}: {}   {}: {}", w.vantage, r.vantage, w.generated, local_t(r.generated_at, tz));
     let _ = writeln!(
         o,
         "{}: {}   {}: {}   {}: {}",
@@ -236,10 +220,7 @@ fn text(r: &Report, w: &Words, tz: Tz) -> String {
             o,
             "== {} {}— {} {}, {} {}, {} {}",
             g.name,
-            g.display_name
-                .as_ref()
-                .map(|d| format!("({d}) "))
-                .unwrap_or_default(),
+            g.display_name.as_ref().map(|d| format!("({d}) ")).unwrap_or_default(),
             w.availability,
             pct(g.figures.availability),
             w.coverage,
@@ -250,11 +231,7 @@ fn text(r: &Report, w: &Words, tz: Tz) -> String {
         let _ = writeln!(o, "{header}");
         for t in &g.targets {
             let f = &t.figures;
-            let name = if t.in_config {
-                t.name.clone()
-            } else {
-                format!("{}*", t.name)
-            };
+            let name = if t.in_config { t.name.clone() } else { format!("{}*", t.name) };
             let _ = writeln!(
                 o,
                 "{:<28} {:>10} {:>10} {:>13} {:>4} {:>12} {:>11} {:>6}",
@@ -276,9 +253,7 @@ fn text(r: &Report, w: &Words, tz: Tz) -> String {
         for t in &g.targets {
             for row in &t.figures.outage_rows {
                 any = true;
-                let end = row
-                    .end
-                    .map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
+                let end = row.end.map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
                 let len = row.end.map_or(row.counted_ms, |e| e - row.start);
                 let _ = writeln!(
                     o,
@@ -302,14 +277,7 @@ fn text(r: &Report, w: &Words, tz: Tz) -> String {
 fn markdown(r: &Report, w: &Words, tz: Tz) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# {} — {}\n", w.title, r.window_name);
-    let _ = writeln!(
-        o,
-        "- {}: {} → {} ({})",
-        w.window,
-        local_t(r.from, tz),
-        local_t(r.to, tz),
-        r.timezone
-    );
+    let _ = writeln!(o, "- {}: {} → {} ({})", w.window, local_t(r.from, tz), local_t(r.to, tz), r.timezone);
     let _ = writeln!(o, "- {}: {}", w.vantage, r.vantage);
     let _ = writeln!(o, "- {}: {}", w.generated, local_t(r.generated_at, tz));
     let _ = writeln!(
@@ -323,27 +291,12 @@ fn markdown(r: &Report, w: &Words, tz: Tz) -> String {
         breach_word(&r.total, w)
     );
     for g in &r.groups {
-        let _ = writeln!(
-            o,
-            "## {}{}\n",
-            g.name,
-            g.display_name
-                .as_ref()
-                .map(|d| format!(" — {d}"))
-                .unwrap_or_default()
-        );
+        let _ =
+            writeln!(o, "## {}{}\n", g.name, g.display_name.as_ref().map(|d| format!(" — {d}")).unwrap_or_default());
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
-            w.target,
-            w.availability,
-            w.coverage,
-            w.downtime,
-            w.outages,
-            w.longest,
-            w.mttr,
-            w.degraded,
-            w.breach
+            w.target, w.availability, w.coverage, w.downtime, w.outages, w.longest, w.mttr, w.degraded, w.breach
         );
         for t in &g.targets {
             let f = &t.figures;
@@ -372,9 +325,7 @@ fn markdown(r: &Report, w: &Words, tz: Tz) -> String {
     for g in &r.groups {
         for t in &g.targets {
             for row in &t.figures.outage_rows {
-                let end = row
-                    .end
-                    .map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
+                let end = row.end.map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
                 let len = row.end.map_or(row.counted_ms, |e| e - row.start);
                 let _ = writeln!(
                     o,
@@ -393,11 +344,7 @@ fn markdown(r: &Report, w: &Words, tz: Tz) -> String {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
 fn csv(r: &Report, tz: Tz) -> String {
@@ -414,15 +361,13 @@ fn csv(r: &Report, tz: Tz) -> String {
                 csv_field(&g.name),
                 csv_field(&t.name),
                 t.kind,
-                f.availability
-                    .map_or_else(String::new, |a| format!("{a:.6}")),
+                f.availability.map_or_else(String::new, |a| format!("{a:.6}")),
                 f.coverage,
                 f.observed_ms as f64 / 1000.0,
                 f.downtime_ms as f64 / 1000.0,
                 f.outages,
                 f.longest_outage_ms as f64 / 1000.0,
-                f.mttr_ms
-                    .map_or_else(String::new, |m| format!("{:.3}", m as f64 / 1000.0)),
+                f.mttr_ms.map_or_else(String::new, |m| format!("{:.3}", m as f64 / 1000.0)),
                 f.degraded_ms as f64 / 1000.0,
                 f.objective,
                 f.breach,
@@ -435,19 +380,14 @@ fn csv(r: &Report, tz: Tz) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// One SVG timeline per group: a row per target over the window.
 fn timeline(r: &Report, g: &GroupReport, w: &Words, tz: Tz) -> String {
     let (x0, width, row_h, label_w) = (0.0_f64, 640.0_f64, 18.0_f64, 220.0_f64);
     let span = (r.to.timestamp_millis() - r.from.timestamp_millis()).max(1) as f64;
-    let x = |ms: i64| {
-        label_w + x0 + ((ms - r.from.timestamp_millis()) as f64 / span).clamp(0.0, 1.0) * width
-    };
+    let x = |ms: i64| label_w + x0 + ((ms - r.from.timestamp_millis()) as f64 / span).clamp(0.0, 1.0) * width;
     let height = row_h * g.targets.len() as f64 + 30.0;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"{} {}\" font-family=\"sans-serif\" font-size=\"11\">",
@@ -457,12 +397,7 @@ fn timeline(r: &Report, g: &GroupReport, w: &Words, tz: Tz) -> String {
     );
     for (i, t) in g.targets.iter().enumerate() {
         let y = i as f64 * row_h;
-        let _ = write!(
-            s,
-            "<text x=\"0\" y=\"{}\">{}</text>",
-            y + 13.0,
-            esc(&t.name)
-        );
+        let _ = write!(s, "<text x=\"0\" y=\"{}\">{}</text>", y + 13.0, esc(&t.name));
         // Unobserved background, observed in green on top.
         let _ = write!(
             s,
@@ -504,24 +439,14 @@ fn timeline(r: &Report, g: &GroupReport, w: &Words, tz: Tz) -> String {
                 row_h - 4.0,
                 esc(w.legend_down),
                 local(o.start, tz),
-                o.end
-                    .map_or_else(|| w.ongoing.to_string(), |e| local(e, tz)),
+                o.end.map_or_else(|| w.ongoing.to_string(), |e| local(e, tz)),
                 esc(o.reason.as_deref().unwrap_or(""))
             );
         }
     }
     let y = row_h * g.targets.len() as f64 + 14.0;
-    let _ = write!(
-        s,
-        "<text x=\"{label_w}\" y=\"{y}\">{}</text>",
-        local_t(r.from, tz)
-    );
-    let _ = write!(
-        s,
-        "<text x=\"{}\" y=\"{y}\" text-anchor=\"end\">{}</text>",
-        label_w + width,
-        local_t(r.to, tz)
-    );
+    let _ = write!(s, "<text x=\"{label_w}\" y=\"{y}\">{}</text>", local_t(r.from, tz));
+    let _ = write!(s, "<text x=\"{}\" y=\"{y}\" text-anchor=\"end\">{}</text>", label_w + width, local_t(r.to, tz));
     s.push_str("</svg>");
     s
 }
@@ -570,10 +495,7 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
             o,
             "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
             esc(&g.name),
-            g.display_name
-                .as_ref()
-                .map(|d| format!(" — {}", esc(d)))
-                .unwrap_or_default(),
+            g.display_name.as_ref().map(|d| format!(" — {}", esc(d))).unwrap_or_default(),
             pct(f.availability),
             pct(Some(f.coverage)),
             dur(f.downtime_ms),
@@ -607,10 +529,7 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
             o,
             "<h2>{}{}</h2>",
             esc(&g.name),
-            g.display_name
-                .as_ref()
-                .map(|d| format!(" — {}", esc(d)))
-                .unwrap_or_default()
+            g.display_name.as_ref().map(|d| format!(" — {}", esc(d))).unwrap_or_default()
         );
         if let Some(c) = &g.contingency {
             let _ = write!(o, "<p><b>{}:</b> {}</p>", esc(w.contingency), esc(c));
@@ -636,11 +555,7 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
                 o,
                 "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
                 esc(&t.name),
-                if t.in_config {
-                    String::new()
-                } else {
-                    format!(" <i>({})</i>", esc(w.removed))
-                },
+                if t.in_config { String::new() } else { format!(" <i>({})</i>", esc(w.removed)) },
                 esc(&t.kind),
                 pct(f.availability),
                 pct(Some(f.coverage)),
@@ -654,11 +569,7 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
             );
         }
         o.push_str("</table>");
-        let rows: Vec<_> = g
-            .targets
-            .iter()
-            .flat_map(|t| t.figures.outage_rows.iter().map(move |r| (t, r)))
-            .collect();
+        let rows: Vec<_> = g.targets.iter().flat_map(|t| t.figures.outage_rows.iter().map(move |r| (t, r))).collect();
         if !rows.is_empty() {
             let _ = write!(
                 o,
@@ -670,9 +581,7 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
                 esc(w.reason)
             );
             for (t, row) in rows {
-                let end = row
-                    .end
-                    .map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
+                let end = row.end.map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
                 let len = row.end.map_or(row.counted_ms, |e| e - row.start);
                 let _ = write!(
                     o,
@@ -687,11 +596,7 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
             o.push_str("</table>");
         }
     }
-    let _ = write!(
-        o,
-        "<p><small>{}</small></p></body></html>",
-        esc(w.coverage_note)
-    );
+    let _ = write!(o, "<p><small>{}</small></p></body></html>", esc(w.coverage_note));
     o
 }
 

@@ -75,31 +75,19 @@ pub struct Figures {
 }
 
 fn to_set(intervals: &[Interval], now: i64) -> SpanSet {
-    SpanSet::new(
-        intervals
-            .iter()
-            .map(|i| Span::new(i.start, i.end.unwrap_or(now)))
-            .collect(),
-    )
+    SpanSet::new(intervals.iter().map(|i| Span::new(i.start, i.end.unwrap_or(now))).collect())
 }
 
 pub fn compute(input: &LedgerInput<'_>) -> Figures {
-    let w = Span::new(
-        input.window.start,
-        input.window.end.min(input.now.max(input.window.start)),
-    );
+    let w = Span::new(input.window.start, input.window.end.min(input.now.max(input.window.start)));
     let window_ms = input.window.len();
     let excluded = SpanSet::new(input.excluded.to_vec());
-    let observed = SpanSet::new(input.observed.to_vec())
-        .clip(w)
-        .subtract(&excluded);
+    let observed = SpanSet::new(input.observed.to_vec()).clip(w).subtract(&excluded);
     let observed_ms = observed.total();
 
     let down = to_set(input.outages, input.now).intersect(&observed);
     let downtime_ms = down.total();
-    let degraded = to_set(input.degradations, input.now)
-        .intersect(&observed)
-        .subtract(&down);
+    let degraded = to_set(input.degradations, input.now).intersect(&observed).subtract(&down);
     let degraded_ms = degraded.total();
 
     let mut rows = Vec::new();
@@ -122,22 +110,10 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
             closed_total += span.len();
             closed_n += 1;
         }
-        rows.push(OutageRow {
-            start: o.start,
-            end: o.end,
-            counted_ms: counted,
-            reason: o.reason.clone(),
-        });
+        rows.push(OutageRow { start: o.start, end: o.end, counted_ms: counted, reason: o.reason.clone() });
     }
-    let degradations = input
-        .degradations
-        .iter()
-        .filter(|d| {
-            Span::new(d.start, d.end.unwrap_or(input.now))
-                .clip(w)
-                .is_some()
-        })
-        .count();
+    let degradations =
+        input.degradations.iter().filter(|d| Span::new(d.start, d.end.unwrap_or(input.now)).clip(w).is_some()).count();
 
     let availability = (observed_ms > 0).then(|| 1.0 - downtime_ms as f64 / observed_ms as f64);
     let objective = input.objective.availability;
@@ -145,26 +121,15 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
     if let Some(a) = availability
         && a < objective
     {
-        reasons.push(format!(
-            "availability {:.4} % below objective {:.4} %",
-            a * 100.0,
-            objective * 100.0
-        ));
+        reasons.push(format!("availability {:.4} % below objective {:.4} %", a * 100.0, objective * 100.0));
     }
     if let Some(max) = input.objective.max_outage_ms
         && longest > max
     {
-        reasons.push(format!(
-            "an outage lasted {} s, more than the {} s allowed",
-            longest / 1000,
-            max / 1000
-        ));
+        reasons.push(format!("an outage lasted {} s, more than the {} s allowed", longest / 1000, max / 1000));
     }
     if objective >= 1.0 && degraded_ms > 0 {
-        reasons.push(format!(
-            "degraded (congestion) for {} s with a 100 % objective",
-            degraded_ms / 1000
-        ));
+        reasons.push(format!("degraded (congestion) for {} s with a 100 % objective", degraded_ms / 1000));
     }
     let (budget, burn) = if objective < 1.0 && observed_ms > 0 {
         let allowed = (1.0 - objective) * observed_ms as f64;
@@ -176,11 +141,7 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
     Figures {
         window_ms,
         observed_ms,
-        coverage: if window_ms > 0 {
-            observed_ms as f64 / window_ms as f64
-        } else {
-            0.0
-        },
+        coverage: if window_ms > 0 { observed_ms as f64 / window_ms as f64 } else { 0.0 },
         downtime_ms,
         availability,
         outages: rows.len(),
@@ -218,11 +179,7 @@ pub fn aggregate(parts: &[&Figures], objective: f64) -> Figures {
     Figures {
         window_ms: window,
         observed_ms: observed,
-        coverage: if window > 0 {
-            observed as f64 / window as f64
-        } else {
-            0.0
-        },
+        coverage: if window > 0 { observed as f64 / window as f64 } else { 0.0 },
         downtime_ms: down,
         availability,
         outages: parts.iter().map(|f| f.outages).sum(),
@@ -246,11 +203,7 @@ mod tests {
     const H: i64 = 3_600_000;
 
     fn iv(start: i64, end: Option<i64>) -> Interval {
-        Interval {
-            start,
-            end,
-            reason: Some("timeout".into()),
-        }
+        Interval { start, end, reason: Some("timeout".into()) }
     }
 
     fn figures(
@@ -267,10 +220,7 @@ mod tests {
             outages,
             degradations: degr,
             excluded,
-            objective: Objective {
-                availability: obj,
-                max_outage_ms: max,
-            },
+            objective: Objective { availability: obj, max_outage_ms: max },
             now: 10 * H,
         })
     }
@@ -414,18 +364,8 @@ mod tests {
         ];
         for c in cases {
             let f = figures(&c.observed, &c.outages, &c.degr, &c.excluded, c.obj, c.max);
-            assert_eq!(
-                f.availability.map(|a| (a * 1e6).round() / 1e6),
-                c.avail,
-                "{}",
-                c.name
-            );
-            assert!(
-                (f.coverage - c.coverage).abs() < 1e-9,
-                "{}: coverage {}",
-                c.name,
-                f.coverage
-            );
+            assert_eq!(f.availability.map(|a| (a * 1e6).round() / 1e6), c.avail, "{}", c.name);
+            assert!((f.coverage - c.coverage).abs() < 1e-9, "{}: coverage {}", c.name, f.coverage);
             assert_eq!(f.downtime_ms, c.down, "{}", c.name);
             assert_eq!(f.breach, c.breach, "{}: {:?}", c.name, f.breach_reasons);
         }
@@ -433,14 +373,7 @@ mod tests {
 
     #[test]
     fn budget_and_burn() {
-        let f = figures(
-            &[Span::new(0, 10 * H)],
-            &[iv(0, Some(H / 2))],
-            &[],
-            &[],
-            0.9,
-            None,
-        );
+        let f = figures(&[Span::new(0, 10 * H)], &[iv(0, Some(H / 2))], &[], &[], 0.9, None);
         // 5 % down against a 10 % budget: half the budget left, burning at 0.5.
         assert!((f.error_budget_remaining.unwrap() - 0.5).abs() < 1e-9);
         assert!((f.burn_rate.unwrap() - 0.5).abs() < 1e-9);

@@ -9,10 +9,7 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: i64, end: i64) -> Span {
-        Span {
-            start,
-            end: end.max(start),
-        }
+        Span { start, end: end.max(start) }
     }
 
     pub fn len(&self) -> i64 {
@@ -77,11 +74,7 @@ impl SpanSet {
         let mut out = Vec::new();
         for s in &self.0 {
             let mut cur = s.start;
-            for o in other
-                .0
-                .iter()
-                .filter(|o| o.end > s.start && o.start < s.end)
-            {
+            for o in other.0.iter().filter(|o| o.end > s.start && o.start < s.end) {
                 if o.start > cur {
                     out.push(Span::new(cur, o.start));
                 }

@@ -186,11 +186,7 @@ mod tests {
     }
 
     /// Runs a sequence of (second, ok) and returns transitions, total downtime, flaps.
-    fn run(
-        confirm: u32,
-        recover: u32,
-        seq: &[(i64, bool)],
-    ) -> (Vec<Transition>, Duration, u32, Health) {
+    fn run(confirm: u32, recover: u32, seq: &[(i64, bool)]) -> (Vec<Transition>, Duration, u32, Health) {
         let mut sm = StateMachine::new(confirm, recover);
         let mut tr = Vec::new();
         let mut down = Duration::ZERO;
@@ -241,22 +237,8 @@ mod tests {
                 name: "outage backdated to first failure, ends at first good probe",
                 confirm: 3,
                 recover: 2,
-                seq: &[
-                    (0, true),
-                    (10, false),
-                    (20, false),
-                    (30, false),
-                    (40, false),
-                    (50, true),
-                    (60, true),
-                ],
-                transitions: vec![
-                    Transition::Down { since: t(10) },
-                    Transition::Up {
-                        since: t(10),
-                        until: t(50),
-                    },
-                ],
+                seq: &[(0, true), (10, false), (20, false), (30, false), (40, false), (50, true), (60, true)],
+                transitions: vec![Transition::Down { since: t(10) }, Transition::Up { since: t(10), until: t(50) }],
                 downtime: 40,
                 flaps: 0,
                 health: Health::Up,
@@ -265,21 +247,8 @@ mod tests {
                 name: "interrupted recovery keeps the outage open and counts that time",
                 confirm: 2,
                 recover: 2,
-                seq: &[
-                    (0, false),
-                    (10, false),
-                    (20, true),
-                    (30, false),
-                    (40, true),
-                    (50, true),
-                ],
-                transitions: vec![
-                    Transition::Down { since: t(0) },
-                    Transition::Up {
-                        since: t(0),
-                        until: t(40),
-                    },
-                ],
+                seq: &[(0, false), (10, false), (20, true), (30, false), (40, true), (50, true)],
+                transitions: vec![Transition::Down { since: t(0) }, Transition::Up { since: t(0), until: t(40) }],
                 downtime: 40,
                 flaps: 0,
                 health: Health::Up,
@@ -289,13 +258,7 @@ mod tests {
                 confirm: 1,
                 recover: 1,
                 seq: &[(0, true), (5, false), (7, true)],
-                transitions: vec![
-                    Transition::Down { since: t(5) },
-                    Transition::Up {
-                        since: t(5),
-                        until: t(7),
-                    },
-                ],
+                transitions: vec![Transition::Down { since: t(5) }, Transition::Up { since: t(5), until: t(7) }],
                 downtime: 2,
                 flaps: 0,
                 health: Health::Up,
@@ -304,13 +267,7 @@ mod tests {
                 name: "down from the start, still open",
                 confirm: 3,
                 recover: 2,
-                seq: &[
-                    (0, false),
-                    (10, false),
-                    (20, false),
-                    (30, false),
-                    (40, true),
-                ],
+                seq: &[(0, false), (10, false), (20, false), (30, false), (40, true)],
                 transitions: vec![Transition::Down { since: t(0) }],
                 downtime: 40,
                 flaps: 0,
@@ -339,16 +296,7 @@ mod tests {
     #[test]
     fn downtime_deltas_sum_to_outage_length() {
         // Irregular probe times: the sum must still equal until - since.
-        let seq = [
-            (0, false),
-            (3, false),
-            (11, false),
-            (12, false),
-            (19, true),
-            (23, false),
-            (31, true),
-            (44, true),
-        ];
+        let seq = [(0, false), (3, false), (11, false), (12, false), (19, true), (23, false), (31, true), (44, true)];
         let mut sm = StateMachine::new(3, 2);
         let mut total = Duration::ZERO;
         let mut closed = None;

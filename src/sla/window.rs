@@ -64,24 +64,14 @@ impl CongestionWindow {
 
     /// Feeds one probe: `sent`/`received` echoes (0/0 for non-ICMP) and its latency when it
     /// succeeded.
-    pub fn observe(
-        &mut self,
-        at: i64,
-        sent: u32,
-        received: u32,
-        latency: Option<Duration>,
-    ) -> Option<Change> {
+    pub fn observe(&mut self, at: i64, sent: u32, received: u32, latency: Option<Duration>) -> Option<Change> {
         self.samples.push_back(Sample {
             at,
             sent,
             lost: sent.saturating_sub(received),
             latency_ms: latency.map(|d| d.as_secs_f64() * 1000.0),
         });
-        while self
-            .samples
-            .front()
-            .is_some_and(|s| s.at <= at - self.window_ms)
-        {
+        while self.samples.front().is_some_and(|s| s.at <= at - self.window_ms) {
             self.samples.pop_front();
         }
         let verdict = self.verdict();
@@ -101,9 +91,7 @@ impl CongestionWindow {
     /// The target went down: an outage supersedes congestion; the window starts afresh.
     pub fn reset(&mut self, at: i64) -> Option<Change> {
         self.samples.clear();
-        self.degraded_since
-            .take()
-            .map(|since| Change::Ended { since, until: at })
+        self.degraded_since.take().map(|since| Change::Ended { since, until: at })
     }
 
     /// Current loss ratio over the window, if any echo was sent.
@@ -131,19 +119,12 @@ impl CongestionWindow {
         if let (Some(max), Some(loss)) = (self.thresholds.max_loss, self.loss())
             && loss > max
         {
-            return Some(format!(
-                "packet loss {:.1} % > {:.1} %",
-                loss * 100.0,
-                max * 100.0
-            ));
+            return Some(format!("packet loss {:.1} % > {:.1} %", loss * 100.0, max * 100.0));
         }
         if let (Some(max), Some(p95)) = (self.thresholds.max_latency, self.p95_ms())
             && p95 > max.as_secs_f64() * 1000.0
         {
-            return Some(format!(
-                "p95 latency {p95:.0} ms > {:.0} ms",
-                max.as_secs_f64() * 1000.0
-            ));
+            return Some(format!("p95 latency {p95:.0} ms > {:.0} ms", max.as_secs_f64() * 1000.0));
         }
         None
     }
@@ -156,10 +137,7 @@ mod tests {
     fn icmp() -> CongestionWindow {
         CongestionWindow::new(
             Duration::from_secs(60),
-            Thresholds {
-                max_loss: Some(0.02),
-                max_latency: Some(Duration::from_millis(300)),
-            },
+            Thresholds { max_loss: Some(0.02), max_latency: Some(Duration::from_millis(300)) },
         )
     }
 
@@ -181,13 +159,7 @@ mod tests {
         for t in [30_000, 40_000, 50_000, 60_000, 70_000] {
             assert_eq!(w.observe(t, 10, 10, Some(ms(5))), None, "at {t}");
         }
-        assert_eq!(
-            w.observe(80_000, 10, 10, Some(ms(5))),
-            Some(Change::Ended {
-                since: 20_000,
-                until: 80_000
-            })
-        );
+        assert_eq!(w.observe(80_000, 10, 10, Some(ms(5))), Some(Change::Ended { since: 20_000, until: 80_000 }));
     }
 
     #[test]
@@ -196,21 +168,13 @@ mod tests {
         let ms = Duration::from_millis;
         let mut started = None;
         for (i, lat) in [10, 10, 500, 500, 500].iter().enumerate() {
-            if let Some(Change::Started { at, reason }) =
-                w.observe(i as i64 * 1000, 1, 1, Some(ms(*lat)))
-            {
+            if let Some(Change::Started { at, reason }) = w.observe(i as i64 * 1000, 1, 1, Some(ms(*lat))) {
                 assert!(reason.contains("p95"));
                 started = Some(at);
             }
         }
         assert_eq!(started, Some(2000));
-        assert_eq!(
-            w.reset(9000),
-            Some(Change::Ended {
-                since: 2000,
-                until: 9000
-            })
-        );
+        assert_eq!(w.reset(9000), Some(Change::Ended { since: 2000, until: 9000 }));
     }
 
     #[test]

@@ -29,11 +29,7 @@ pub enum StoreError {
     #[error(
         "store {path} was written by a newer thongsuot (schema {found}, this build knows {known}); upgrade thongsuot or point daemon.state_dir elsewhere"
     )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
+    TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("no store at {0}: the daemon has not run with this state_dir yet")]
     Missing(PathBuf),
 }
@@ -87,33 +83,19 @@ impl Store {
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        StoreError::Sqlite { path: self.path.clone(), source }
     }
 
     /// Opens (creating and migrating) the store for writing.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let store = Store {
-            path: path.to_path_buf(),
-            conn,
-        };
+        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
+        let store = Store { path: path.to_path_buf(), conn };
         store.configure()?;
         schema::migrate(&store.conn).map_err(|e| match e {
-            schema::MigrateError::TooNew { found, known } => StoreError::TooNew {
-                path: path.to_path_buf(),
-                found,
-                known,
-            },
-            schema::MigrateError::Sqlite(source) => StoreError::Sqlite {
-                path: path.to_path_buf(),
-                source,
-            },
+            schema::MigrateError::TooNew { found, known } => {
+                StoreError::TooNew { path: path.to_path_buf(), found, known }
+            }
+            schema::MigrateError::Sqlite(source) => StoreError::Sqlite { path: path.to_path_buf(), source },
         })?;
         Ok(store)
     }
@@ -123,49 +105,27 @@ impl Store {
         if !path.exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|source| StoreError::Sqlite {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|source| StoreError::Sqlite {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
         if version > schema::VERSION {
-            return Err(StoreError::TooNew {
-                path: path.to_path_buf(),
-                found: version,
-                known: schema::VERSION,
-            });
+            return Err(StoreError::TooNew { path: path.to_path_buf(), found: version, known: schema::VERSION });
         }
-        Ok(Store {
-            path: path.to_path_buf(),
-            conn,
-        })
+        Ok(Store { path: path.to_path_buf(), conn })
     }
 
     fn configure(&self) -> Result<(), StoreError> {
         // WAL: readers (reports, the SLA task) never block the writer. synchronous=NORMAL in
         // WAL keeps every committed transaction across a process crash.
         self.conn
-            .execute_batch(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-            )
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
             .map_err(|e| self.err(e))?;
-        self.conn
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| self.err(e))
+        self.conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| self.err(e))
     }
 
     pub fn path(&self) -> &Path {
@@ -187,12 +147,12 @@ impl Store {
     pub fn runs(&self, window: Span) -> Result<Vec<Span>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT started_ms, last_ms FROM runs WHERE last_ms > ?1 AND started_ms < ?2 ORDER BY started_ms")
+            .prepare_cached(
+                "SELECT started_ms, last_ms FROM runs WHERE last_ms > ?1 AND started_ms < ?2 ORDER BY started_ms",
+            )
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map(params![window.start, window.end], |r| {
-                Ok(Span::new(r.get(0)?, r.get(1)?))
-            })
+            .query_map(params![window.start, window.end], |r| Ok(Span::new(r.get(0)?, r.get(1)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
@@ -206,13 +166,7 @@ impl Store {
                 .prepare("SELECT target, kind, start_ms FROM intervals WHERE end_ms IS NULL")
                 .map_err(|e| self.err(e))?;
             let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
                 .map_err(|e| self.err(e))?;
             for row in rows {
                 let (target, kind, start) = row.map_err(|e| self.err(e))?;
@@ -232,20 +186,11 @@ impl Store {
                 .prepare("SELECT target, start_ms, end_ms FROM intervals WHERE kind = 'outage'")
                 .map_err(|e| self.err(e))?;
             let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Option<i64>>(2)?,
-                    ))
-                })
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)))
                 .map_err(|e| self.err(e))?;
             for row in rows {
                 let (target, start, end) = row.map_err(|e| self.err(e))?;
-                let span = crate::sla::spans::SpanSet::new(vec![Span::new(
-                    start,
-                    end.unwrap_or(last_seen),
-                )]);
+                let span = crate::sla::spans::SpanSet::new(vec![Span::new(start, end.unwrap_or(last_seen))]);
                 *out.downtime_ms.entry(target).or_default() += span.intersect(&runs).total();
             }
         }
@@ -254,9 +199,8 @@ impl Store {
                 .conn
                 .prepare("SELECT target, COUNT(*) FROM events WHERE event = 'flap' GROUP BY target")
                 .map_err(|e| self.err(e))?;
-            let rows = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                .map_err(|e| self.err(e))?;
+            let rows =
+                st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(|e| self.err(e))?;
             for row in rows {
                 let (target, n) = row.map_err(|e| self.err(e))?;
                 out.flaps.insert(target, n.max(0) as u64);
@@ -275,25 +219,12 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             let rows = st
                 .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, i64>(3)?,
-                    ))
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
                 })
                 .map_err(|e| self.err(e))?;
             for row in rows {
                 let (name, group, kind, first) = row.map_err(|e| self.err(e))?;
-                out.insert(
-                    name,
-                    TargetHistory {
-                        group,
-                        kind,
-                        first_seen: Some(first),
-                        ..TargetHistory::default()
-                    },
-                );
+                out.insert(name, TargetHistory { group, kind, first_seen: Some(first), ..TargetHistory::default() });
             }
         }
         let mut st = self
@@ -308,11 +239,7 @@ impl Store {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
-                    Interval {
-                        start: r.get(2)?,
-                        end: r.get(3)?,
-                        reason: r.get(4)?,
-                    },
+                    Interval { start: r.get(2)?, end: r.get(3)?, reason: r.get(4)? },
                 ))
             })
             .map_err(|e| self.err(e))?;
@@ -331,10 +258,7 @@ impl Store {
     /// Runs a batch of writes in one transaction.
     pub fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| StoreError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
         for op in ops {
             writer::apply_one(&tx, op).map_err(err)?;

@@ -57,16 +57,11 @@ impl From<rusqlite::Error> for MigrateError {
 pub fn migrate(conn: &Connection) -> Result<(), MigrateError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > VERSION {
-        return Err(MigrateError::TooNew {
-            found,
-            known: VERSION,
-        });
+        return Err(MigrateError::TooNew { found, known: VERSION });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let version = i as i64 + 1;
-        conn.execute_batch(&format!(
-            "BEGIN; {sql}; PRAGMA user_version = {version}; COMMIT;"
-        ))?;
+        conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version = {version}; COMMIT;"))?;
         tracing::info!(version, "store schema migrated");
     }
     Ok(())

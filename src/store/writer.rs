@@ -45,10 +45,7 @@ pub enum Op {
 pub(super) fn apply_one(tx: &Transaction<'_>, op: &Op) -> Result<(), rusqlite::Error> {
     match op {
         Op::Heartbeat { run, at } => {
-            tx.execute(
-                "UPDATE runs SET last_ms = MAX(last_ms, ?2) WHERE id = ?1",
-                params![run, at],
-            )?;
+            tx.execute("UPDATE runs SET last_ms = MAX(last_ms, ?2) WHERE id = ?1", params![run, at])?;
         }
         Op::Targets { at, targets } => {
             let mut st = tx.prepare_cached(
@@ -59,14 +56,7 @@ pub(super) fn apply_one(tx: &Transaction<'_>, op: &Op) -> Result<(), rusqlite::E
                 st.execute(params![name, group, kind, at])?;
             }
         }
-        Op::Open {
-            target,
-            group,
-            kind,
-            start,
-            reason,
-            detail,
-        } => {
+        Op::Open { target, group, kind, start, reason, detail } => {
             // Never two open intervals of a kind per target.
             tx.execute(
                 "UPDATE intervals SET end_ms = ?3 WHERE target = ?1 AND kind = ?2 AND end_ms IS NULL",
@@ -83,12 +73,7 @@ pub(super) fn apply_one(tx: &Transaction<'_>, op: &Op) -> Result<(), rusqlite::E
                 params![target, kind.as_str(), end],
             )?;
         }
-        Op::Event {
-            at,
-            target,
-            event,
-            detail,
-        } => {
+        Op::Event { at, target, event, detail } => {
             tx.execute(
                 "INSERT INTO events (at_ms, target, event, detail) VALUES (?1, ?2, ?3, ?4)",
                 params![at, target, event, detail],
@@ -129,39 +114,37 @@ pub fn spawn(
     on_error: impl Fn(&super::StoreError) + Send + 'static,
 ) -> std::io::Result<(StoreHandle, std::thread::JoinHandle<()>)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
-    let thread = std::thread::Builder::new()
-        .name("thongsuot-store".into())
-        .spawn(move || {
-            let mut batch = Vec::with_capacity(64);
-            while let Some(op) = rx.blocking_recv() {
-                batch.push(op);
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(op) => batch.push(op),
-                        Err(_) => break,
-                    }
+    let thread = std::thread::Builder::new().name("thongsuot-store".into()).spawn(move || {
+        let mut batch = Vec::with_capacity(64);
+        while let Some(op) = rx.blocking_recv() {
+            batch.push(op);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
                 }
-                // A failed commit (disk full, I/O error) is retried with the same batch: the
-                // ops stay in memory until the disk takes them.
-                let mut delay = Duration::from_millis(100);
-                loop {
-                    match store.apply(&batch) {
-                        Ok(()) => break,
-                        Err(e) => {
-                            on_error(&e);
-                            tracing::error!("store write failed, retrying in {delay:?}: {e}");
-                            std::thread::sleep(delay);
-                            delay = (delay * 2).min(Duration::from_secs(10));
-                            // Let new ops queue meanwhile; flushes still wait for this batch.
-                        }
-                    }
-                }
-                for op in batch.drain(..) {
-                    if let Op::Flush(done) = op {
-                        let _ = done.send(());
+            }
+            // A failed commit (disk full, I/O error) is retried with the same batch: the
+            // ops stay in memory until the disk takes them.
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match store.apply(&batch) {
+                    Ok(()) => break,
+                    Err(e) => {
+                        on_error(&e);
+                        tracing::error!("store write failed, retrying in {delay:?}: {e}");
+                        std::thread::sleep(delay);
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                        // Let new ops queue meanwhile; flushes still wait for this batch.
                     }
                 }
             }
-        })?;
+            for op in batch.drain(..) {
+                if let Op::Flush(done) = op {
+                    let _ = done.send(());
+                }
+            }
+        }
+    })?;
     Ok((StoreHandle { tx }, thread))
 }

@@ -21,10 +21,7 @@ fn check_accepts_the_demo_and_rejects_bad_configs_with_exit_1() {
         assert!(out.status.success(), "{stdout}{stderr}");
         assert!(stdout.contains("OK: 6 targets ("), "{stdout}");
         // The unset token is a warning, not an error.
-        assert!(
-            stderr.contains("warning:") && stderr.contains("THONGSUOT_API_TOKEN"),
-            "{stderr}"
-        );
+        assert!(stderr.contains("warning:") && stderr.contains("THONGSUOT_API_TOKEN"), "{stderr}");
     }
 
     let out = Command::new(binary())
@@ -34,20 +31,12 @@ fn check_accepts_the_demo_and_rejects_bad_configs_with_exit_1() {
         .expect("run check");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.starts_with("tests/fixtures/bad/many_errors.toml:5:11: "),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("tests/fixtures/bad/many_errors.toml:5:11: "), "{stderr}");
     assert!(stderr.trim_end().ends_with("8 errors"), "{stderr}");
 
-    let out = Command::new(binary())
-        .args(["check", "--config", "/nonexistent/thongsuot.toml"])
-        .output()
-        .expect("run");
+    let out = Command::new(binary()).args(["check", "--config", "/nonexistent/thongsuot.toml"]).output().expect("run");
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/thongsuot.toml")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/thongsuot.toml"));
 }
 
 #[test]
@@ -58,10 +47,7 @@ fn run_refuses_an_invalid_config_and_a_taken_port() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("unknown_key.toml:2:1: unknown key `intervall`")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown_key.toml:2:1: unknown key `intervall`"));
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
@@ -72,14 +58,7 @@ fn run_refuses_an_invalid_config_and_a_taken_port() {
         format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\n[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n"),
     )
     .expect("write");
-    let out = Command::new(binary())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("run");
+    let out = Command::new(binary()).args(["run", "--config"]).arg(&cfg).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains(&format!("cannot listen on 127.0.0.1:{port}"))
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on 127.0.0.1:{port}")));
 }

@@ -36,18 +36,10 @@ fn bad_configs_give_their_exact_messages() {
         let rel = f.strip_prefix(&root).expect("under repo");
         let got = messages(rel).join("\n");
         let expected_path = f.with_extension("expected");
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
-            panic!(
-                "{} is missing; this file gives:\n{got}",
-                expected_path.display()
-            )
-        });
+        let expected = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|_| panic!("{} is missing; this file gives:\n{got}", expected_path.display()));
         if got.trim() != expected.trim() {
-            failures.push(format!(
-                "{}:\n--- expected\n{}\n--- got\n{got}\n",
-                rel.display(),
-                expected.trim()
-            ));
+            failures.push(format!("{}:\n--- expected\n{}\n--- got\n{got}\n", rel.display(), expected.trim()));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -67,38 +59,19 @@ fn every_shipped_config_parses() {
 
 #[test]
 fn design_minimal_config_works_as_written() {
-    let cfg = Config::load_with_env(&repo_path("config/minimal.toml"), &|_| None)
-        .expect("minimal config");
+    let cfg = Config::load_with_env(&repo_path("config/minimal.toml"), &|_| None).expect("minimal config");
     assert_eq!(cfg.targets.len(), 4);
     assert_eq!(cfg.defaults.confirm, 3);
     assert_eq!(cfg.daemon.listen.to_string(), "127.0.0.1:9798");
     // Local times are read in Asia/Ho_Chi_Minh (UTC+7).
-    assert_eq!(
-        cfg.periods[0].start.to_rfc3339(),
-        "2021-07-06T17:00:00+00:00"
-    );
+    assert_eq!(cfg.periods[0].start.to_rfc3339(), "2021-07-06T17:00:00+00:00");
     let postal = cfg.postal.expect("postal");
-    assert!(
-        postal
-            .consignments
-            .expect("csv")
-            .ends_with("config/consignments.csv")
-    );
-    assert_eq!(
-        postal.operators[0]
-            .status_map
-            .get("LOST")
-            .map(String::as_str),
-        Some("lost")
-    );
+    assert!(postal.consignments.expect("csv").ends_with("config/consignments.csv"));
+    assert_eq!(postal.operators[0].status_map.get("LOST").map(String::as_str), Some("lost"));
     // The period's 5 s interval applies during the exam day, the default outside it.
     let t = &cfg.targets[0];
-    let during = chrono::DateTime::parse_from_rfc3339("2021-07-07T09:00:00+07:00")
-        .expect("time")
-        .to_utc();
-    let after = chrono::DateTime::parse_from_rfc3339("2021-07-08T09:00:00+07:00")
-        .expect("time")
-        .to_utc();
+    let during = chrono::DateTime::parse_from_rfc3339("2021-07-07T09:00:00+07:00").expect("time").to_utc();
+    let after = chrono::DateTime::parse_from_rfc3339("2021-07-08T09:00:00+07:00").expect("time").to_utc();
     let c = Config::load_with_env(&repo_path("config/minimal.toml"), &|_| None).expect("again");
     assert_eq!(c.interval_for(t, during).as_secs(), 5);
     assert_eq!(c.interval_for(t, after).as_secs(), 10);
@@ -107,23 +80,19 @@ fn design_minimal_config_works_as_written() {
 #[test]
 fn secrets_never_appear_in_debug_output() {
     let text = "[daemon]\napi_token_env = \"T\"\n[smtp]\nhost = \"h\"\nfrom = \"a@b.vn\"\nusername = \"u\"\npassword_env = \"P\"\n[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n";
-    let cfg = Config::parse(Path::new("x.toml"), text, &|k| {
-        Some(format!("s3cret-{k}-value"))
-    })
-    .expect("valid");
+    let cfg = Config::parse(Path::new("x.toml"), text, &|k| Some(format!("s3cret-{k}-value"))).expect("valid");
     let dump = format!("{cfg:?}");
     assert!(!dump.contains("s3cret"), "secret leaked: {dump}");
-    assert_eq!(
-        cfg.smtp.and_then(|s| s.password).as_deref(),
-        Some("s3cret-P-value")
-    );
+    assert_eq!(cfg.smtp.and_then(|s| s.password).as_deref(), Some("s3cret-P-value"));
 }
 
 #[test]
 fn shards_split_targets_stably() {
     let mut text = String::from("[[group]]\nname = \"g\"\n");
     for i in 0..60 {
-        text.push_str(&format!("[[target]]\nname = \"site-{i}\"\ngroup = \"g\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n"));
+        text.push_str(&format!(
+            "[[target]]\nname = \"site-{i}\"\ngroup = \"g\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n"
+        ));
     }
     let mut total = 0;
     for i in 1..=3 {

@@ -58,48 +58,28 @@ timeout = "1500ms"
 #[test]
 fn daemon_probes_exports_metrics_and_stops_cleanly() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (tcp, http) =
-        rt.block_on(async { (TcpServer::start(None).await, HttpServer::start().await) });
+    let (tcp, http) = rt.block_on(async { (TcpServer::start(None).await, HttpServer::start().await) });
     let _guard = rt.enter();
     let d = Daemon::start(
         &config(&tcp.addr.to_string(), &http.url("/ok"), &http.url("/slow")),
         &[("THONGSUOT_API_TOKEN", TOKEN)],
     );
 
-    d.wait_until(
-        "smsc-down confirmed down and others up",
-        Duration::from_secs(20),
-        || {
-            let m = d.metrics();
-            sample(&m, "thongsuot_target_up", &[("target", "smsc-down")]) == Some(0.0)
-                && sample(&m, "thongsuot_target_up", &[("target", "smsc-up")]) == Some(1.0)
-                && sample(&m, "thongsuot_target_up", &[("target", "portal")]) == Some(1.0)
-        },
-    );
+    d.wait_until("smsc-down confirmed down and others up", Duration::from_secs(20), || {
+        let m = d.metrics();
+        sample(&m, "thongsuot_target_up", &[("target", "smsc-down")]) == Some(0.0)
+            && sample(&m, "thongsuot_target_up", &[("target", "smsc-up")]) == Some(1.0)
+            && sample(&m, "thongsuot_target_up", &[("target", "portal")]) == Some(1.0)
+    });
     let m = d.metrics();
     assert_eq!(
-        sample(
-            &m,
-            "thongsuot_probe_success",
-            &[("target", "smsc-down"), ("kind", "tcp"), ("vantage", "it")]
-        ),
+        sample(&m, "thongsuot_probe_success", &[("target", "smsc-down"), ("kind", "tcp"), ("vantage", "it")]),
         Some(0.0)
     );
-    assert_eq!(
-        sample(
-            &m,
-            "thongsuot_probe_success",
-            &[("target", "portal"), ("kind", "http")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(sample(&m, "thongsuot_probe_success", &[("target", "portal"), ("kind", "http")]), Some(1.0));
     assert!(
-        sample(
-            &m,
-            "thongsuot_probes_total",
-            &[("target", "smsc-down"), ("result", "refused")]
-        )
-        .is_some_and(|n| n >= 2.0),
+        sample(&m, "thongsuot_probes_total", &[("target", "smsc-down"), ("result", "refused")])
+            .is_some_and(|n| n >= 2.0),
         "{m}"
     );
     assert!(sample(&m, "thongsuot_build_info", &[("vantage", "it")]) == Some(1.0));
@@ -110,62 +90,32 @@ fn daemon_probes_exports_metrics_and_stops_cleanly() {
     // A hanging target costs its own timeouts, never the cadence of the others: over 5 s
     // the 1 s targets each run about 5 probes.
     let count = |m: &str, t: &str| {
-        sample(
-            m,
-            "thongsuot_probes_total",
-            &[("target", t), ("result", "success")],
-        )
-        .unwrap_or(0.0)
-            + sample(
-                m,
-                "thongsuot_probes_total",
-                &[("target", t), ("result", "refused")],
-            )
-            .unwrap_or(0.0)
+        sample(m, "thongsuot_probes_total", &[("target", t), ("result", "success")]).unwrap_or(0.0)
+            + sample(m, "thongsuot_probes_total", &[("target", t), ("result", "refused")]).unwrap_or(0.0)
     };
     let before = count(&m, "smsc-up");
     std::thread::sleep(Duration::from_secs(5));
     let m = d.metrics();
     let ran = count(&m, "smsc-up") - before;
+    assert!((3.0..=7.0).contains(&ran), "smsc-up ran {ran} probes in 5 s at a 1 s interval");
     assert!(
-        (3.0..=7.0).contains(&ran),
-        "smsc-up ran {ran} probes in 5 s at a 1 s interval"
-    );
-    assert!(
-        sample(
-            &m,
-            "thongsuot_probes_total",
-            &[("target", "hanging-portal"), ("result", "timeout")]
-        )
-        .is_some_and(|n| n >= 1.0),
+        sample(&m, "thongsuot_probes_total", &[("target", "hanging-portal"), ("result", "timeout")])
+            .is_some_and(|n| n >= 1.0),
         "{m}"
     );
     assert!(sample(&m, "thongsuot_scheduler_lag_seconds_count", &[]).is_some_and(|n| n > 10.0));
     // Downtime grows while the outage is open, from its backdated start.
     assert!(
-        sample(
-            &m,
-            "thongsuot_target_downtime_seconds_total",
-            &[("target", "smsc-down")]
-        )
-        .is_some_and(|s| s >= 4.0),
+        sample(&m, "thongsuot_target_downtime_seconds_total", &[("target", "smsc-down")]).is_some_and(|s| s >= 4.0),
         "{m}"
     );
 
     let status = d.get("/api/v1/status").expect("status");
     let v: serde_json::Value = serde_json::from_str(&status).expect("json");
-    let down = v["targets"]
-        .as_array()
-        .expect("targets")
-        .iter()
-        .find(|t| t["name"] == "smsc-down")
-        .expect("smsc-down");
+    let down = v["targets"].as_array().expect("targets").iter().find(|t| t["name"] == "smsc-down").expect("smsc-down");
     assert_eq!(down["state"], "down");
     assert_eq!(down["last_failure_reason"], "refused");
-    assert!(
-        d.get("/")
-            .is_some_and(|p| p.contains("smsc-down") && p.contains("charset=\"utf-8\""))
-    );
+    assert!(d.get("/").is_some_and(|p| p.contains("smsc-down") && p.contains("charset=\"utf-8\"")));
 
     let status = d.stop();
     assert!(status.success(), "exit status {status:?}");
@@ -174,104 +124,63 @@ fn daemon_probes_exports_metrics_and_stops_cleanly() {
 #[test]
 fn reload_applies_good_configs_and_keeps_the_old_one_on_errors() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (tcp, http) =
-        rt.block_on(async { (TcpServer::start(None).await, HttpServer::start().await) });
+    let (tcp, http) = rt.block_on(async { (TcpServer::start(None).await, HttpServer::start().await) });
     let _guard = rt.enter();
     let base = config(&tcp.addr.to_string(), &http.url("/ok"), &http.url("/slow"));
     let d = Daemon::start(&base, &[("THONGSUOT_API_TOKEN", TOKEN)]);
     d.wait_until("first probes", Duration::from_secs(15), || {
-        sample(
-            &d.metrics(),
-            "thongsuot_target_up",
-            &[("target", "smsc-up")],
-        ) == Some(1.0)
+        sample(&d.metrics(), "thongsuot_target_up", &[("target", "smsc-up")]) == Some(1.0)
     });
     let port_line = format!("listen = \"127.0.0.1:{}\"", d.port);
     let written = |text: &str| text.replace("listen = \"127.0.0.1:{port}\"", &port_line);
 
     // A broken file: rejected with its location, old targets keep running.
-    std::fs::write(&d.config, written(&format!("{base}\n[[target]]\nname = \"x\"\ngroup = \"nope\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n"))).expect("write");
+    std::fs::write(
+        &d.config,
+        written(&format!(
+            "{base}\n[[target]]\nname = \"x\"\ngroup = \"nope\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n"
+        )),
+    )
+    .expect("write");
     d.signal("HUP");
     d.wait_until("reload rejected", Duration::from_secs(10), || {
         sample(&d.metrics(), "thongsuot_config_last_reload_success", &[]) == Some(0.0)
     });
-    assert!(
-        d.log_text().contains("thongsuot.toml:"),
-        "error must be located: {}",
-        d.log_text()
-    );
+    assert!(d.log_text().contains("thongsuot.toml:"), "error must be located: {}", d.log_text());
     assert!(d.log_text().contains("unknown group \"nope\""));
     let m = d.metrics();
-    let before = sample(
-        &m,
-        "thongsuot_probes_total",
-        &[("target", "smsc-up"), ("result", "success")],
-    )
-    .unwrap_or(0.0);
+    let before = sample(&m, "thongsuot_probes_total", &[("target", "smsc-up"), ("result", "success")]).unwrap_or(0.0);
     std::thread::sleep(Duration::from_millis(2500));
-    let after = sample(
-        &d.metrics(),
-        "thongsuot_probes_total",
-        &[("target", "smsc-up"), ("result", "success")],
-    )
-    .unwrap_or(0.0);
-    assert!(
-        after > before,
-        "old config stopped probing after a bad reload"
-    );
+    let after =
+        sample(&d.metrics(), "thongsuot_probes_total", &[("target", "smsc-up"), ("result", "success")]).unwrap_or(0.0);
+    assert!(after > before, "old config stopped probing after a bad reload");
 
     // The API reload needs the token.
     let (code, _) = blocking_request("POST", &d.url("/-/reload"), None, None).expect("answer");
     assert_eq!(code, 401);
-    let (code, _) = blocking_request(
-        "POST",
-        &d.url("/-/reload"),
-        Some("wrong-token-wrong-token"),
-        None,
-    )
-    .expect("answer");
+    let (code, _) =
+        blocking_request("POST", &d.url("/-/reload"), Some("wrong-token-wrong-token"), None).expect("answer");
     assert_eq!(code, 401);
-    let (code, body) =
-        blocking_request("POST", &d.url("/-/reload"), Some(TOKEN), None).expect("answer");
+    let (code, body) = blocking_request("POST", &d.url("/-/reload"), Some(TOKEN), None).expect("answer");
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("unknown group"), "{body}");
 
     // A good file adding one target and removing another.
     let good = base.replace("name = \"smsc-down\"", "name = \"smsc-down-renamed\"");
     std::fs::write(&d.config, written(&good)).expect("write");
-    let (code, body) =
-        blocking_request("POST", &d.url("/-/reload"), Some(TOKEN), None).expect("answer");
+    let (code, body) = blocking_request("POST", &d.url("/-/reload"), Some(TOKEN), None).expect("answer");
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["added"], serde_json::json!(["smsc-down-renamed"]));
     assert_eq!(v["removed"], serde_json::json!(["smsc-down"]));
     assert_eq!(v["unchanged"], 3);
-    d.wait_until(
-        "renamed target probed, old series gone",
-        Duration::from_secs(10),
-        || {
-            let m = d.metrics();
-            sample(
-                &m,
-                "thongsuot_probe_success",
-                &[("target", "smsc-down-renamed")],
-            )
-            .is_some()
-        },
-    );
-    let leftover: Vec<String> = d
-        .metrics()
-        .lines()
-        .filter(|l| l.contains("target=\"smsc-down\""))
-        .map(String::from)
-        .collect();
-    assert!(
-        leftover.is_empty(),
-        "series of the removed target remain: {leftover:?}"
-    );
-    assert_eq!(
-        sample(&d.metrics(), "thongsuot_config_last_reload_success", &[]),
-        Some(1.0)
-    );
+    d.wait_until("renamed target probed, old series gone", Duration::from_secs(10), || {
+        let m = d.metrics();
+        sample(&m, "thongsuot_probe_success", &[("target", "smsc-down-renamed")]).is_some()
+    });
+    let leftover: Vec<String> =
+        d.metrics().lines().filter(|l| l.contains("target=\"smsc-down\"")).map(String::from).collect();
+    assert!(leftover.is_empty(), "series of the removed target remain: {leftover:?}");
+    assert_eq!(sample(&d.metrics(), "thongsuot_config_last_reload_success", &[]), Some(1.0));
     assert!(d.stop().success());
 }

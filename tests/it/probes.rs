@@ -14,8 +14,7 @@ fn target(keys: &str) -> Target {
     let text = format!(
         "[defaults]\ninterval = \"10s\"\ntimeout = \"2s\"\n[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\n{keys}\n"
     );
-    let c =
-        Config::parse(Path::new("test.toml"), &text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let c = Config::parse(Path::new("test.toml"), &text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
     c.targets.into_iter().next().expect("one target")
 }
 
@@ -28,10 +27,7 @@ async fn run_with(t: &Target, probers: &Probers) -> Outcome {
     let prepared = match probe::prepare(&t.spec, &t.binding, t.timeout) {
         Ok(p) => p,
         Err(f) => {
-            return Outcome {
-                failure: Some(f),
-                ..Outcome::default()
-            };
+            return Outcome { failure: Some(f), ..Outcome::default() };
         }
     };
     probe::run(&t.spec, &prepared, &t.binding, probers, 4242, t.timeout).await
@@ -44,94 +40,40 @@ fn kind(o: &Outcome) -> Option<FailureKind> {
 #[tokio::test]
 async fn http_checks_status_body_and_json() {
     let s = HttpServer::start().await;
-    let ok = run(&target(&format!(
-        "kind = \"http\"\nurl = \"{}\"\nbody_contains = \"ok\"",
-        s.url("/ok")
-    )))
-    .await;
+    let ok = run(&target(&format!("kind = \"http\"\nurl = \"{}\"\nbody_contains = \"ok\"", s.url("/ok")))).await;
     assert!(ok.ok(), "{ok:?}");
-    assert!(
-        ok.phases.get(probe::Phase::Processing).is_some()
-            && ok.phases.get(probe::Phase::Transfer).is_some()
-    );
+    assert!(ok.phases.get(probe::Phase::Processing).is_some() && ok.phases.get(probe::Phase::Transfer).is_some());
 
-    let o = run(&target(&format!(
-        "kind = \"http\"\nurl = \"{}\"",
-        s.url("/fail")
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"{}\"", s.url("/fail")))).await;
     assert_eq!(kind(&o), Some(FailureKind::Status), "{o:?}");
-    assert!(
-        o.failure.as_ref().is_some_and(|f| f.detail.contains("503")),
-        "{o:?}"
-    );
+    assert!(o.failure.as_ref().is_some_and(|f| f.detail.contains("503")), "{o:?}");
 
-    let o = run(&target(&format!(
-        "kind = \"http\"\nurl = \"{}\"\nexpect_status = [503]",
-        s.url("/fail")
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"{}\"\nexpect_status = [503]", s.url("/fail")))).await;
     assert!(o.ok(), "expected 503 accepted: {o:?}");
 
-    let o = run(&target(&format!(
-        "kind = \"http\"\nurl = \"{}\"\nbody_contains = \"nope\"",
-        s.url("/ok")
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"{}\"\nbody_contains = \"nope\"", s.url("/ok")))).await;
     assert_eq!(kind(&o), Some(FailureKind::Body));
 
-    let o = run(&target(&format!(
-        "kind = \"http\"\nurl = \"{}\"\nbody_regex = \"^o.\\\\n$\"",
-        s.url("/ok")
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"{}\"\nbody_regex = \"^o.\\\\n$\"", s.url("/ok")))).await;
     assert!(o.ok(), "{o:?}");
 
     let json = |ptr: &str, eq: &str| {
-        target(&format!(
-            "kind = \"http\"\nurl = \"{}\"\njson_pointer = \"{ptr}\"\njson_equals = {eq}",
-            s.url("/json")
-        ))
+        target(&format!("kind = \"http\"\nurl = \"{}\"\njson_pointer = \"{ptr}\"\njson_equals = {eq}", s.url("/json")))
     };
     assert!(run(&json("/data/status", "\"DELIVERED\"")).await.ok());
     assert!(run(&json("/data/code", "200")).await.ok());
     assert!(run(&json("/data/code", "\"200\"")).await.ok());
     let o = run(&json("/data/status", "\"LOST\"")).await;
     assert_eq!(kind(&o), Some(FailureKind::Body));
-    assert!(
-        o.failure
-            .as_ref()
-            .is_some_and(|f| f.detail.contains("DELIVERED")),
-        "{o:?}"
-    );
+    assert!(o.failure.as_ref().is_some_and(|f| f.detail.contains("DELIVERED")), "{o:?}");
     let o = run(&json("/data/missing", "1")).await;
     assert_eq!(kind(&o), Some(FailureKind::Body));
-    let o = run(&target(&format!(
-        "kind = \"http\"\nurl = \"{}\"\njson_pointer = \"/a\"",
-        s.url("/not-json")
-    )))
-    .await;
-    assert!(
-        o.failure
-            .as_ref()
-            .is_some_and(|f| f.detail.contains("not JSON")),
-        "{o:?}"
-    );
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"{}\"\njson_pointer = \"/a\"", s.url("/not-json")))).await;
+    assert!(o.failure.as_ref().is_some_and(|f| f.detail.contains("not JSON")), "{o:?}");
 
     // Redirects are followed by default, and can be refused.
-    assert!(
-        run(&target(&format!(
-            "kind = \"http\"\nurl = \"{}\"",
-            s.url("/redirect")
-        )))
-        .await
-        .ok()
-    );
-    let o = run(&target(&format!(
-        "kind = \"http\"\nurl = \"{}\"\nfollow_redirects = false",
-        s.url("/redirect")
-    )))
-    .await;
+    assert!(run(&target(&format!("kind = \"http\"\nurl = \"{}\"", s.url("/redirect")))).await.ok());
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"{}\"\nfollow_redirects = false", s.url("/redirect")))).await;
     assert_eq!(kind(&o), Some(FailureKind::Status));
 }
 
@@ -139,33 +81,20 @@ async fn http_checks_status_body_and_json() {
 async fn http_hostile_and_dead_servers_cost_one_bounded_probe() {
     let s = HttpServer::start().await;
     // A server that never answers: the probe ends at its timeout, not later.
-    let t = target(&format!(
-        "kind = \"http\"\nurl = \"{}\"\ntimeout = \"1s\"",
-        s.url("/slow")
-    ));
+    let t = target(&format!("kind = \"http\"\nurl = \"{}\"\ntimeout = \"1s\"", s.url("/slow")));
     let start = Instant::now();
     let o = run(&t).await;
     assert_eq!(kind(&o), Some(FailureKind::Timeout), "{o:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(4),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(4), "took {:?}", start.elapsed());
 
     // An endless body: cut at max_body_bytes.
-    let t = target(&format!(
-        "kind = \"http\"\nurl = \"{}\"\nmax_body_bytes = 100000",
-        s.url("/endless")
-    ));
+    let t = target(&format!("kind = \"http\"\nurl = \"{}\"\nmax_body_bytes = 100000", s.url("/endless")));
     let o = run(&t).await;
     assert_eq!(kind(&o), Some(FailureKind::TooLarge), "{o:?}");
 
     // Nobody listening.
     let port = free_port();
-    let o = run(&target(&format!(
-        "kind = \"http\"\nurl = \"http://127.0.0.1:{port}/\""
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"http://127.0.0.1:{port}/\""))).await;
     assert_eq!(kind(&o), Some(FailureKind::Refused), "{o:?}");
 }
 
@@ -173,91 +102,48 @@ async fn http_hostile_and_dead_servers_cost_one_bounded_probe() {
 async fn https_verifies_against_ca_file() {
     let s = HttpsServer::start().await;
     let ca = s.ca_file.display().to_string();
-    let o = run(&target(&format!(
-        "kind = \"http\"\nurl = \"{}\"\nca_file = \"{ca}\"",
-        s.url("/ok")
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"{}\"\nca_file = \"{ca}\"", s.url("/ok")))).await;
     assert!(o.ok(), "{o:?}");
 
     // Without the CA the self-signed certificate is refused, with a tls reason.
-    let o = run(&target(&format!(
-        "kind = \"http\"\nurl = \"{}\"",
-        s.url("/ok")
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"{}\"", s.url("/ok")))).await;
     assert_eq!(kind(&o), Some(FailureKind::Tls), "{o:?}");
 
-    let o = run(&target(&format!(
-        "kind = \"http\"\nurl = \"{}\"\ntls_verify = false",
-        s.url("/ok")
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"{}\"\ntls_verify = false", s.url("/ok")))).await;
     assert!(o.ok(), "{o:?}");
 }
 
 #[tokio::test]
 async fn tcp_connect_and_banner() {
     let s = TcpServer::start(Some("220 smsc ready\r\n")).await;
-    let o = run(&target(&format!(
-        "kind = \"tcp\"\naddress = \"{}\"",
-        s.addr
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{}\"", s.addr))).await;
     assert!(o.ok(), "{o:?}");
     assert!(o.phases.get(probe::Phase::Connect).is_some());
 
-    let o = run(&target(&format!(
-        "kind = \"tcp\"\naddress = \"{}\"\nexpect = \"220 smsc\"",
-        s.addr
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{}\"\nexpect = \"220 smsc\"", s.addr))).await;
     assert!(o.ok(), "{o:?}");
 
-    let o = run(&target(&format!(
-        "kind = \"tcp\"\naddress = \"{}\"\nexpect = \"+OK\"\ntimeout = \"1s\"",
-        s.addr
-    )))
-    .await;
-    assert!(
-        matches!(
-            kind(&o),
-            Some(FailureKind::Timeout) | Some(FailureKind::Body)
-        ),
-        "{o:?}"
-    );
+    let o =
+        run(&target(&format!("kind = \"tcp\"\naddress = \"{}\"\nexpect = \"+OK\"\ntimeout = \"1s\"", s.addr))).await;
+    assert!(matches!(kind(&o), Some(FailureKind::Timeout) | Some(FailureKind::Body)), "{o:?}");
 
     // A silent peer: connect succeeds, the banner never comes, one bounded timeout.
     let silent = TcpServer::start(None).await;
     let start = Instant::now();
-    let o = run(&target(&format!(
-        "kind = \"tcp\"\naddress = \"{}\"\nexpect = \"220\"\ntimeout = \"1s\"",
-        silent.addr
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{}\"\nexpect = \"220\"\ntimeout = \"1s\"", silent.addr)))
+        .await;
     assert_eq!(kind(&o), Some(FailureKind::Timeout), "{o:?}");
     assert!(start.elapsed() < Duration::from_secs(3));
 
     let port = free_port();
-    let o = run(&target(&format!(
-        "kind = \"tcp\"\naddress = \"127.0.0.1:{port}\""
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"tcp\"\naddress = \"127.0.0.1:{port}\""))).await;
     assert_eq!(kind(&o), Some(FailureKind::Refused), "{o:?}");
 
     // Bound to a source address: 127.0.0.2 is local on Linux loopback.
-    let o = run(&target(&format!(
-        "kind = \"tcp\"\naddress = \"{}\"\nsource = \"127.0.0.2\"",
-        s.addr
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{}\"\nsource = \"127.0.0.2\"", s.addr))).await;
     assert!(o.ok(), "{o:?}");
     // A source address that is not local is a setup failure, not an outage of the target.
-    let o = run(&target(&format!(
-        "kind = \"tcp\"\naddress = \"{}\"\nsource = \"192.0.2.1\"",
-        s.addr
-    )))
-    .await;
+    let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{}\"\nsource = \"192.0.2.1\"", s.addr))).await;
     assert_eq!(kind(&o), Some(FailureKind::Setup), "{o:?}");
 }
 
@@ -268,65 +154,37 @@ async fn dns_against_dnsmasq() {
     };
     let dns = |extra: &str| target(&format!("kind = \"dns\"\nserver = \"{addr}\"\n{extra}"));
 
-    let o = run(&dns(
-        "query = \"thi.example.vn\"\nexpect_answer = [\"127.0.0.9\"]",
-    ))
-    .await;
+    let o = run(&dns("query = \"thi.example.vn\"\nexpect_answer = [\"127.0.0.9\"]")).await;
     assert!(o.ok(), "{o:?}");
-    let o = run(&dns(
-        "query = \"thi.example.vn\"\ntransport = \"tcp\"\nexpect_answer = [\"127.0.0.9\"]",
-    ))
-    .await;
+    let o = run(&dns("query = \"thi.example.vn\"\ntransport = \"tcp\"\nexpect_answer = [\"127.0.0.9\"]")).await;
     assert!(o.ok(), "tcp: {o:?}");
     let o = run(&dns("query = \"txt.example.vn\"\nrecord = \"TXT\"")).await;
     assert!(o.ok(), "txt: {o:?}");
 
-    let o = run(&dns(
-        "query = \"thi.example.vn\"\nexpect_answer = [\"127.0.0.10\"]",
-    ))
-    .await;
+    let o = run(&dns("query = \"thi.example.vn\"\nexpect_answer = [\"127.0.0.10\"]")).await;
     assert_eq!(kind(&o), Some(FailureKind::Answer), "{o:?}");
-    assert!(
-        o.failure
-            .as_ref()
-            .is_some_and(|f| f.detail.contains("127.0.0.9")),
-        "{o:?}"
-    );
+    assert!(o.failure.as_ref().is_some_and(|f| f.detail.contains("127.0.0.9")), "{o:?}");
 
     // No upstream: other names are REFUSED.
     let o = run(&dns("query = \"other.example.org\"")).await;
     assert_eq!(kind(&o), Some(FailureKind::Rcode), "{o:?}");
-    assert!(
-        o.failure
-            .as_ref()
-            .is_some_and(|f| f.detail.contains("REFUSED")),
-        "{o:?}"
-    );
-    let o = run(&dns(
-        "query = \"other.example.org\"\nexpect_rcode = \"REFUSED\"",
-    ))
-    .await;
+    assert!(o.failure.as_ref().is_some_and(|f| f.detail.contains("REFUSED")), "{o:?}");
+    let o = run(&dns("query = \"other.example.org\"\nexpect_rcode = \"REFUSED\"")).await;
     assert!(o.ok(), "{o:?}");
 
     // dnsmasq answers NOERROR with no AAAA record for a host it only has an IPv4 address for.
     let o = run(&dns("query = \"v4only.example.vn\"\nrecord = \"AAAA\"")).await;
     assert_eq!(kind(&o), Some(FailureKind::Answer), "{o:?}");
-    let o = run(&dns(
-        "query = \"v4only.example.vn\"\nrecord = \"AAAA\"\nallow_empty = true",
-    ))
-    .await;
+    let o = run(&dns("query = \"v4only.example.vn\"\nrecord = \"AAAA\"\nallow_empty = true")).await;
     assert!(o.ok(), "{o:?}");
 
     // A server that is not there: ICMP port unreachable on loopback is a refusal.
     let dead = free_udp_port();
-    let o = run(&target(&format!("kind = \"dns\"\nserver = \"127.0.0.1:{dead}\"\nquery = \"thi.example.vn\"\ntimeout = \"1s\""))).await;
-    assert!(
-        matches!(
-            kind(&o),
-            Some(FailureKind::Refused) | Some(FailureKind::Timeout)
-        ),
-        "{o:?}"
-    );
+    let o = run(&target(&format!(
+        "kind = \"dns\"\nserver = \"127.0.0.1:{dead}\"\nquery = \"thi.example.vn\"\ntimeout = \"1s\""
+    )))
+    .await;
+    assert!(matches!(kind(&o), Some(FailureKind::Refused) | Some(FailureKind::Timeout)), "{o:?}");
 }
 
 #[tokio::test]
@@ -334,10 +192,7 @@ async fn icmp_loopback_gives_loss_and_rtt() {
     if !require_root("ICMP raw sockets") {
         return;
     }
-    let o = run(&target(
-        "kind = \"icmp\"\nhost = \"127.0.0.1\"\ncount = 3\nspacing = \"50ms\"",
-    ))
-    .await;
+    let o = run(&target("kind = \"icmp\"\nhost = \"127.0.0.1\"\ncount = 3\nspacing = \"50ms\"")).await;
     assert!(o.ok(), "{o:?}");
     let echo = o.echo.expect("echo stats");
     assert_eq!((echo.sent, echo.received), (3, 3));
@@ -359,10 +214,7 @@ async fn icmp_to_namespace_host_then_link_cut() {
         return;
     }
     let ns = Netns::create("icmp", 7);
-    let t = target(&format!(
-        "kind = \"icmp\"\nhost = \"{}\"\ncount = 2\ntimeout = \"1s\"",
-        ns.ns_ip
-    ));
+    let t = target(&format!("kind = \"icmp\"\nhost = \"{}\"\ncount = 2\ntimeout = \"1s\"", ns.ns_ip));
     let probers = Probers::new();
     let o = run_with(&t, &probers).await;
     assert!(o.ok(), "before the cut: {o:?}");
@@ -382,8 +234,5 @@ async fn icmp_to_namespace_host_then_link_cut() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(
-        back,
-        "host did not answer again after the link was restored"
-    );
+    assert!(back, "host did not answer again after the link was restored");
 }

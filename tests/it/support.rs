@@ -41,11 +41,7 @@ pub fn require_tool(tool: &str, package: &str) -> bool {
 pub fn require_root(what: &str) -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false);
     if root {
         return true;
@@ -58,10 +54,7 @@ pub fn require_root(what: &str) -> bool {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
 }
 
 pub fn free_udp_port() -> u16 {
@@ -75,17 +68,9 @@ pub fn free_udp_port() -> u16 {
 fn routes() -> Router {
     Router::new()
         .route("/ok", get(|| async { "ok\n" }))
-        .route(
-            "/json",
-            get(|| async {
-                axum::Json(serde_json::json!({"data": {"status": "DELIVERED", "code": 200}}))
-            }),
-        )
+        .route("/json", get(|| async { axum::Json(serde_json::json!({"data": {"status": "DELIVERED", "code": 200}})) }))
         .route("/not-json", get(|| async { "<html>maintenance</html>" }))
-        .route(
-            "/fail",
-            get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down\n") }),
-        )
+        .route("/fail", get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down\n") }))
         .route(
             "/slow",
             get(|| async {
@@ -93,18 +78,13 @@ fn routes() -> Router {
                 "late\n"
             }),
         )
-        .route(
-            "/redirect",
-            get(|| async { axum::response::Redirect::temporary("/ok") }),
-        )
+        .route("/redirect", get(|| async { axum::response::Redirect::temporary("/ok") }))
         .route(
             "/endless",
             get(|| async {
                 // A hostile body that never ends: 64 KiB chunks forever.
                 let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
-                let stream = futures_util::stream::repeat_with(move || {
-                    Ok::<_, std::io::Error>(chunk.clone())
-                });
+                let stream = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
                 Body::from_stream(stream)
             }),
         )
@@ -149,17 +129,13 @@ pub struct HttpsServer {
 impl HttpsServer {
     pub async fn start() -> HttpsServer {
         thongsuot::tls::ensure_crypto_provider();
-        let key = rcgen::generate_simple_self_signed(vec![
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-        ])
-        .expect("cert");
+        let key =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("cert");
         let dir = tempfile::tempdir().expect("tempdir");
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, key.cert.pem()).expect("write ca");
         let cert_der = key.cert.der().clone();
-        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der())
-            .expect("key");
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(vec![cert_der], key_der)
@@ -184,12 +160,7 @@ impl HttpsServer {
                 });
             }
         });
-        HttpsServer {
-            addr,
-            ca_file,
-            _dir: dir,
-            task,
-        }
+        HttpsServer { addr, ca_file, _dir: dir, task }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -307,21 +278,12 @@ pub fn promtool_check_metrics(exposition: &str) -> Option<Result<(), String>> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(exposition.as_bytes())
-        .expect("write");
+    child.stdin.take().expect("stdin").write_all(exposition.as_bytes()).expect("write");
     let out = child.wait_with_output().expect("promtool");
     if out.status.success() {
         Some(Ok(()))
     } else {
-        Some(Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )))
+        Some(Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
     }
 }
 
@@ -336,17 +298,11 @@ pub struct Netns {
 }
 
 fn sh(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{args:?}: {e}"))?;
+    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 
@@ -376,14 +332,7 @@ impl Netns {
                 "name".into(),
                 n.ns_if.clone(),
             ],
-            vec![
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                n.ns_if.clone(),
-                "netns".into(),
-                n.name.clone(),
-            ],
+            vec!["ip".into(), "link".into(), "set".into(), n.ns_if.clone(), "netns".into(), n.name.clone()],
             vec![
                 "ip".into(),
                 "addr".into(),
@@ -392,13 +341,7 @@ impl Netns {
                 "dev".into(),
                 n.host_if.clone(),
             ],
-            vec![
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                n.host_if.clone(),
-                "up".into(),
-            ],
+            vec!["ip".into(), "link".into(), "set".into(), n.host_if.clone(), "up".into()],
             vec![
                 "ip".into(),
                 "netns".into(),
@@ -443,33 +386,11 @@ impl Netns {
 
     /// Cuts the link from inside the namespace (like a carrier's line going down).
     pub fn cut(&self) {
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.name,
-            "ip",
-            "link",
-            "set",
-            &self.ns_if,
-            "down",
-        ])
-        .expect("link down");
+        sh(&["ip", "netns", "exec", &self.name, "ip", "link", "set", &self.ns_if, "down"]).expect("link down");
     }
 
     pub fn restore(&self) {
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.name,
-            "ip",
-            "link",
-            "set",
-            &self.ns_if,
-            "up",
-        ])
-        .expect("link up");
+        sh(&["ip", "netns", "exec", &self.name, "ip", "link", "set", &self.ns_if, "up"]).expect("link up");
     }
 }
 
@@ -510,16 +431,8 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("spawn thongsuot");
-        let d = Daemon {
-            proc: Proc(child),
-            port,
-            dir,
-            config: path,
-            log,
-        };
-        d.wait_until("HTTP server up", Duration::from_secs(20), || {
-            d.get("/healthz").is_some()
-        });
+        let d = Daemon { proc: Proc(child), port, dir, config: path, log };
+        d.wait_until("HTTP server up", Duration::from_secs(20), || d.get("/healthz").is_some());
         d
     }
 
@@ -549,10 +462,7 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
-            "timed out after {limit:?} waiting for {what}; daemon log:\n{}",
-            self.log_text()
-        );
+        panic!("timed out after {limit:?} waiting for {what}; daemon log:\n{}", self.log_text());
     }
 
     pub fn signal(&self, sig: &str) {
@@ -570,27 +480,18 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "daemon did not exit within 15 s of SIGTERM; log:\n{}",
-            self.log_text()
-        );
+        panic!("daemon did not exit within 15 s of SIGTERM; log:\n{}", self.log_text());
     }
 }
 
 /// A minimal HTTP/1.0 GET over std sockets (the tests' own client must not share code with
 /// the daemon's probes).
 pub fn blocking_get(url: &str) -> Option<String> {
-    blocking_request("GET", url, None, None)
-        .and_then(|(status, body)| (status == 200).then_some(body))
+    blocking_request("GET", url, None, None).and_then(|(status, body)| (status == 200).then_some(body))
 }
 
 /// Returns (status, body).
-pub fn blocking_request(
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> Option<(u16, String)> {
+pub fn blocking_request(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
@@ -601,10 +502,7 @@ pub fn blocking_request(
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     let body = body.unwrap_or("");
-    req.push_str(&format!(
-        "Content-Length: {}\r\nContent-Type: application/json\r\n\r\n{body}",
-        body.len()
-    ));
+    req.push_str(&format!("Content-Length: {}\r\nContent-Type: application/json\r\n\r\n{body}", body.len()));
     s.write_all(req.as_bytes()).ok()?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).ok()?;
@@ -621,10 +519,7 @@ pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
             return None;
         }
-        if !labels
-            .iter()
-            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-        {
+        if !labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))) {
             return None;
         }
         l.rsplit(' ').next()?.parse().ok()
