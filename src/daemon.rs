@@ -44,7 +44,7 @@ pub enum DaemonError {
 }
 
 /// How often the daemon records that it is alive: the most observed time a crash can lose.
-pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
 /// How often SLA figures are recomputed for `/metrics`.
 pub const SLA_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 

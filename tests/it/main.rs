@@ -4,4 +4,5 @@ mod cli;
 mod config;
 mod daemon;
 mod probes;
+mod sla;
 mod support;

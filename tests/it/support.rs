@@ -421,19 +421,44 @@ impl Daemon {
         let port = free_port();
         let path = dir.path().join("thongsuot.toml");
         std::fs::write(&path, config.replace("{port}", &port.to_string())).expect("write config");
+        Daemon::spawn(dir, path, port, env)
+    }
+
+    /// Starts the binary on an existing config file (restarts keep the dir, store and port).
+    fn spawn(dir: tempfile::TempDir, path: PathBuf, port: u16, env: &[(&str, &str)]) -> Daemon {
         let log = dir.path().join("daemon.log");
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let child = Command::new(binary())
             .args(["run", "--config"])
             .arg(&path)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
+            .stderr(log_file)
             .spawn()
             .expect("spawn thongsuot");
         let d = Daemon { proc: Proc(child), port, dir, config: path, log };
         d.wait_until("HTTP server up", Duration::from_secs(20), || d.get("/healthz").is_some());
         d
+    }
+
+    /// `kill -9`: no shutdown, no last heartbeat. Returns the parts to restart with.
+    pub fn kill9(mut self) -> (tempfile::TempDir, PathBuf, u16) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        (dir, self.config.clone(), self.port)
+    }
+
+    /// Starts again after [`Daemon::kill9`], same config, store and port.
+    pub fn restart(parts: (tempfile::TempDir, PathBuf, u16), env: &[(&str, &str)]) -> Daemon {
+        let (dir, path, port) = parts;
+        Daemon::spawn(dir, path, port, env)
+    }
+
+    /// Runs another command of the binary (e.g. `report`) on this daemon's config.
+    pub fn command(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary()).args(args).arg("--config").arg(&self.config).output().expect("run thongsuot")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -470,8 +495,19 @@ impl Daemon {
         sh(&["kill", &format!("-{sig}"), &pid]).expect("kill");
     }
 
+    /// Sends SIGTERM, waits for the exit and keeps the state dir: (status, dir, config path).
+    pub fn stop_keep(mut self) -> (std::process::ExitStatus, tempfile::TempDir, PathBuf) {
+        let status = self.wait_exit();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        (status, dir, self.config.clone())
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
+        self.wait_exit()
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
         self.signal("TERM");
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(15) {
