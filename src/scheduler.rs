@@ -158,6 +158,27 @@ impl Scheduler {
         let carried = match carried {
             Some(mut c) => {
                 c.sm.set_thresholds(target.confirm, target.recover);
+                // New thresholds or window: start a new window, keeping an open episode open.
+                let th = thresholds(&target);
+                let window_len = shared.config.borrow().defaults.degraded_window;
+                if !c.window.as_ref().is_some_and(|w| w.same_settings(window_len, th)) {
+                    let open = c.window.as_ref().and_then(|w| w.degraded_since());
+                    if open.is_some() && !th.any() {
+                        // No thresholds any more: the congestion episode ends here.
+                        shared.store.send(Op::Close {
+                            target: target.name.clone(),
+                            kind: IntervalKind::Degraded,
+                            end: Utc::now().timestamp_millis(),
+                        });
+                    }
+                    c.window = th.any().then(|| {
+                        let mut w = CongestionWindow::new(window_len, th);
+                        if let Some(since) = open {
+                            w.restore(since);
+                        }
+                        w
+                    });
+                }
                 {
                     let mut s = c.status.lock().unwrap_or_else(|p| p.into_inner());
                     s.group = target.group.clone();

@@ -80,7 +80,8 @@ fn to_set(intervals: &[Interval], now: i64) -> SpanSet {
 
 pub fn compute(input: &LedgerInput<'_>) -> Figures {
     let w = Span::new(input.window.start, input.window.end.min(input.now.max(input.window.start)));
-    let window_ms = input.window.len();
+    // Coverage is over the elapsed part of the window: a period in progress is not "unobserved" in its future.
+    let window_ms = w.len();
     let excluded = SpanSet::new(input.excluded.to_vec());
     let observed = SpanSet::new(input.observed.to_vec()).clip(w).subtract(&excluded);
     let observed_ms = observed.total();

@@ -53,6 +53,11 @@ impl CongestionWindow {
         }
     }
 
+    /// Whether this window was built with these settings (a reload may change them).
+    pub fn same_settings(&self, window: Duration, thresholds: Thresholds) -> bool {
+        self.window_ms == window.as_millis() as i64 && self.thresholds == thresholds
+    }
+
     pub fn degraded_since(&self) -> Option<i64> {
         self.degraded_since
     }

@@ -39,6 +39,40 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT
      );
      CREATE INDEX events_by_target ON events (target, at_ms);",
+    // 2: incidents and the e-mail outbox.
+    "CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        grp TEXT NOT NULL,
+        target TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('outage', 'degraded')),
+        opened_ms INTEGER NOT NULL,
+        closed_ms INTEGER,
+        reason TEXT,
+        detail TEXT,
+        acked_ms INTEGER,
+        acked_by TEXT,
+        notified_ms INTEGER,
+        escalated_ms INTEGER,
+        silenced INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX incidents_open ON incidents (target) WHERE closed_ms IS NULL;
+     CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        incident_opened_ms INTEGER,
+        recipients TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        text_body TEXT NOT NULL,
+        html_body TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_ms INTEGER NOT NULL,
+        last_error TEXT,
+        sent_ms INTEGER
+     );
+     CREATE INDEX outbox_due ON outbox (next_ms) WHERE state = 'pending';
+     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,0 +1,290 @@
+//! Incidents and the e-mail outbox in the store. The notifier owns one connection (SQLite
+//! serialises it with the ledger writer; both are short transactions).
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentKind {
+    Outage,
+    Degraded,
+}
+
+impl IncidentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::Outage => "outage",
+            IncidentKind::Degraded => "degraded",
+        }
+    }
+
+    fn parse(s: &str) -> IncidentKind {
+        if s == "degraded" { IncidentKind::Degraded } else { IncidentKind::Outage }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub group: String,
+    pub target: String,
+    #[serde(serialize_with = "kind_str")]
+    pub kind: IncidentKind,
+    pub opened_ms: i64,
+    pub closed_ms: Option<i64>,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+    pub acked_ms: Option<i64>,
+    pub acked_by: Option<String>,
+    pub notified_ms: Option<i64>,
+    pub escalated_ms: Option<i64>,
+    pub silenced: bool,
+}
+
+fn kind_str<S: serde::Serializer>(k: &IncidentKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(k.as_str())
+}
+
+/// One e-mail as queued: rendered, with its recipients.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub kind: &'static str,
+    /// When the incident was opened (confirmed), for the latency metric.
+    pub incident_opened_ms: Option<i64>,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub kind: String,
+    pub incident_opened_ms: Option<i64>,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub attempts: i64,
+}
+
+pub struct NotifyDb {
+    path: PathBuf,
+    conn: Connection,
+}
+
+const INCIDENT_COLUMNS: &str =
+    "id, grp, target, kind, opened_ms, closed_ms, reason, detail, acked_ms, acked_by, notified_ms, escalated_ms, silenced";
+
+fn incident(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
+    Ok(IncidentRow {
+        id: r.get(0)?,
+        group: r.get(1)?,
+        target: r.get(2)?,
+        kind: IncidentKind::parse(&r.get::<_, String>(3)?),
+        opened_ms: r.get(4)?,
+        closed_ms: r.get(5)?,
+        reason: r.get(6)?,
+        detail: r.get(7)?,
+        acked_ms: r.get(8)?,
+        acked_by: r.get(9)?,
+        notified_ms: r.get(10)?,
+        escalated_ms: r.get(11)?,
+        silenced: r.get::<_, i64>(12)? != 0,
+    })
+}
+
+impl NotifyDb {
+    /// Opens the store file (already created and migrated by `Store::open`).
+    pub fn open(path: &Path) -> Result<NotifyDb, StoreError> {
+        let err = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL;").map_err(err)?;
+        Ok(NotifyDb { path: path.to_path_buf(), conn })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_incident(
+        &self,
+        group: &str,
+        target: &str,
+        kind: IncidentKind,
+        opened_ms: i64,
+        reason: Option<&str>,
+        detail: Option<&str>,
+        silenced: bool,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO incidents (grp, target, kind, opened_ms, reason, detail, silenced) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![group, target, kind.as_str(), opened_ms, reason, detail, i64::from(silenced)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn close_incident(&self, id: i64, closed_ms: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE incidents SET closed_ms = ?2 WHERE id = ?1 AND closed_ms IS NULL", params![id, closed_ms])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn open_incidents(&self) -> Result<Vec<IncidentRow>, StoreError> {
+        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE closed_ms IS NULL ORDER BY id");
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = st.query_map([], incident).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn incident(&self, id: i64) -> Result<Option<IncidentRow>, StoreError> {
+        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1");
+        self.conn.query_row(&sql, params![id], incident).optional().map_err(|e| self.err(e))
+    }
+
+    /// Incidents overlapping `[from, to)`, newest first.
+    pub fn incidents_between(&self, from: i64, to: i64) -> Result<Vec<IncidentRow>, StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE opened_ms < ?2 AND (closed_ms IS NULL OR closed_ms > ?1) ORDER BY opened_ms DESC"
+        );
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = st.query_map(params![from, to], incident).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn mark_notified(&self, ids: &[i64], at: i64) -> Result<(), StoreError> {
+        for id in ids {
+            self.conn
+                .execute("UPDATE incidents SET notified_ms = ?2 WHERE id = ?1", params![id, at])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    pub fn mark_escalated(&self, ids: &[i64], at: i64) -> Result<(), StoreError> {
+        for id in ids {
+            self.conn
+                .execute("UPDATE incidents SET escalated_ms = ?2 WHERE id = ?1", params![id, at])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Acknowledges an incident; false if there is no such incident.
+    pub fn ack(&self, id: i64, at: i64, by: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE incidents SET acked_ms = COALESCE(acked_ms, ?2), acked_by = COALESCE(acked_by, ?3) WHERE id = ?1",
+                params![id, at, by],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Queues one e-mail; it is on disk before anything tries to send it.
+    pub fn enqueue(&self, mail: &Outgoing, now: i64) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO outbox (created_ms, kind, incident_opened_ms, recipients, subject, text_body, html_body, next_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?1)",
+                params![now, mail.kind, mail.incident_opened_ms, mail.recipients.join(","), mail.subject, mail.text, mail.html],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn due(&self, now: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, kind, incident_opened_ms, recipients, subject, text_body, html_body, attempts FROM outbox
+                 WHERE state = 'pending' AND next_ms <= ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![now, limit as i64], |r| {
+                Ok(OutboxRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    incident_opened_ms: r.get(2)?,
+                    recipients: r.get::<_, String>(3)?.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+                    subject: r.get(4)?,
+                    text: r.get(5)?,
+                    html: r.get(6)?,
+                    attempts: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// When the next pending e-mail is due, if any.
+    pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row("SELECT MIN(next_ms) FROM outbox WHERE state = 'pending'", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn mark_sent(&self, id: i64, at: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'sent', sent_ms = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                params![id, at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn mark_retry(&self, id: i64, next: i64, error: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_ms = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, next, error],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn mark_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                params![id, error],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn count(&self, state: &str) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM outbox WHERE state = ?1", params![state], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
