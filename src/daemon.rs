@@ -11,8 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::notify::ack::AckKey;
+use crate::notify::db::NotifyDb;
+use crate::notify::outbox::Transport;
 use crate::probe::{ProbeSpec, Probers};
-use crate::scheduler::{Event, Scheduler, Shared};
+use crate::scheduler::{Scheduler, Shared};
 use crate::server::{AppState, ReloadRequest};
 use crate::status::Board;
 use crate::store::{Op, Store, StoreHandle};
@@ -41,6 +45,10 @@ pub enum DaemonError {
     Store(#[from] crate::store::StoreError),
     #[error("cannot start the store writer: {0}")]
     Writer(std::io::Error),
+    #[error("cannot create the acknowledgement key in the state directory: {0}")]
+    AckKey(std::io::Error),
+    #[error("{0}")]
+    Smtp(String),
 }
 
 /// How often the daemon records that it is alive: the most observed time a crash can lose.
@@ -172,7 +180,36 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     let sla_now = Arc::new(tokio::sync::Notify::new());
     let sla =
         tokio::spawn(sla_metrics(store_path.clone(), config_rx.clone(), metrics.clone(), run_started, sla_now.clone()));
-    let events = tokio::spawn(log_events(events_rx));
+
+    // Notifications: incidents and the outbox share the store file.
+    let notify_db = Arc::new(std::sync::Mutex::new(NotifyDb::open(&store_path)?));
+    let ack_key = Arc::new(AckKey::load_or_create(&config.daemon.state_dir).map_err(DaemonError::AckKey)?);
+    let transport =
+        Arc::new(Transport::from_config(config.smtp.as_ref(), &config.daemon.state_dir).map_err(DaemonError::Smtp)?);
+    tracing::info!("e-mail: {}", transport.describe(config.smtp.as_ref()));
+    let from = config.smtp.as_ref().map_or_else(|| "thongsuot@localhost".to_string(), |s| s.from.clone());
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
+    let (notify_handle, notify_commands) = crate::notify::channel();
+    let notifier = Notifier::new(
+        config_rx.clone(),
+        notify_db.clone(),
+        ack_key.clone(),
+        outbox_wake.clone(),
+        store_path.clone(),
+        run_started,
+    );
+    let notifier_stop = CancellationToken::new();
+    let events = tokio::spawn(notifier.run(events_rx, notify_commands, notifier_stop.clone()));
+    let sender_stop = CancellationToken::new();
+    let sender = tokio::spawn(crate::notify::outbox::run_sender(
+        notify_db.clone(),
+        transport,
+        from,
+        metrics.clone(),
+        outbox_wake.clone(),
+        sender_stop.clone(),
+    ));
+
     let ready = Arc::new(AtomicBool::new(true));
     let app = crate::server::router(AppState {
         metrics: metrics.clone(),
@@ -180,6 +217,9 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         config: config_rx,
         reload: control.reloader(),
         ready: ready.clone(),
+        notify: notify_handle,
+        ack_key,
+        incidents: notify_db,
     });
     let server_stop = root.clone();
     let server = tokio::spawn(async move {
@@ -216,7 +256,13 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     let _ = tokio::time::timeout(grace, store_handle.flush()).await;
     drop(store_handle);
     let _ = tokio::time::timeout(grace, tokio::task::spawn_blocking(move || store_thread.join())).await;
-    let _ = tokio::time::timeout(grace, events).await;
+    // The scheduler is gone, so the event channel is closed: the notifier queues what is left
+    // and ends. Pending e-mails stay in the outbox for the next start.
+    if tokio::time::timeout(grace, events).await.is_err() {
+        notifier_stop.cancel();
+    }
+    sender_stop.cancel();
+    let _ = tokio::time::timeout(grace, sender).await;
     match tokio::time::timeout(grace, server).await {
         Ok(Ok(Err(e))) => return Err(DaemonError::Server(e)),
         Ok(_) => {}
@@ -371,20 +417,4 @@ async fn reload(
         "config reloaded"
     );
     Ok(applied)
-}
-
-/// Logs state changes. The SLA store and the notifier will consume these events too.
-async fn log_events(mut rx: mpsc::Receiver<Event>) {
-    while let Some(ev) = rx.recv().await {
-        match ev {
-            Event::Down { target, group, since, failure } => {
-                let reason = failure.map(|f| f.to_string()).unwrap_or_default();
-                tracing::warn!(%target, %group, since = %since.to_rfc3339(), %reason, "target DOWN");
-            }
-            Event::Up { target, group, since, until } => {
-                let secs = (until - since).num_milliseconds() as f64 / 1000.0;
-                tracing::info!(%target, %group, downtime_seconds = secs, "target UP again");
-            }
-        }
-    }
 }

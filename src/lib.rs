@@ -5,6 +5,7 @@
 pub mod config;
 pub mod daemon;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod report;
 pub mod scheduler;

@@ -30,6 +30,18 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Send a sample breach e-mail to ADDRESS through the configured [smtp], to check the
+    /// settings (or write it as an .eml file when no [smtp] is configured).
+    TestEmail {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Recipient of the test message.
+        #[arg(long)]
+        to: String,
+        /// en or vi (default: daemon.language).
+        #[arg(long)]
+        lang: Option<String>,
+    },
     /// SLA report from the store: per group and target, availability over observed time,
     /// coverage, downtime, outages. Default window: the period in force now, else the last 24 h.
     Report {
@@ -65,8 +77,97 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
+        Command::TestEmail { config, to, lang } => test_email(&config, &to, lang),
         Command::Report { config, period, from, to, format, lang, output } => {
             report(&config, period, from.zip(to), format, lang, output)
+        }
+    }
+}
+
+fn parse_lang(
+    lang: Option<&str>,
+    default: thongsuot::config::Language,
+) -> Result<thongsuot::config::Language, ExitCode> {
+    use thongsuot::config::Language;
+    match lang {
+        None => Ok(default),
+        Some("en") => Ok(Language::En),
+        Some("vi") => Ok(Language::Vi),
+        Some(other) => {
+            eprintln!("error: --lang must be en or vi, not {other:?}");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+fn test_email(path: &std::path::Path, to: &str, lang: Option<String>) -> ExitCode {
+    use thongsuot::notify::outbox::{Transport, build_message};
+    use thongsuot::notify::render::{Context, Item, MailKind, render};
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let lang = match parse_lang(lang.as_deref(), config.daemon.language) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let group = config.groups.first();
+    let cx = Context {
+        group: group.map_or_else(|| "example".to_string(), |g| g.name.clone()),
+        group_display: group.and_then(|g| g.display_name.clone()),
+        contingency: group.and_then(|g| g.contingency.clone()),
+        runbook_url: group.and_then(|g| g.runbook_url.clone()),
+        vantage: config.daemon.vantage.clone(),
+        period: "test".into(),
+        status_url: config.daemon.public_url.as_ref().map(|u| format!("{u}/")),
+        grafana_url: config.daemon.grafana_url.clone(),
+        tz: config.daemon.timezone,
+        now_ms: now,
+    };
+    let item = Item {
+        target: config.targets.first().map_or_else(|| "example-target".to_string(), |t| t.name.clone()),
+        description: None,
+        degraded: false,
+        since_ms: now - 252_000,
+        until_ms: None,
+        reason: Some("timeout".into()),
+        detail: Some("sample: no answer within 3s".into()),
+        availability: Some(0.9971),
+        breach: true,
+        ack_link: None,
+    };
+    let (subject, text, html) = render(MailKind::Test, &[item], &cx, lang);
+    let from = config.smtp.as_ref().map_or_else(|| "thongsuot@localhost".to_string(), |s| s.from.clone());
+    let message = match build_message(&from, &[to.to_string()], &subject, &text, &html) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let result = rt.block_on(async {
+        let transport = Transport::from_config(config.smtp.as_ref(), &config.daemon.state_dir)?;
+        eprintln!("{}", transport.describe(config.smtp.as_ref()));
+        transport.send(message).await.map_err(|e| {
+            format!("{} ({})", e.message, if e.permanent { "permanent: the server refused it" } else { "transient" })
+        })
+    });
+    match result {
+        Ok(()) => {
+            println!("test e-mail to {to} accepted: {subject}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: test e-mail to {to} failed: {e}");
+            ExitCode::from(EXIT_RUNTIME)
         }
     }
 }

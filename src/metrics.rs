@@ -38,6 +38,9 @@ pub struct Metrics {
     pub sla_budget: GaugeVec,
     pub store_errors: IntCounter,
     pub sla_eval_seconds: Gauge,
+    pub notifications: IntCounterVec,
+    pub outbox_pending: IntGauge,
+    pub notification_latency: Histogram,
 }
 
 /// Labels of the SLA series: a target's (with `group`), or a group's (`target=""`, `kind=""`).
@@ -172,6 +175,24 @@ impl Metrics {
                 "thongsuot_sla_evaluation_duration_seconds",
                 "Time the last SLA evaluation took.",
             ))?,
+            notifications: IntCounterVec::new(
+                opts(
+                    "thongsuot_notifications_total",
+                    "E-mail delivery attempts by result: sent, retry (transient failure), failed (permanent).",
+                ),
+                &["result"],
+            )?,
+            outbox_pending: IntGauge::with_opts(opts(
+                "thongsuot_outbox_pending",
+                "E-mails in the outbox waiting to be accepted by the SMTP server.",
+            ))?,
+            notification_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "thongsuot_notification_latency_seconds",
+                    "From an incident's confirmation to the SMTP server accepting its first e-mail.",
+                )
+                .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
+            )?,
             registry,
         };
         let build = IntGaugeVec::new(
@@ -205,6 +226,12 @@ impl Metrics {
         r.register(Box::new(m.sla_budget.clone()))?;
         r.register(Box::new(m.store_errors.clone()))?;
         r.register(Box::new(m.sla_eval_seconds.clone()))?;
+        r.register(Box::new(m.notifications.clone()))?;
+        r.register(Box::new(m.outbox_pending.clone()))?;
+        r.register(Box::new(m.notification_latency.clone()))?;
+        for result in ["sent", "retry", "failed"] {
+            m.notifications.with_label_values(&[result]);
+        }
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(m)

@@ -25,8 +25,31 @@ use crate::store::{IntervalKind, Op, Restored, StoreHandle};
 /// A change of a target's state, for the ledger, the notifier and the log.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Down { target: String, group: String, since: DateTime<Utc>, failure: Option<Failure> },
-    Up { target: String, group: String, since: DateTime<Utc>, until: DateTime<Utc> },
+    Down {
+        target: String,
+        group: String,
+        since: DateTime<Utc>,
+        failure: Option<Failure>,
+    },
+    Up {
+        target: String,
+        group: String,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    /// Congestion started (loss or latency over thresholds in the window).
+    Degraded {
+        target: String,
+        group: String,
+        since: DateTime<Utc>,
+        reason: String,
+    },
+    Recovered {
+        target: String,
+        group: String,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
 }
 
 /// What the tasks share.
@@ -410,6 +433,15 @@ async fn record(
     match &degr_change {
         Some(Change::Started { at, reason }) => {
             tracing::warn!(target = %target.name, group = %target.group, %reason, "target DEGRADED (congestion)");
+            let ev = Event::Degraded {
+                target: target.name.clone(),
+                group: target.group.clone(),
+                since: from_ms(*at),
+                reason: reason.clone(),
+            };
+            if shared.events.try_send(ev).is_err() {
+                shared.metrics.events_dropped.inc();
+            }
             shared.store.send(Op::Open {
                 target: target.name.clone(),
                 group: target.group.clone(),
@@ -421,6 +453,15 @@ async fn record(
         }
         Some(Change::Ended { since, until }) => {
             tracing::info!(target = %target.name, degraded_seconds = (until - since) / 1000, "congestion over");
+            let ev = Event::Recovered {
+                target: target.name.clone(),
+                group: target.group.clone(),
+                since: from_ms(*since),
+                until: from_ms(*until),
+            };
+            if shared.events.try_send(ev).is_err() {
+                shared.metrics.events_dropped.inc();
+            }
             shared.store.send(Op::Close { target: target.name.clone(), kind: IntervalKind::Degraded, end: *until });
         }
         None => {}

@@ -29,6 +29,9 @@ pub struct AppState {
     pub config: watch::Receiver<Arc<Config>>,
     pub reload: mpsc::Sender<ReloadRequest>,
     pub ready: Arc<AtomicBool>,
+    pub notify: crate::notify::NotifyHandle,
+    pub ack_key: Arc<crate::notify::ack::AckKey>,
+    pub incidents: Arc<std::sync::Mutex<crate::notify::db::NotifyDb>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -39,6 +42,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/status", get(status))
         .route("/-/reload", post(reload))
+        .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/incidents/{id}/ack", get(ack_by_link).post(ack_by_token))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
 }
@@ -156,5 +161,85 @@ async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
             (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "errors": errors }))).into_response()
         }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct IncidentQuery {
+    /// `open` (default) or `all` (the last `days` days).
+    state: Option<String>,
+    days: Option<u32>,
+}
+
+async fn incidents(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<IncidentQuery>,
+) -> Response {
+    let all = q.state.as_deref() == Some("all");
+    let days = i64::from(q.days.unwrap_or(7).min(366));
+    let now = chrono::Utc::now().timestamp_millis();
+    let rows = crate::notify::outbox::with_db(&s.incidents, move |d| {
+        if all { d.incidents_between(now - days * 86_400_000, now + 1) } else { d.open_incidents() }
+    })
+    .await;
+    match rows {
+        Some(Ok(r)) => axum::Json(serde_json::json!({ "incidents": r })).into_response(),
+        Some(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AckLink {
+    expires: i64,
+    sig: String,
+}
+
+fn ack_page(status: StatusCode, vi: &str, en: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>thongsuot</title></head><body style=\"font-family:sans-serif;margin:2em\"><h1>{}</h1><p>{}</p></body></html>",
+        esc(vi),
+        esc(en)
+    );
+    (status, Html(body)).into_response()
+}
+
+/// The signed link from an e-mail: valid without a token, for one incident, until it expires.
+async fn ack_by_link(
+    State(s): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    axum::extract::Query(q): axum::extract::Query<AckLink>,
+) -> Response {
+    let now = chrono::Utc::now().timestamp();
+    if let Err(why) = s.ack_key.verify(id, q.expires, &q.sig, now) {
+        return ack_page(StatusCode::FORBIDDEN, "Liên kết không hợp lệ hoặc đã hết hạn.", why);
+    }
+    match s.notify.ack(id, "e-mail link").await {
+        Ok(true) => ack_page(
+            StatusCode::OK,
+            &format!("Đã xác nhận tiếp nhận sự cố #{id}."),
+            &format!(
+                "Incident #{id} acknowledged: reminders and escalations stop. You will still be told when it is resolved."
+            ),
+        ),
+        Ok(false) => ack_page(StatusCode::NOT_FOUND, "Không tìm thấy sự cố.", "No such incident."),
+        Err(e) => ack_page(StatusCode::SERVICE_UNAVAILABLE, "Lỗi hệ thống.", &e),
+    }
+}
+
+async fn ack_by_token(
+    State(s): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    headers: HeaderMap,
+) -> Response {
+    let auth = authorized(&s.config.borrow(), &headers);
+    if let Err(e) = auth {
+        return e.into_response();
+    }
+    match s.notify.ack(id, "api").await {
+        Ok(true) => axum::Json(serde_json::json!({ "id": id, "acknowledged": true })).into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, "no such incident\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
     }
 }

@@ -245,6 +245,10 @@ pub struct Smtp {
     pub password: Option<String>,
     pub timeout: Duration,
     pub hello_name: Option<String>,
+    /// Verify the server's certificate (STARTTLS and TLS). Off only for testing.
+    pub tls_verify: bool,
+    /// Extra CA certificate (PEM) to trust, for a private mail relay.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for Smtp {
@@ -752,7 +756,7 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
         });
     }
 
-    let smtp = raw.smtp.as_ref().map(|s| validate_smtp(cx, s, env));
+    let smtp = raw.smtp.as_ref().map(|s| validate_smtp(cx, s, base, env));
     let postal = raw.postal.as_ref().map(|p| validate_postal(cx, p, base, &group_names, env));
 
     if raw.target.is_empty() && postal.as_ref().is_none_or(|p| p.operators.is_empty()) {
@@ -1371,7 +1375,7 @@ fn dns_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
     }))
 }
 
-fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, env: &dyn Fn(&str) -> Option<String>) -> Smtp {
+fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Smtp {
     let tls = match s.tls.as_ref().map(|t| (t.get_ref().as_str(), t.span())) {
         None | Some(("starttls", _)) => SmtpTls::Starttls,
         Some(("none", _)) => SmtpTls::None,
@@ -1409,6 +1413,14 @@ fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, env: &dyn Fn(&str) -> Option<Stri
         password,
         timeout: cx.duration(&s.timeout, "smtp.timeout: ").unwrap_or(builtin::SMTP_TIMEOUT),
         hello_name: s.hello_name.as_ref().map(|u| u.get_ref().clone()),
+        tls_verify: s.tls_verify.as_ref().is_none_or(|b| *b.get_ref()),
+        ca_file: s.ca_file.as_ref().map(|c| {
+            let path = resolve_path(base, c.get_ref());
+            if !path.is_file() {
+                cx.error(c.span(), format!("smtp.ca_file {} does not exist", path.display()));
+            }
+            path
+        }),
     }
 }
 

@@ -227,6 +227,8 @@ pub struct RawSmtp {
     pub password_env: Opt<String>,
     pub timeout: Opt<String>,
     pub hello_name: Opt<String>,
+    pub tls_verify: Opt<bool>,
+    pub ca_file: Opt<String>,
 }
 
 #[derive(Debug, Deserialize)]

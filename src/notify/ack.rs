@@ -22,7 +22,8 @@ impl AckKey {
             _ => {
                 let mut b = [0u8; 32];
                 SystemRandom::new().fill(&mut b).map_err(|_| std::io::Error::other("no system randomness"))?;
-                let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+                let mut f =
+                    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
                 f.write_all(&b)?;
                 f.sync_all()?;
                 b.to_vec()
@@ -65,7 +66,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.len() > 128 {
+    if !s.len().is_multiple_of(2) || s.len() > 128 {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()

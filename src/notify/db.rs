@@ -33,6 +33,9 @@ pub struct IncidentRow {
     pub target: String,
     #[serde(serialize_with = "kind_str")]
     pub kind: IncidentKind,
+    /// Start of the outage or congestion (backdated to the first failed probe).
+    pub since_ms: i64,
+    /// When the incident was opened (confirmed).
     pub opened_ms: i64,
     pub closed_ms: Option<i64>,
     pub reason: Option<String>,
@@ -77,8 +80,7 @@ pub struct NotifyDb {
     conn: Connection,
 }
 
-const INCIDENT_COLUMNS: &str =
-    "id, grp, target, kind, opened_ms, closed_ms, reason, detail, acked_ms, acked_by, notified_ms, escalated_ms, silenced";
+const INCIDENT_COLUMNS: &str = "id, grp, target, kind, since_ms, opened_ms, closed_ms, reason, detail, acked_ms, acked_by, notified_ms, escalated_ms, silenced";
 
 fn incident(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
     Ok(IncidentRow {
@@ -86,15 +88,16 @@ fn incident(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
         group: r.get(1)?,
         target: r.get(2)?,
         kind: IncidentKind::parse(&r.get::<_, String>(3)?),
-        opened_ms: r.get(4)?,
-        closed_ms: r.get(5)?,
-        reason: r.get(6)?,
-        detail: r.get(7)?,
-        acked_ms: r.get(8)?,
-        acked_by: r.get(9)?,
-        notified_ms: r.get(10)?,
-        escalated_ms: r.get(11)?,
-        silenced: r.get::<_, i64>(12)? != 0,
+        since_ms: r.get(4)?,
+        opened_ms: r.get(5)?,
+        closed_ms: r.get(6)?,
+        reason: r.get(7)?,
+        detail: r.get(8)?,
+        acked_ms: r.get(9)?,
+        acked_by: r.get(10)?,
+        notified_ms: r.get(11)?,
+        escalated_ms: r.get(12)?,
+        silenced: r.get::<_, i64>(13)? != 0,
     })
 }
 
@@ -118,6 +121,7 @@ impl NotifyDb {
         group: &str,
         target: &str,
         kind: IncidentKind,
+        since_ms: i64,
         opened_ms: i64,
         reason: Option<&str>,
         detail: Option<&str>,
@@ -125,8 +129,8 @@ impl NotifyDb {
     ) -> Result<i64, StoreError> {
         self.conn
             .execute(
-                "INSERT INTO incidents (grp, target, kind, opened_ms, reason, detail, silenced) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![group, target, kind.as_str(), opened_ms, reason, detail, i64::from(silenced)],
+                "INSERT INTO incidents (grp, target, kind, since_ms, opened_ms, reason, detail, silenced) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![group, target, kind.as_str(), since_ms, opened_ms, reason, detail, i64::from(silenced)],
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())

@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
         grp TEXT NOT NULL,
         target TEXT NOT NULL,
         kind TEXT NOT NULL CHECK (kind IN ('outage', 'degraded')),
+        since_ms INTEGER NOT NULL,
         opened_ms INTEGER NOT NULL,
         closed_ms INTEGER,
         reason TEXT,

@@ -1,0 +1,518 @@
+//! The notifier: turns state events into incidents and e-mails. Grouping without delaying the
+//! first word: the first incident of a group is sent at once; others of that group opening
+//! within `group_interval` go out together in one follow-up. Open incidents are repeated every
+//! `repeat_interval` until acknowledged, escalated after `escalate_after`, and resolved with
+//! their measured downtime. Maintenance windows silence them. Every e-mail is written to the
+//! outbox before anything tries to send it.
+
+pub mod ack;
+pub mod db;
+pub mod outbox;
+pub mod render;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Group, Language, Severity};
+use crate::scheduler::Event;
+use ack::AckKey;
+use db::{IncidentKind, IncidentRow, NotifyDb, Outgoing};
+use outbox::with_db;
+use render::{Context, Item, MailKind};
+
+/// Commands from the HTTP API.
+pub enum Command {
+    Ack { id: i64, by: String, reply: oneshot::Sender<Result<bool, String>> },
+}
+
+#[derive(Clone)]
+pub struct NotifyHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl NotifyHandle {
+    /// Acknowledges an incident: no more reminders or escalations for it.
+    pub async fn ack(&self, id: i64, by: &str) -> Result<bool, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Ack { id, by: by.to_string(), reply })
+            .await
+            .map_err(|_| "notifier stopped".to_string())?;
+        rx.await.map_err(|_| "notifier stopped".to_string())?
+    }
+}
+
+pub fn channel() -> (NotifyHandle, mpsc::Receiver<Command>) {
+    let (tx, rx) = mpsc::channel(64);
+    (NotifyHandle { tx }, rx)
+}
+
+/// Per group: until when new incidents are batched, and what waits for the follow-up.
+#[derive(Default)]
+struct Batch {
+    open_until: i64,
+    opened: Vec<i64>,
+    resolved_until: i64,
+    resolved: Vec<IncidentRow>,
+}
+
+pub struct Notifier {
+    config: watch::Receiver<Arc<Config>>,
+    db: Arc<Mutex<NotifyDb>>,
+    key: Arc<AckKey>,
+    wake_sender: Arc<tokio::sync::Notify>,
+    store_path: std::path::PathBuf,
+    run_started: i64,
+    open: HashMap<i64, IncidentRow>,
+    batches: HashMap<String, Batch>,
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// Contacts' addresses for a group, by language. Escalations go to `escalate_to` only.
+pub fn recipients(
+    config: &Config,
+    group: &Group,
+    severity: Severity,
+    now: DateTime<Utc>,
+    escalation: bool,
+) -> Vec<(Language, Vec<String>)> {
+    let mut names: Vec<&str> = Vec::new();
+    if escalation {
+        names.extend(group.escalate_to.iter().map(String::as_str));
+    } else {
+        names.extend(group.contacts.iter().map(String::as_str));
+        for p in config.periods.iter().filter(|p| p.contains(now)) {
+            names.extend(p.notify.iter().map(String::as_str));
+        }
+    }
+    let mut by_lang: BTreeMap<u8, (Language, Vec<String>)> = BTreeMap::new();
+    for c in config.contacts.iter().filter(|c| names.contains(&c.name.as_str())) {
+        if severity < c.min_severity {
+            continue;
+        }
+        let entry = by_lang.entry(c.language as u8).or_insert_with(|| (c.language, Vec::new()));
+        for e in &c.emails {
+            if !entry.1.contains(e) {
+                entry.1.push(e.clone());
+            }
+        }
+    }
+    by_lang.into_values().filter(|(_, v)| !v.is_empty()).collect()
+}
+
+/// Whether a maintenance window covers this target now (notifications are silenced).
+pub fn in_maintenance(config: &Config, target: &str, group: &str, now: DateTime<Utc>) -> bool {
+    config.maintenance.iter().any(|m| {
+        m.start <= now
+            && now < m.end
+            && ((m.groups.is_empty() && m.targets.is_empty())
+                || m.groups.iter().any(|g| g == group)
+                || m.targets.iter().any(|t| t == target))
+    })
+}
+
+impl Notifier {
+    pub fn new(
+        config: watch::Receiver<Arc<Config>>,
+        db: Arc<Mutex<NotifyDb>>,
+        key: Arc<AckKey>,
+        wake_sender: Arc<tokio::sync::Notify>,
+        store_path: std::path::PathBuf,
+        run_started: i64,
+    ) -> Notifier {
+        Notifier {
+            config,
+            db,
+            key,
+            wake_sender,
+            store_path,
+            run_started,
+            open: HashMap::new(),
+            batches: HashMap::new(),
+        }
+    }
+
+    /// Runs until cancelled: events from the scheduler, commands from the API, and a tick for
+    /// batches, reminders and escalations.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<Event>,
+        mut commands: mpsc::Receiver<Command>,
+        cancel: CancellationToken,
+    ) {
+        match with_db(&self.db, |d| d.open_incidents()).await {
+            Some(Ok(rows)) => {
+                for r in rows {
+                    self.open.insert(r.id, r);
+                }
+                if !self.open.is_empty() {
+                    tracing::info!(open = self.open.len(), "open incidents restored from the store");
+                }
+            }
+            Some(Err(e)) => tracing::error!("cannot restore open incidents: {e}"),
+            None => {}
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_event(ev).await,
+                    None => break,
+                },
+                Some(cmd) = commands.recv() => self.on_command(cmd).await,
+                _ = tick.tick() => self.on_tick().await,
+            }
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Ack { id, by, reply } => {
+                let at = now_ms();
+                let by2 = by.clone();
+                let r = match with_db(&self.db, move |d| d.ack(id, at, &by2)).await {
+                    Some(Ok(found)) => {
+                        if let Some(i) = self.open.get_mut(&id) {
+                            i.acked_ms.get_or_insert(at);
+                            i.acked_by.get_or_insert(by.clone());
+                        }
+                        if found {
+                            tracing::info!(incident = id, by = %by, "incident acknowledged");
+                        }
+                        Ok(found)
+                    }
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => Err("store unavailable".into()),
+                };
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: Event) {
+        let config = self.config.borrow().clone();
+        let now = Utc::now();
+        match ev {
+            Event::Down { target, group, since, failure } => {
+                let reason = failure.as_ref().map(|f| f.kind.label().to_string());
+                let detail = failure.as_ref().map(|f| f.detail.clone());
+                tracing::warn!(%target, %group, since = %since.to_rfc3339(), reason = %failure.as_ref().map(|f| f.to_string()).unwrap_or_default(), "target DOWN");
+                self.open_incident(&config, &group, &target, IncidentKind::Outage, since, now, reason, detail).await;
+            }
+            Event::Degraded { target, group, since, reason } => {
+                let (k, r) = (IncidentKind::Degraded, Some("congestion".to_string()));
+                self.open_incident(&config, &group, &target, k, since, now, r, Some(reason)).await;
+            }
+            Event::Up { target, group, since, until } => {
+                let secs = (until - since).num_milliseconds() as f64 / 1000.0;
+                tracing::info!(%target, %group, downtime_seconds = secs, "target UP again");
+                self.close_incident(
+                    &config,
+                    &target,
+                    IncidentKind::Outage,
+                    since.timestamp_millis(),
+                    until.timestamp_millis(),
+                )
+                .await;
+            }
+            Event::Recovered { target, group: _, since, until } => {
+                self.close_incident(
+                    &config,
+                    &target,
+                    IncidentKind::Degraded,
+                    since.timestamp_millis(),
+                    until.timestamp_millis(),
+                )
+                .await;
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn open_incident(
+        &mut self,
+        config: &Config,
+        group: &str,
+        target: &str,
+        kind: IncidentKind,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        reason: Option<String>,
+        detail: Option<String>,
+    ) {
+        let silenced = in_maintenance(config, target, group, now);
+        let at = now.timestamp_millis();
+        let since_ms = since.timestamp_millis();
+        let (g, t, r, d) = (group.to_string(), target.to_string(), reason.clone(), detail.clone());
+        let id = match with_db(&self.db, move |db| {
+            db.open_incident(&g, &t, kind, since_ms, at, r.as_deref(), d.as_deref(), silenced)
+        })
+        .await
+        {
+            Some(Ok(id)) => id,
+            Some(Err(e)) => {
+                tracing::error!("cannot record incident for {target}: {e}");
+                return;
+            }
+            None => return,
+        };
+        self.open.insert(
+            id,
+            IncidentRow {
+                id,
+                group: group.to_string(),
+                target: target.to_string(),
+                kind,
+                since_ms,
+                opened_ms: at,
+                closed_ms: None,
+                reason,
+                detail,
+                acked_ms: None,
+                acked_by: None,
+                notified_ms: None,
+                escalated_ms: None,
+                silenced,
+            },
+        );
+        if silenced {
+            tracing::info!(%target, %group, "incident opened during maintenance: no notification");
+            return;
+        }
+        let Some(g) = config.group(group) else { return };
+        let batch = self.batches.entry(group.to_string()).or_default();
+        if at < batch.open_until {
+            batch.opened.push(id);
+        } else {
+            batch.open_until = at + g.group_interval.as_millis() as i64;
+            self.send(config, group, MailKind::Breach, &[id], Vec::new()).await;
+        }
+    }
+
+    async fn close_incident(&mut self, config: &Config, target: &str, kind: IncidentKind, since: i64, until: i64) {
+        let Some(id) = self.open.values().find(|i| i.target == target && i.kind == kind).map(|i| i.id) else { return };
+        let _ = with_db(&self.db, move |d| d.close_incident(id, until)).await;
+        let Some(mut row) = self.open.remove(&id) else { return };
+        row.closed_ms = Some(until);
+        // The measured outage runs from its backdated start, as the state machine says.
+        row.since_ms = since;
+        if row.silenced {
+            return;
+        }
+        let group = row.group.clone();
+        let Some(g) = config.group(&group) else { return };
+        let batch = self.batches.entry(group.clone()).or_default();
+        if row.notified_ms.is_none() && batch.opened.contains(&id) {
+            // Still waiting for its follow-up: it will be listed there, already resolved.
+            batch.resolved.push(row);
+            batch.opened.retain(|x| *x != id);
+            return;
+        }
+        let now = now_ms();
+        if now < batch.resolved_until {
+            batch.resolved.push(row);
+        } else {
+            batch.resolved_until = now + g.group_interval.as_millis() as i64;
+            self.send(config, &group, MailKind::Resolved, &[], vec![row]).await;
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        let config = self.config.borrow().clone();
+        let now = now_ms();
+        // Follow-ups and batched resolutions whose window has passed.
+        let due: Vec<String> = self
+            .batches
+            .iter()
+            .filter(|(_, b)| {
+                (!b.opened.is_empty() && now >= b.open_until) || (!b.resolved.is_empty() && now >= b.resolved_until)
+            })
+            .map(|(g, _)| g.clone())
+            .collect();
+        for group in due {
+            let Some(gi) = config.group(&group).map(|g| g.group_interval.as_millis() as i64) else { continue };
+            let (opened, resolved) = match self.batches.get_mut(&group) {
+                Some(b) => {
+                    let opened = if now >= b.open_until { std::mem::take(&mut b.opened) } else { Vec::new() };
+                    let resolved = if now >= b.resolved_until { std::mem::take(&mut b.resolved) } else { Vec::new() };
+                    if !opened.is_empty() {
+                        b.open_until = now + gi;
+                    }
+                    if !resolved.is_empty() {
+                        b.resolved_until = now + gi;
+                    }
+                    (opened, resolved)
+                }
+                None => continue,
+            };
+            let resolved_early: Vec<IncidentRow> =
+                resolved.iter().filter(|r| r.notified_ms.is_none()).cloned().collect();
+            let resolved_known: Vec<IncidentRow> = resolved.into_iter().filter(|r| r.notified_ms.is_some()).collect();
+            if !opened.is_empty() || !resolved_early.is_empty() {
+                self.send(&config, &group, MailKind::FollowUp, &opened, resolved_early).await;
+            }
+            if !resolved_known.is_empty() {
+                self.send(&config, &group, MailKind::Resolved, &[], resolved_known).await;
+            }
+        }
+
+        // Reminders and escalations, grouped per group.
+        let nowt = Utc::now();
+        let mut repeats: HashMap<String, Vec<i64>> = HashMap::new();
+        let mut escalations: HashMap<String, Vec<i64>> = HashMap::new();
+        for i in self.open.values() {
+            if i.silenced || i.acked_ms.is_some() || in_maintenance(&config, &i.target, &i.group, nowt) {
+                continue;
+            }
+            let Some(g) = config.group(&i.group) else { continue };
+            if let Some(n) = i.notified_ms
+                && now - n >= g.repeat_interval.as_millis() as i64
+            {
+                repeats.entry(i.group.clone()).or_default().push(i.id);
+            }
+            if i.escalated_ms.is_none()
+                && !g.escalate_to.is_empty()
+                && now - i.opened_ms >= g.escalate_after.as_millis() as i64
+            {
+                escalations.entry(i.group.clone()).or_default().push(i.id);
+            }
+        }
+        for (group, ids) in repeats {
+            self.send(&config, &group, MailKind::Repeat, &ids, Vec::new()).await;
+        }
+        for (group, ids) in escalations {
+            self.send(&config, &group, MailKind::Escalation, &ids, Vec::new()).await;
+            let at = now_ms();
+            for id in &ids {
+                if let Some(i) = self.open.get_mut(id) {
+                    i.escalated_ms = Some(at);
+                }
+            }
+            let ids2 = ids.clone();
+            let _ = with_db(&self.db, move |d| d.mark_escalated(&ids2, at)).await;
+        }
+    }
+
+    /// Renders and queues one e-mail per language for `open_ids` (open incidents) and `closed`
+    /// (resolved ones), then wakes the sender.
+    async fn send(&mut self, config: &Config, group: &str, kind: MailKind, open_ids: &[i64], closed: Vec<IncidentRow>) {
+        let Some(g) = config.group(group).cloned() else { return };
+        let mut rows: Vec<IncidentRow> = open_ids.iter().filter_map(|id| self.open.get(id).cloned()).collect();
+        rows.extend(closed);
+        if rows.is_empty() {
+            return;
+        }
+        let severity =
+            if rows.iter().all(|r| r.kind == IncidentKind::Degraded) { Severity::Warning } else { Severity::Breach };
+        let now = Utc::now();
+        let to = recipients(config, &g, severity, now, kind == MailKind::Escalation);
+        let notified_ids: Vec<i64> = rows.iter().filter(|r| r.closed_ms.is_none()).map(|r| r.id).collect();
+        let at = now.timestamp_millis();
+        for id in &notified_ids {
+            if let Some(i) = self.open.get_mut(id) {
+                i.notified_ms = Some(at);
+            }
+        }
+        let ids = notified_ids.clone();
+        let _ = with_db(&self.db, move |d| d.mark_notified(&ids, at)).await;
+        if to.is_empty() {
+            tracing::warn!(%group, kind = kind.as_str(), "no contact to notify (check [[group]] contacts and [[contact]] min_severity)");
+            return;
+        }
+
+        // The SLA impact in the current period, from the ledger.
+        let (period_name, impact) = self.impact(config, now).await;
+        let public = config.daemon.public_url.clone();
+        let cx = Context {
+            group: g.name.clone(),
+            group_display: g.display_name.clone(),
+            contingency: g.contingency.clone(),
+            runbook_url: g.runbook_url.clone(),
+            vantage: config.daemon.vantage.clone(),
+            period: period_name,
+            status_url: public.as_ref().map(|u| format!("{u}/")),
+            grafana_url: config.daemon.grafana_url.clone(),
+            tz: config.daemon.timezone,
+            now_ms: at,
+        };
+        let items: Vec<Item> = rows
+            .iter()
+            .map(|r| {
+                let (availability, breach) = impact.get(&r.target).copied().unwrap_or((None, false));
+                Item {
+                    target: r.target.clone(),
+                    description: config.targets.iter().find(|t| t.name == r.target).and_then(|t| t.description.clone()),
+                    degraded: r.kind == IncidentKind::Degraded,
+                    since_ms: r.since_ms,
+                    until_ms: r.closed_ms,
+                    reason: r.reason.clone(),
+                    detail: r.detail.clone(),
+                    availability,
+                    breach,
+                    ack_link: match (&public, r.closed_ms) {
+                        (Some(u), None) if kind != MailKind::Resolved => Some(self.key.link(u, r.id, at / 1000)),
+                        _ => None,
+                    },
+                }
+            })
+            .collect();
+        let opened = rows.iter().map(|r| r.opened_ms).min();
+        for (lang, addresses) in to {
+            let (subject, text, html) = render::render(kind, &items, &cx, lang);
+            let mail = Outgoing {
+                kind: kind.as_str(),
+                incident_opened_ms: matches!(kind, MailKind::Breach | MailKind::FollowUp).then_some(opened).flatten(),
+                recipients: addresses,
+                subject,
+                text,
+                html,
+            };
+            match with_db(&self.db, move |d| d.enqueue(&mail, at)).await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => tracing::error!("cannot queue e-mail: {e}"),
+                None => {}
+            }
+        }
+        self.wake_sender.notify_one();
+    }
+
+    /// Availability so far and breach per target in the period in force (else the last 24 h).
+    async fn impact(&self, config: &Config, now: DateTime<Utc>) -> (String, HashMap<String, (Option<f64>, bool)>) {
+        let cfg = config.clone();
+        let path = self.store_path.clone();
+        let live = self.run_started;
+        let r = tokio::task::spawn_blocking(move || {
+            let store = crate::store::Store::open_read_only(&path).ok()?;
+            let now_ms = now.timestamp_millis();
+            let (name, window, period) = match cfg.periods.iter().find(|p| p.contains(now)) {
+                Some(p) => (
+                    p.name.clone(),
+                    crate::sla::spans::Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()),
+                    Some(p),
+                ),
+                None => ("last-24h".to_string(), crate::sla::spans::Span::new(now_ms - 86_400_000, now_ms), None),
+            };
+            let report = crate::report::build(&cfg, &store, &name, window, period, now, Some(live)).ok()?;
+            let map = report
+                .groups
+                .iter()
+                .flat_map(|g| g.targets.iter().map(|t| (t.name.clone(), (t.figures.availability, t.figures.breach))))
+                .collect();
+            Some((name, map))
+        })
+        .await
+        .ok()
+        .flatten();
+        r.unwrap_or_else(|| ("last-24h".to_string(), HashMap::new()))
+    }
+}

@@ -1,0 +1,470 @@
+//! E-mail content: subjects, plain text and HTML, in Vietnamese or English. Every breach
+//! e-mail says what, where, since when, how long, the SLA impact in the current period, the
+//! group's contingency plan and links to the status page and dashboard.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::config::Language;
+use crate::report::render::dur;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// The first incident of a group: sent at once.
+    Breach,
+    /// Incidents of the same group that opened within `group_interval`, in one e-mail.
+    FollowUp,
+    /// Still open after `repeat_interval`.
+    Repeat,
+    /// Unresolved after `escalate_after`, to the escalation contacts.
+    Escalation,
+    Resolved,
+    /// `thongsuot test-email`.
+    Test,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Breach => "breach",
+            MailKind::FollowUp => "followup",
+            MailKind::Repeat => "repeat",
+            MailKind::Escalation => "escalation",
+            MailKind::Resolved => "resolved",
+            MailKind::Test => "test",
+        }
+    }
+}
+
+/// One incident as an e-mail shows it.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub target: String,
+    pub description: Option<String>,
+    /// An outage (down) or a congestion episode.
+    pub degraded: bool,
+    /// Outage start (backdated to the first failed probe).
+    pub since_ms: i64,
+    pub until_ms: Option<i64>,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+    /// Availability of the target so far in the current period, and whether it is breached.
+    pub availability: Option<f64>,
+    pub breach: bool,
+    pub ack_link: Option<String>,
+}
+
+/// What is the same for every item of one e-mail.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub group: String,
+    pub group_display: Option<String>,
+    pub contingency: Option<String>,
+    pub runbook_url: Option<String>,
+    pub vantage: String,
+    /// The period the SLA impact is computed over (`last-24h` outside periods).
+    pub period: String,
+    pub status_url: Option<String>,
+    pub grafana_url: Option<String>,
+    pub tz: Tz,
+    pub now_ms: i64,
+}
+
+struct Words {
+    tag_breach: &'static str,
+    tag_congestion: &'static str,
+    tag_repeat: &'static str,
+    tag_escalation: &'static str,
+    tag_resolved: &'static str,
+    tag_test: &'static str,
+    down_since: &'static str,
+    congested_since: &'static str,
+    up_again_after: &'static str,
+    more_down: &'static str,
+    still_open: &'static str,
+    unresolved: &'static str,
+    resolved_n: &'static str,
+    intro_breach: &'static str,
+    intro_followup: &'static str,
+    intro_repeat: &'static str,
+    intro_escalation: &'static str,
+    intro_resolved: &'static str,
+    intro_test: &'static str,
+    target: &'static str,
+    state: &'static str,
+    down: &'static str,
+    congested: &'static str,
+    resolved: &'static str,
+    since: &'static str,
+    duration: &'static str,
+    so_far: &'static str,
+    reason: &'static str,
+    vantage: &'static str,
+    sla: &'static str,
+    availability_in: &'static str,
+    breached: &'static str,
+    not_breached: &'static str,
+    contingency: &'static str,
+    runbook: &'static str,
+    status_page: &'static str,
+    dashboard: &'static str,
+    ack: &'static str,
+    footer: &'static str,
+}
+
+const EN: Words = Words {
+    tag_breach: "[BREACH]",
+    tag_congestion: "[CONGESTION]",
+    tag_repeat: "[STILL DOWN]",
+    tag_escalation: "[ESCALATION]",
+    tag_resolved: "[RESOLVED]",
+    tag_test: "[TEST]",
+    down_since: "down since",
+    congested_since: "congested since",
+    up_again_after: "back after",
+    more_down: "more incidents",
+    still_open: "incidents still open",
+    unresolved: "unresolved incidents",
+    resolved_n: "incidents resolved",
+    intro_breach: "A connectivity promise is broken: this target stopped answering and the outage is confirmed.",
+    intro_followup: "More targets of the same group broke their promise shortly after the first report:",
+    intro_repeat: "These incidents are still open and have not been acknowledged:",
+    intro_escalation: "These incidents are unresolved and unacknowledged; you are the escalation contact:",
+    intro_resolved: "Resolved, with the measured downtime:",
+    intro_test: "This is a test message from thongsuot: if you can read it, e-mail alerts reach you. Below is what a breach e-mail looks like.",
+    target: "Target",
+    state: "State",
+    down: "DOWN",
+    congested: "CONGESTED",
+    resolved: "resolved",
+    since: "Since",
+    duration: "Duration",
+    so_far: "so far",
+    reason: "Reason",
+    vantage: "Vantage point",
+    sla: "SLA impact",
+    availability_in: "availability in",
+    breached: "objective BREACHED",
+    not_breached: "objective still met",
+    contingency: "Contingency plan",
+    runbook: "Runbook",
+    status_page: "Status page",
+    dashboard: "Dashboard",
+    ack: "Acknowledge (stops reminders)",
+    footer: "Sent by thongsuot. Times are local",
+};
+
+const VI: Words = Words {
+    tag_breach: "[VI PHẠM]",
+    tag_congestion: "[NGHẼN MẠNG]",
+    tag_repeat: "[VẪN GIÁN ĐOẠN]",
+    tag_escalation: "[BÁO CÁO CẤP TRÊN]",
+    tag_resolved: "[ĐÃ KHÔI PHỤC]",
+    tag_test: "[THỬ NGHIỆM]",
+    down_since: "mất kết nối từ",
+    congested_since: "nghẽn mạng từ",
+    up_again_after: "đã khôi phục sau",
+    more_down: "sự cố nữa",
+    still_open: "sự cố chưa khắc phục",
+    unresolved: "sự cố chưa được xử lý",
+    resolved_n: "sự cố đã khắc phục",
+    intro_breach: "Cam kết bảo đảm thông tin liên lạc thông suốt bị vi phạm: điểm kiểm tra này không phản hồi và sự cố đã được xác nhận.",
+    intro_followup: "Thêm các điểm kiểm tra của cùng đơn vị bị gián đoạn ngay sau thông báo đầu tiên:",
+    intro_repeat: "Các sự cố sau vẫn chưa khắc phục và chưa được xác nhận tiếp nhận:",
+    intro_escalation: "Các sự cố sau chưa được khắc phục và chưa được tiếp nhận; đề nghị đồng chí chỉ đạo xử lý:",
+    intro_resolved: "Đã khôi phục, kèm thời gian gián đoạn đo được:",
+    intro_test: "Đây là thư thử nghiệm từ thongsuot: nếu đọc được thư này, cảnh báo qua e-mail đã đến được với đồng chí. Dưới đây là mẫu thư báo vi phạm.",
+    target: "Điểm kiểm tra",
+    state: "Trạng thái",
+    down: "GIÁN ĐOẠN",
+    congested: "NGHẼN MẠNG",
+    resolved: "đã khôi phục",
+    since: "Từ lúc",
+    duration: "Thời gian",
+    so_far: "đến nay",
+    reason: "Nguyên nhân",
+    vantage: "Điểm đo",
+    sla: "Ảnh hưởng chỉ tiêu",
+    availability_in: "tỷ lệ sẵn sàng trong giai đoạn",
+    breached: "VI PHẠM chỉ tiêu",
+    not_breached: "vẫn đạt chỉ tiêu",
+    contingency: "Phương án dự phòng",
+    runbook: "Hướng dẫn xử lý",
+    status_page: "Trang trạng thái",
+    dashboard: "Bảng theo dõi",
+    ack: "Xác nhận đã tiếp nhận (dừng nhắc lại)",
+    footer: "Gửi từ hệ thống giám sát thongsuot. Giờ địa phương",
+};
+
+fn words(lang: Language) -> &'static Words {
+    match lang {
+        Language::En => &EN,
+        Language::Vi => &VI,
+    }
+}
+
+fn hm(ms: i64, tz: Tz) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&tz).format("%H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn full(ms: i64, tz: Tz) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The subject line: severity, group, what and where, the period.
+pub fn subject(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> String {
+    let w = words(lang);
+    let first = items.first();
+    let what = match (kind, first) {
+        (MailKind::Resolved, Some(i)) if items.len() == 1 => {
+            format!("{} {} {}", i.target, w.up_again_after, dur(i.until_ms.unwrap_or(cx.now_ms) - i.since_ms))
+        }
+        (MailKind::Resolved, _) => format!("{} {}", items.len(), w.resolved_n),
+        (MailKind::FollowUp, _) => format!("{} {}", items.len(), w.more_down),
+        (MailKind::Repeat, _) if items.len() > 1 => format!("{} {}", items.len(), w.still_open),
+        (MailKind::Escalation, _) if items.len() > 1 => format!("{} {}", items.len(), w.unresolved),
+        (_, Some(i)) => format!(
+            "{} {} {}",
+            i.target,
+            if i.degraded { w.congested_since } else { w.down_since },
+            hm(i.since_ms, cx.tz)
+        ),
+        (_, None) => String::new(),
+    };
+    let tag = match kind {
+        MailKind::Breach | MailKind::FollowUp if items.iter().all(|i| i.degraded) => w.tag_congestion,
+        MailKind::Breach | MailKind::FollowUp => w.tag_breach,
+        MailKind::Repeat => w.tag_repeat,
+        MailKind::Escalation => w.tag_escalation,
+        MailKind::Resolved => w.tag_resolved,
+        MailKind::Test => w.tag_test,
+    };
+    format!("{tag} {}: {what} ({})", cx.group, cx.period)
+}
+
+/// (subject, plain text, HTML).
+pub fn render(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> (String, String, String) {
+    let w = words(lang);
+    let subject = subject(kind, items, cx, lang);
+    let intro = match kind {
+        MailKind::Breach => w.intro_breach,
+        MailKind::FollowUp => w.intro_followup,
+        MailKind::Repeat => w.intro_repeat,
+        MailKind::Escalation => w.intro_escalation,
+        MailKind::Resolved => w.intro_resolved,
+        MailKind::Test => w.intro_test,
+    };
+    let group_title = match &cx.group_display {
+        Some(d) => format!("{} ({d})", cx.group),
+        None => cx.group.clone(),
+    };
+
+    let mut text = String::new();
+    let _ = writeln!(text, "{intro}\n");
+    let mut html = format!(
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"></head><body style=\"font-family:sans-serif;color:#1f2328\">\
+         <p>{}</p><h2 style=\"margin:.2em 0\">{}</h2>",
+        if lang == Language::Vi { "vi" } else { "en" },
+        esc(intro),
+        esc(&group_title)
+    );
+    let _ = writeln!(text, "== {group_title}");
+    for i in items {
+        let state = if kind == MailKind::Resolved {
+            w.resolved
+        } else if i.degraded {
+            w.congested
+        } else {
+            w.down
+        };
+        let end = i.until_ms.unwrap_or(cx.now_ms);
+        let length = if i.until_ms.is_some() {
+            dur(end - i.since_ms)
+        } else {
+            format!("{} {}", dur(end - i.since_ms), w.so_far)
+        };
+        let reason = match (&i.reason, &i.detail) {
+            (Some(r), Some(d)) => format!("{r} — {d}"),
+            (Some(r), None) => r.clone(),
+            (None, Some(d)) => d.clone(),
+            (None, None) => String::new(),
+        };
+        let sla = match i.availability {
+            Some(a) => format!(
+                "{} {}: {:.3} % — {}",
+                w.availability_in,
+                cx.period,
+                a * 100.0,
+                if i.breach { w.breached } else { w.not_breached }
+            ),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            text,
+            "\n{}: {}{}",
+            w.target,
+            i.target,
+            i.description.as_ref().map(|d| format!(" — {d}")).unwrap_or_default()
+        );
+        let _ = writeln!(text, "  {}: {state}", w.state);
+        let _ = writeln!(text, "  {}: {}", w.since, full(i.since_ms, cx.tz));
+        let _ = writeln!(text, "  {}: {length}", w.duration);
+        if !reason.is_empty() {
+            let _ = writeln!(text, "  {}: {reason}", w.reason);
+        }
+        let _ = writeln!(text, "  {}: {}", w.vantage, cx.vantage);
+        if !sla.is_empty() {
+            let _ = writeln!(text, "  {}: {sla}", w.sla);
+        }
+        if let Some(link) = &i.ack_link {
+            let _ = writeln!(text, "  {}: {link}", w.ack);
+        }
+
+        let color = if kind == MailKind::Resolved {
+            "#1a7f37"
+        } else if i.degraded {
+            "#9a6700"
+        } else {
+            "#cf222e"
+        };
+        let _ = write!(
+            html,
+            "<table style=\"border-collapse:collapse;margin:.8em 0\"><tr><th colspan=\"2\" style=\"text-align:left;font-size:1.1em\">{}{}</th></tr>\
+             <tr><td>{}</td><td style=\"color:{color};font-weight:bold\">{}</td></tr>\
+             <tr><td>{}</td><td>{}</td></tr><tr><td>{}</td><td>{}</td></tr>",
+            esc(&i.target),
+            i.description.as_ref().map(|d| format!(" — {}", esc(d))).unwrap_or_default(),
+            esc(w.state),
+            esc(state),
+            esc(w.since),
+            full(i.since_ms, cx.tz),
+            esc(w.duration),
+            esc(&length),
+        );
+        if !reason.is_empty() {
+            let _ = write!(html, "<tr><td>{}</td><td>{}</td></tr>", esc(w.reason), esc(&reason));
+        }
+        let _ = write!(html, "<tr><td>{}</td><td>{}</td></tr>", esc(w.vantage), esc(&cx.vantage));
+        if !sla.is_empty() {
+            let _ = write!(html, "<tr><td>{}</td><td>{}</td></tr>", esc(w.sla), esc(&sla));
+        }
+        if let Some(link) = &i.ack_link {
+            let _ = write!(html, "<tr><td colspan=\"2\"><a href=\"{}\">{}</a></td></tr>", esc(link), esc(w.ack));
+        }
+        html.push_str("</table>");
+    }
+    if kind != MailKind::Resolved {
+        if let Some(c) = &cx.contingency {
+            let _ = writeln!(text, "\n{}: {c}", w.contingency);
+            let _ = write!(html, "<p><b>{}:</b> {}</p>", esc(w.contingency), esc(c));
+        }
+        if let Some(r) = &cx.runbook_url {
+            let _ = writeln!(text, "{}: {r}", w.runbook);
+            let _ = write!(html, "<p>{}: <a href=\"{}\">{}</a></p>", esc(w.runbook), esc(r), esc(r));
+        }
+    }
+    let mut links = Vec::new();
+    if let Some(u) = &cx.status_url {
+        links.push((w.status_page, u.clone()));
+    }
+    if let Some(u) = &cx.grafana_url {
+        links.push((w.dashboard, u.clone()));
+    }
+    if !links.is_empty() {
+        let _ = writeln!(text);
+        html.push_str("<p>");
+        for (label, url) in &links {
+            let _ = writeln!(text, "{label}: {url}");
+            let _ = write!(html, "<a href=\"{}\">{}</a> &nbsp; ", esc(url), esc(label));
+        }
+        html.push_str("</p>");
+    }
+    let footer = format!("{} ({}).", w.footer, cx.tz);
+    let _ = writeln!(text, "\n-- \n{footer}");
+    let _ = write!(html, "<p style=\"color:#656d76;font-size:.9em\">{}</p></body></html>", esc(&footer));
+    (subject, text, html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cx() -> Context {
+        Context {
+            group: "vnpt".into(),
+            group_display: Some("VNPT Vĩnh Phúc".into()),
+            contingency: Some("Switch exam sites to the backup leased line".into()),
+            runbook_url: None,
+            vantage: "vinhphuc-1".into(),
+            period: "exam-day-1".into(),
+            status_url: Some("http://127.0.0.1:9798/".into()),
+            grafana_url: None,
+            tz: chrono_tz::Asia::Ho_Chi_Minh,
+            // 2021-07-07 07:50 local.
+            now_ms: 1_625_619_000_000,
+        }
+    }
+
+    fn item() -> Item {
+        Item {
+            target: "vnpt-dns".into(),
+            description: None,
+            degraded: false,
+            // 07:42 local.
+            since_ms: 1_625_618_520_000,
+            until_ms: None,
+            reason: Some("timeout".into()),
+            detail: Some("no answer within 3s".into()),
+            availability: Some(0.9876),
+            breach: true,
+            ack_link: Some("http://127.0.0.1:9798/api/v1/incidents/7/ack?expires=1&sig=ab".into()),
+        }
+    }
+
+    #[test]
+    fn subjects_follow_the_contract() {
+        assert_eq!(
+            subject(MailKind::Breach, &[item()], &cx(), Language::En),
+            "[BREACH] vnpt: vnpt-dns down since 07:42 (exam-day-1)"
+        );
+        assert_eq!(
+            subject(MailKind::Breach, &[item()], &cx(), Language::Vi),
+            "[VI PHẠM] vnpt: vnpt-dns mất kết nối từ 07:42 (exam-day-1)"
+        );
+        let mut done = item();
+        done.until_ms = Some(done.since_ms + 252_000);
+        assert_eq!(
+            subject(MailKind::Resolved, &[done], &cx(), Language::En),
+            "[RESOLVED] vnpt: vnpt-dns back after 4m 12s (exam-day-1)"
+        );
+    }
+
+    #[test]
+    fn body_says_what_where_since_how_long_impact_plan_links() {
+        let (_, text, html) = render(MailKind::Breach, &[item()], &cx(), Language::En);
+        for needle in [
+            "vnpt-dns",
+            "2021-07-07 07:42:00",
+            "8m 00s so far",
+            "timeout — no answer within 3s",
+            "vinhphuc-1",
+            "98.760 % — objective BREACHED",
+            "Switch exam sites",
+            "http://127.0.0.1:9798/",
+            "/api/v1/incidents/7/ack",
+        ] {
+            assert!(text.contains(needle), "text lacks {needle:?}:\n{text}");
+        }
+        assert!(html.contains("charset=\"utf-8\"") && html.contains("VNPT Vĩnh Phúc"));
+    }
+}
