@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod daemon;
+mod email;
 mod probes;
 mod sla;
 mod support;

@@ -8,41 +8,6 @@ use chrono::{DateTime, Utc};
 
 use crate::support::*;
 
-/// A TCP service on a fixed loopback port that the test switches off (listener closed: connects
-/// are refused) and on again.
-struct Switch {
-    port: u16,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Switch {
-    fn new() -> Switch {
-        Switch { port: free_port(), task: None }
-    }
-
-    /// Must be called inside the test runtime.
-    fn on(&mut self) -> DateTime<Utc> {
-        let std_listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("bind switch port");
-        std_listener.set_nonblocking(true).expect("nonblocking");
-        let listener = tokio::net::TcpListener::from_std(std_listener).expect("tokio listener");
-        self.task = Some(tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
-                drop(s);
-            }
-        }));
-        Utc::now()
-    }
-
-    fn off(&mut self) -> DateTime<Utc> {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-        // Let the abort land so the port is closed when we take the time.
-        std::thread::sleep(Duration::from_millis(50));
-        Utc::now()
-    }
-}
-
 fn config(port: u16) -> String {
     format!(
         r#"
