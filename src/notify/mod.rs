@@ -70,6 +70,8 @@ pub struct Notifier {
     run_started: i64,
     open: HashMap<i64, IncidentRow>,
     batches: HashMap<String, Batch>,
+    /// Last local day a summary was queued per contact (mirrors the store's meta table).
+    summaries: HashMap<String, chrono::NaiveDate>,
 }
 
 fn now_ms() -> i64 {
@@ -137,6 +139,7 @@ impl Notifier {
             run_started,
             open: HashMap::new(),
             batches: HashMap::new(),
+            summaries: HashMap::new(),
         }
     }
 
@@ -387,6 +390,7 @@ impl Notifier {
                 escalations.entry(i.group.clone()).or_default().push(i.id);
             }
         }
+        self.daily_summaries(&config).await;
         for (group, ids) in repeats {
             self.send(&config, &group, MailKind::Repeat, &ids, Vec::new()).await;
         }
@@ -484,6 +488,74 @@ impl Notifier {
             }
         }
         self.wake_sender.notify_one();
+    }
+
+    /// Sends each contact's daily summary once a day, at its local `daily_summary` time (and
+    /// within the hour after it, so a daemon started late in the evening does not send one).
+    async fn daily_summaries(&mut self, config: &Config) {
+        let tz = config.daemon.timezone;
+        let now = Utc::now();
+        let local = now.with_timezone(&tz);
+        let today = local.date_naive();
+        for c in config.contacts.iter() {
+            let Some(at) = c.daily_summary else { continue };
+            let Some(due) = today.and_time(at).and_local_timezone(tz).earliest() else { continue };
+            let late = local.signed_duration_since(due);
+            if late < chrono::Duration::zero() || late > chrono::Duration::hours(1) {
+                continue;
+            }
+            if self.summaries.get(&c.name) == Some(&today) {
+                continue;
+            }
+            let key = format!("summary:{}", c.name);
+            let day = today.to_string();
+            let (k, d2) = (key.clone(), day.clone());
+            if with_db(&self.db, move |db| db.meta(&k)).await.and_then(Result::ok).flatten().as_deref()
+                == Some(day.as_str())
+            {
+                self.summaries.insert(c.name.clone(), today);
+                continue;
+            }
+            let midnight = today
+                .and_hms_opt(0, 0, 0)
+                .and_then(|m| m.and_local_timezone(tz).earliest())
+                .map(|m| m.with_timezone(&Utc));
+            let Some(midnight) = midnight else { continue };
+            let (cfg, path, live) = (config.clone(), self.store_path.clone(), self.run_started);
+            let window = crate::sla::spans::Span::new(midnight.timestamp_millis(), now.timestamp_millis());
+            let report = tokio::task::spawn_blocking(move || {
+                let store = crate::store::Store::open_read_only(&path).ok()?;
+                crate::report::build(&cfg, &store, "today", window, None, now, Some(live)).ok()
+            })
+            .await
+            .ok()
+            .flatten();
+            let Some(report) = report else { continue };
+            let (from, to) = (window.start, window.end + 1);
+            let incidents = with_db(&self.db, move |db| db.incidents_between(from, to))
+                .await
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            let (subject, text, html) = render::summary(&report, &incidents, c.language, tz);
+            let mail = Outgoing {
+                kind: MailKind::Summary.as_str(),
+                incident_opened_ms: None,
+                recipients: c.emails.clone(),
+                subject,
+                text,
+                html,
+            };
+            let at = now.timestamp_millis();
+            let queued = with_db(&self.db, move |db| db.enqueue(&mail, at).and_then(|_| db.set_meta(&key, &d2))).await;
+            match queued {
+                Some(Ok(())) => {
+                    self.summaries.insert(c.name.clone(), today);
+                }
+                Some(Err(e)) => tracing::error!("cannot queue the daily summary: {e}"),
+                None => {}
+            }
+            self.wake_sender.notify_one();
+        }
     }
 
     /// Availability so far and breach per target in the period in force (else the last 24 h).

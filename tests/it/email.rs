@@ -321,3 +321,26 @@ fn without_smtp_mail_is_written_as_eml_files_and_maintenance_silences() {
     let _ = dir;
     assert!(d.stop().success());
 }
+
+#[test]
+fn daily_summary_goes_to_contacts_who_opt_in() {
+    let Some(smtp) = SmtpServer::start(SmtpOptions::default()) else { return };
+    let now = Utc::now().with_timezone(&chrono_tz::Asia::Ho_Chi_Minh).format("%H:%M").to_string();
+    let extra = format!(
+        "[[contact]]\nname = \"daily\"\nemails = [\"tonghop@vinhphuc.example.vn\"]\nlanguage = \"vi\"\ndaily_summary = \"{now}\"\n"
+    );
+    let d = Daemon::start(&config(smtp.port, "", &tcp_target("vnpt-dns", free_port()), &extra), &[]);
+    let msgs = smtp.wait_for("the daily summary", Duration::from_secs(20), |m| {
+        !with_subject(m, "[TỔNG HỢP NGÀY]", "tonghop@vinhphuc.example.vn").is_empty()
+    });
+    let s = with_subject(&msgs, "[TỔNG HỢP NGÀY]", "tonghop@vinhphuc.example.vn");
+    assert!(
+        s[0]["text"].as_str().is_some_and(|t| t.contains("vnpt") && t.contains("Sự cố trong ngày")),
+        "{}",
+        s[0]["text"]
+    );
+    // Once a day, not once a tick.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(with_subject(&smtp.messages(), "[TỔNG HỢP NGÀY]", "tonghop@vinhphuc.example.vn").len(), 1);
+    assert!(d.stop().success());
+}
