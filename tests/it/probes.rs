@@ -199,6 +199,11 @@ async fn icmp_loopback_gives_loss_and_rtt() {
     assert_eq!(echo.loss_ratio(), 0.0);
     assert!(echo.rtt_avg.is_some_and(|r| r < Duration::from_millis(500)));
 
+    // IPv6 through its own shared socket.
+    let o = run(&target("kind = \"icmp\"\nhost = \"::1\"\ncount = 2\nspacing = \"20ms\"")).await;
+    assert!(o.ok(), "ICMPv6 to ::1: {o:?}");
+    assert_eq!(o.echo.map(|e| e.received), Some(2));
+
     // Two targets on one shared socket, pinging concurrently, do not steal replies.
     let probers = Probers::new();
     let a = target("kind = \"icmp\"\nhost = \"127.0.0.1\"\ncount = 5\nspacing = \"10ms\"");
