@@ -398,6 +398,11 @@ async fn reload(
         metrics.config_reload_success.set(0);
         return Err(vec![e]);
     }
+    let smtp_changed = format!("{:?}", new.smtp) != format!("{:?}", old.smtp)
+        || new.smtp.as_ref().map(|s| &s.password) != old.smtp.as_ref().map(|s| &s.password);
+    if smtp_changed {
+        tracing::warn!("[smtp] changes take effect at the next restart; e-mail still goes through the old settings");
+    }
     if new.daemon.listen != old.daemon.listen || new.daemon.state_dir != old.daemon.state_dir {
         tracing::warn!("daemon.listen and daemon.state_dir changes take effect at the next restart");
     }

@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status", get(status))
         .route("/-/reload", post(reload))
         .route("/api/v1/incidents", get(incidents))
-        .route("/api/v1/incidents/{id}/ack", get(ack_by_link).post(ack_by_token))
+        .route("/api/v1/incidents/{id}/ack", get(ack_by_link).post(ack_post))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
 }
@@ -205,12 +205,43 @@ fn ack_page(status: StatusCode, vi: &str, en: &str) -> Response {
     (status, Html(body)).into_response()
 }
 
-/// The signed link from an e-mail: valid without a token, for one incident, until it expires.
+/// The signed link from an e-mail opens a confirmation page: a GET changes nothing, so mail
+/// scanners that follow links cannot acknowledge incidents. The button POSTs the same link.
 async fn ack_by_link(
     State(s): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<i64>,
     axum::extract::Query(q): axum::extract::Query<AckLink>,
 ) -> Response {
+    let now = chrono::Utc::now().timestamp();
+    if let Err(why) = s.ack_key.verify(id, q.expires, &q.sig, now) {
+        return ack_page(StatusCode::FORBIDDEN, "Liên kết không hợp lệ hoặc đã hết hạn.", why);
+    }
+    let body = format!(
+        "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>thongsuot</title></head><body style=\"font-family:sans-serif;margin:2em\">\
+         <h1>Xác nhận tiếp nhận sự cố #{id}?</h1><p>Acknowledge incident #{id}? Reminders and escalation stop; you are still told when it is resolved.</p>\
+         <form method=\"post\" action=\"/api/v1/incidents/{id}/ack?expires={}&amp;sig={}\"><button type=\"submit\" style=\"font-size:1.2em;padding:.5em 1.5em\">Xác nhận / Acknowledge</button></form></body></html>",
+        q.expires,
+        esc(&q.sig)
+    );
+    Html(body).into_response()
+}
+
+/// POST: with a valid signed link (the confirmation page's button) or with the bearer token.
+async fn ack_post(
+    State(s): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let link = q.get("expires").and_then(|e| e.parse().ok()).zip(q.get("sig"));
+    match link {
+        Some((expires, sig)) => ack_signed(s, id, AckLink { expires, sig: sig.clone() }).await,
+        None => ack_by_token(s, id, headers).await,
+    }
+}
+
+async fn ack_signed(s: AppState, id: i64, q: AckLink) -> Response {
     let now = chrono::Utc::now().timestamp();
     if let Err(why) = s.ack_key.verify(id, q.expires, &q.sig, now) {
         return ack_page(StatusCode::FORBIDDEN, "Liên kết không hợp lệ hoặc đã hết hạn.", why);
@@ -228,11 +259,7 @@ async fn ack_by_link(
     }
 }
 
-async fn ack_by_token(
-    State(s): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<i64>,
-    headers: HeaderMap,
-) -> Response {
+async fn ack_by_token(s: AppState, id: i64, headers: HeaderMap) -> Response {
     let auth = authorized(&s.config.borrow(), &headers);
     if let Err(e) = auth {
         return e.into_response();

@@ -1398,6 +1398,22 @@ fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, base: &Path, env: &dyn Fn(&str) -
         cx.error(s.host.span(), "smtp.host is empty");
     }
     let password = cx.secret(&s.password_env, env, "smtp.password_env: ");
+    if s.username.is_some()
+        && s.password_env.is_none()
+        && let Some(u) = &s.username
+    {
+        cx.warn(u.span(), "smtp.username is set without smtp.password_env: no login will be attempted");
+    }
+    if tls == SmtpTls::None
+        && let Some(span) = s.tls_verify.as_ref().map(|v| v.span()).or(s.ca_file.as_ref().map(|c| c.span()))
+    {
+        cx.warn(span, "smtp.tls_verify and smtp.ca_file have no effect with tls = \"none\"");
+    }
+    if tls == SmtpTls::None
+        && let Some(p) = &s.password_env
+    {
+        cx.warn(p.span(), "smtp.password_env with tls = \"none\": the password crosses the network in clear");
+    }
     if s.password_env.is_some()
         && s.username.is_none()
         && let Some(p) = &s.password_env
@@ -1416,8 +1432,10 @@ fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, base: &Path, env: &dyn Fn(&str) -
         tls_verify: s.tls_verify.as_ref().is_none_or(|b| *b.get_ref()),
         ca_file: s.ca_file.as_ref().map(|c| {
             let path = resolve_path(base, c.get_ref());
-            if !path.is_file() {
-                cx.error(c.span(), format!("smtp.ca_file {} does not exist", path.display()));
+            match std::fs::read_to_string(&path) {
+                Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+                Ok(_) => cx.error(c.span(), format!("smtp.ca_file {} holds no PEM certificate", path.display())),
+                Err(e) => cx.error(c.span(), format!("smtp.ca_file {}: {e}", path.display())),
             }
             path
         }),

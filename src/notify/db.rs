@@ -174,6 +174,33 @@ impl NotifyDb {
         Ok(())
     }
 
+    pub fn unsilence(&self, ids: &[i64]) -> Result<(), StoreError> {
+        for id in ids {
+            self.conn
+                .execute("UPDATE incidents SET silenced = 0 WHERE id = ?1", params![id])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Housekeeping: sent e-mails older than `keep_ms` are deleted; pending ones retried for
+    /// longer than `give_up_ms` are marked failed.
+    pub fn prune(&self, now: i64, keep_ms: i64, give_up_ms: i64) -> Result<(usize, usize), StoreError> {
+        let deleted = self
+            .conn
+            .execute("DELETE FROM outbox WHERE state = 'sent' AND sent_ms < ?1", params![now - keep_ms])
+            .map_err(|e| self.err(e))?;
+        let failed = self
+            .conn
+            .execute(
+                "UPDATE outbox SET state = 'failed', last_error = COALESCE(last_error, '') || ' (gave up retrying)'
+                 WHERE state = 'pending' AND attempts > 0 AND created_ms < ?1",
+                params![now - give_up_ms],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((deleted, failed))
+    }
+
     pub fn mark_escalated(&self, ids: &[i64], at: i64) -> Result<(), StoreError> {
         for id in ids {
             self.conn

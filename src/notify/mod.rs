@@ -57,6 +57,8 @@ pub fn channel() -> (NotifyHandle, mpsc::Receiver<Command>) {
 struct Batch {
     open_until: i64,
     opened: Vec<i64>,
+    /// Opened and already resolved before their follow-up went out: listed in it as resolved.
+    opened_resolved: Vec<IncidentRow>,
     resolved_until: i64,
     resolved: Vec<IncidentRow>,
 }
@@ -163,6 +165,16 @@ impl Notifier {
             Some(Err(e)) => tracing::error!("cannot restore open incidents: {e}"),
             None => {}
         }
+        // Incidents whose first e-mail was still waiting in a batch when the daemon stopped.
+        let config = self.config.borrow().clone();
+        let now = Utc::now();
+        let unannounced: Vec<i64> = self
+            .open
+            .values()
+            .filter(|i| i.notified_ms.is_none() && !i.silenced && !in_maintenance(&config, &i.target, &i.group, now))
+            .map(|i| i.id)
+            .collect();
+        self.announce(&config, unannounced).await;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -174,6 +186,34 @@ impl Notifier {
                 },
                 Some(cmd) = commands.recv() => self.on_command(cmd).await,
                 _ = tick.tick() => self.on_tick().await,
+            }
+        }
+        // Stopping: what waits in a batch goes out now rather than being lost.
+        let config = self.config.borrow().clone();
+        let groups: Vec<String> = self.batches.keys().cloned().collect();
+        for group in groups {
+            let Some(b) = self.batches.remove(&group) else { continue };
+            if !b.opened.is_empty() || !b.opened_resolved.is_empty() {
+                self.send(&config, &group, MailKind::FollowUp, &b.opened, b.opened_resolved).await;
+            }
+            if !b.resolved.is_empty() {
+                self.send(&config, &group, MailKind::Resolved, &[], b.resolved).await;
+            }
+        }
+    }
+
+    /// Sends the first e-mail of incidents nobody was told about yet, one e-mail per group.
+    async fn announce(&mut self, config: &Config, ids: Vec<i64>) {
+        let mut by_group: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for id in ids {
+            if let Some(i) = self.open.get(&id) {
+                by_group.entry(i.group.clone()).or_default().push(id);
+            }
+        }
+        for (group, ids) in by_group {
+            self.send(config, &group, MailKind::Breach, &ids, Vec::new()).await;
+            if let Some(g) = config.group(&group) {
+                self.batches.entry(group).or_default().open_until = now_ms() + g.group_interval.as_millis() as i64;
             }
         }
     }
@@ -317,7 +357,7 @@ impl Notifier {
         let batch = self.batches.entry(group.clone()).or_default();
         if row.notified_ms.is_none() && batch.opened.contains(&id) {
             // Still waiting for its follow-up: it will be listed there, already resolved.
-            batch.resolved.push(row);
+            batch.opened_resolved.push(row);
             batch.opened.retain(|x| *x != id);
             return;
         }
@@ -338,39 +378,59 @@ impl Notifier {
             .batches
             .iter()
             .filter(|(_, b)| {
-                (!b.opened.is_empty() && now >= b.open_until) || (!b.resolved.is_empty() && now >= b.resolved_until)
+                ((!b.opened.is_empty() || !b.opened_resolved.is_empty()) && now >= b.open_until)
+                    || (!b.resolved.is_empty() && now >= b.resolved_until)
             })
             .map(|(g, _)| g.clone())
             .collect();
         for group in due {
             let Some(gi) = config.group(&group).map(|g| g.group_interval.as_millis() as i64) else { continue };
-            let (opened, resolved) = match self.batches.get_mut(&group) {
+            let (opened, resolved_early, resolved) = match self.batches.get_mut(&group) {
                 Some(b) => {
-                    let opened = if now >= b.open_until { std::mem::take(&mut b.opened) } else { Vec::new() };
+                    let (opened, early) = if now >= b.open_until {
+                        (std::mem::take(&mut b.opened), std::mem::take(&mut b.opened_resolved))
+                    } else {
+                        (Vec::new(), Vec::new())
+                    };
                     let resolved = if now >= b.resolved_until { std::mem::take(&mut b.resolved) } else { Vec::new() };
-                    if !opened.is_empty() {
+                    if !opened.is_empty() || !early.is_empty() {
                         b.open_until = now + gi;
                     }
                     if !resolved.is_empty() {
                         b.resolved_until = now + gi;
                     }
-                    (opened, resolved)
+                    (opened, early, resolved)
                 }
                 None => continue,
             };
-            let resolved_early: Vec<IncidentRow> =
-                resolved.iter().filter(|r| r.notified_ms.is_none()).cloned().collect();
-            let resolved_known: Vec<IncidentRow> = resolved.into_iter().filter(|r| r.notified_ms.is_some()).collect();
             if !opened.is_empty() || !resolved_early.is_empty() {
                 self.send(&config, &group, MailKind::FollowUp, &opened, resolved_early).await;
             }
-            if !resolved_known.is_empty() {
-                self.send(&config, &group, MailKind::Resolved, &[], resolved_known).await;
+            if !resolved.is_empty() {
+                self.send(&config, &group, MailKind::Resolved, &[], resolved).await;
             }
         }
 
-        // Reminders and escalations, grouped per group.
+        // A maintenance window that ended while its incidents are still open: announce them now.
         let nowt = Utc::now();
+        let unsilence: Vec<i64> = self
+            .open
+            .values()
+            .filter(|i| i.silenced && !in_maintenance(&config, &i.target, &i.group, nowt))
+            .map(|i| i.id)
+            .collect();
+        if !unsilence.is_empty() {
+            for id in &unsilence {
+                if let Some(i) = self.open.get_mut(id) {
+                    i.silenced = false;
+                }
+            }
+            let ids = unsilence.clone();
+            let _ = with_db(&self.db, move |d| d.unsilence(&ids)).await;
+            self.announce(&config, unsilence).await;
+        }
+
+        // Reminders and escalations, grouped per group.
         let mut repeats: HashMap<String, Vec<i64>> = HashMap::new();
         let mut escalations: HashMap<String, Vec<i64>> = HashMap::new();
         for i in self.open.values() {
@@ -416,11 +476,17 @@ impl Notifier {
         if rows.is_empty() {
             return;
         }
-        let severity =
-            if rows.iter().all(|r| r.kind == IncidentKind::Degraded) { Severity::Warning } else { Severity::Breach };
+        // Outages and congestion are both breaches of the promise (DESIGN.md); `warning` is for
+        // early warnings that are not breaches yet.
+        let severity = Severity::Breach;
         let now = Utc::now();
         let to = recipients(config, &g, severity, now, kind == MailKind::Escalation);
-        let notified_ids: Vec<i64> = rows.iter().filter(|r| r.closed_ms.is_none()).map(|r| r.id).collect();
+        // An escalation goes to other people: it does not reset the reminder clock of the contacts.
+        let notified_ids: Vec<i64> = if kind == MailKind::Escalation {
+            Vec::new()
+        } else {
+            rows.iter().filter(|r| r.closed_ms.is_none()).map(|r| r.id).collect()
+        };
         let at = now.timestamp_millis();
         for id in &notified_ids {
             if let Some(i) = self.open.get_mut(id) {
@@ -473,18 +539,23 @@ impl Notifier {
         let opened = rows.iter().map(|r| r.opened_ms).min();
         for (lang, addresses) in to {
             let (subject, text, html) = render::render(kind, &items, &cx, lang);
-            let mail = Outgoing {
-                kind: kind.as_str(),
-                incident_opened_ms: matches!(kind, MailKind::Breach | MailKind::FollowUp).then_some(opened).flatten(),
-                recipients: addresses,
-                subject,
-                text,
-                html,
-            };
-            match with_db(&self.db, move |d| d.enqueue(&mail, at)).await {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => tracing::error!("cannot queue e-mail: {e}"),
-                None => {}
+            // One e-mail per address: a refused address cannot hold back the others.
+            let mails: Vec<Outgoing> = addresses
+                .into_iter()
+                .map(|address| Outgoing {
+                    kind: kind.as_str(),
+                    incident_opened_ms: matches!(kind, MailKind::Breach | MailKind::FollowUp)
+                        .then_some(opened)
+                        .flatten(),
+                    recipients: vec![address],
+                    subject: subject.clone(),
+                    text: text.clone(),
+                    html: html.clone(),
+                })
+                .collect();
+            let queued = with_db(&self.db, move |d| mails.iter().try_for_each(|m| d.enqueue(m, at).map(|_| ()))).await;
+            if let Some(Err(e)) = queued {
+                tracing::error!("cannot queue e-mail: {e}");
             }
         }
         self.wake_sender.notify_one();
@@ -516,16 +587,13 @@ impl Notifier {
                 self.summaries.insert(c.name.clone(), today);
                 continue;
             }
-            let midnight = today
-                .and_hms_opt(0, 0, 0)
-                .and_then(|m| m.and_local_timezone(tz).earliest())
-                .map(|m| m.with_timezone(&Utc));
-            let Some(midnight) = midnight else { continue };
+            // The 24 hours before the summary time: a 07:00 summary covers yesterday's day too.
+            let midnight = due.with_timezone(&Utc) - chrono::Duration::hours(24);
             let (cfg, path, live) = (config.clone(), self.store_path.clone(), self.run_started);
             let window = crate::sla::spans::Span::new(midnight.timestamp_millis(), now.timestamp_millis());
             let report = tokio::task::spawn_blocking(move || {
                 let store = crate::store::Store::open_read_only(&path).ok()?;
-                crate::report::build(&cfg, &store, "today", window, None, now, Some(live)).ok()
+                crate::report::build(&cfg, &store, "24h", window, None, now, Some(live)).ok()
             })
             .await
             .ok()

@@ -163,8 +163,19 @@ pub async fn run_sender(
     wake: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
 ) {
+    let mut pruned_at = 0;
     loop {
         let now = chrono::Utc::now().timestamp_millis();
+        // Hourly housekeeping: sent mail kept 30 days; mail undeliverable for 2 days is failed.
+        if now - pruned_at > 3_600_000 {
+            pruned_at = now;
+            if let Some(Ok((deleted, failed))) =
+                with_db(&db, move |d| d.prune(now, 30 * 86_400_000, 2 * 86_400_000)).await
+                && failed > 0
+            {
+                tracing::error!(failed, deleted, "e-mails undeliverable for 2 days are now marked failed");
+            }
+        }
         let due = with_db(&db, move |d| d.due(now, 32)).await;
         let rows: Vec<OutboxRow> = match due {
             Some(Ok(r)) => r,

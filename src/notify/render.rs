@@ -90,6 +90,8 @@ struct Words {
     unresolved: &'static str,
     resolved_n: &'static str,
     intro_breach: &'static str,
+    intro_congestion: &'static str,
+    tag_still_congested: &'static str,
     intro_followup: &'static str,
     intro_repeat: &'static str,
     intro_escalation: &'static str,
@@ -132,6 +134,8 @@ const EN: Words = Words {
     unresolved: "unresolved incidents",
     resolved_n: "incidents resolved",
     intro_breach: "A connectivity promise is broken: this target stopped answering and the outage is confirmed.",
+    intro_congestion: "A connectivity promise is broken: this target is congested (packet loss or latency above its thresholds).",
+    tag_still_congested: "[STILL CONGESTED]",
     intro_followup: "More targets of the same group broke their promise shortly after the first report:",
     intro_repeat: "These incidents are still open and have not been acknowledged:",
     intro_escalation: "These incidents are unresolved and unacknowledged; you are the escalation contact:",
@@ -174,6 +178,8 @@ const VI: Words = Words {
     unresolved: "sự cố chưa được xử lý",
     resolved_n: "sự cố đã khắc phục",
     intro_breach: "Cam kết bảo đảm thông tin liên lạc thông suốt bị vi phạm: điểm kiểm tra này không phản hồi và sự cố đã được xác nhận.",
+    intro_congestion: "Cam kết bảo đảm thông tin liên lạc thông suốt bị vi phạm: điểm kiểm tra này bị nghẽn mạng (mất gói hoặc độ trễ vượt ngưỡng).",
+    tag_still_congested: "[VẪN NGHẼN MẠNG]",
     intro_followup: "Thêm các điểm kiểm tra của cùng đơn vị bị gián đoạn ngay sau thông báo đầu tiên:",
     intro_repeat: "Các sự cố sau vẫn chưa khắc phục và chưa được xác nhận tiếp nhận:",
     intro_escalation: "Các sự cố sau chưa được khắc phục và chưa được tiếp nhận; đề nghị đồng chí chỉ đạo xử lý:",
@@ -247,6 +253,7 @@ pub fn subject(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> 
     let tag = match kind {
         MailKind::Breach | MailKind::FollowUp if items.iter().all(|i| i.degraded) => w.tag_congestion,
         MailKind::Breach | MailKind::FollowUp => w.tag_breach,
+        MailKind::Repeat if items.iter().all(|i| i.degraded) => w.tag_still_congested,
         MailKind::Repeat => w.tag_repeat,
         MailKind::Escalation => w.tag_escalation,
         MailKind::Resolved => w.tag_resolved,
@@ -260,7 +267,9 @@ pub fn subject(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> 
 pub fn render(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> (String, String, String) {
     let w = words(lang);
     let subject = subject(kind, items, cx, lang);
+    let congestion_only = items.iter().all(|i| i.degraded);
     let intro = match kind {
+        MailKind::Breach if congestion_only => w.intro_congestion,
         MailKind::Breach => w.intro_breach,
         MailKind::FollowUp => w.intro_followup,
         MailKind::Repeat => w.intro_repeat,
@@ -284,7 +293,7 @@ pub fn render(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> (
     );
     let _ = writeln!(text, "== {group_title}");
     for i in items {
-        let state = if kind == MailKind::Resolved {
+        let state = if kind == MailKind::Resolved || i.until_ms.is_some() {
             w.resolved
         } else if i.degraded {
             w.congested

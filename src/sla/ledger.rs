@@ -96,7 +96,8 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
     let mut closed_total = 0;
     let mut closed_n = 0;
     // An outage still open is known to last only as long as someone watched it.
-    let watched_until = SpanSet::new(input.observed.to_vec()).spans().last().map_or(input.now, |s| s.end.min(input.now));
+    let watched_until =
+        SpanSet::new(input.observed.to_vec()).spans().last().map_or(input.now, |s| s.end.min(input.now));
     for o in input.outages {
         let span = Span::new(o.start, o.end.unwrap_or(watched_until.max(o.start)));
         let Some(in_window) = span.clip(w) else {

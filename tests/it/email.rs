@@ -111,11 +111,17 @@ fn breach_and_resolved_reach_the_smtp_server_in_both_languages() {
         .lines()
         .find_map(|l| l.split_once(": ").map(|(_, u)| u).filter(|u| u.contains("/ack?")))
         .expect("ack link");
+    // A GET (what a mail scanner does) only shows the confirmation button; the POST acts.
     let (code, page) = blocking_request("GET", link, None, None).expect("ack page");
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("<form method=\"post\"") && !page.contains("Đã xác nhận tiếp nhận sự cố #"), "{page}");
+    let listed = d.get("/api/v1/incidents").expect("incidents");
+    assert!(listed.contains("\"acked_ms\":null"), "GET must not acknowledge: {listed}");
+    let (code, page) = blocking_request("POST", link, None, None).expect("ack post");
     assert_eq!(code, 200, "{page}");
     assert!(page.contains("Đã xác nhận"), "{page}");
     let tampered = link.replace("sig=", "sig=00");
-    assert_eq!(blocking_request("GET", &tampered, None, None).map(|r| r.0), Some(403));
+    assert_eq!(blocking_request("POST", &tampered, None, None).map(|r| r.0), Some(403));
 
     std::thread::sleep(Duration::from_secs(2));
     let back = sw.on();
