@@ -331,7 +331,7 @@ async fn run_target(
         carried.restored_downtime = Duration::ZERO;
         carried.restored_flaps = 0;
     }
-    let prepared = probe::prepare(&target.spec, &target.binding, target.timeout);
+    let prepared = probe::prepare(&target.spec, &target.binding, &shared.probers);
     // Wall-clock slots mapped onto tokio's clock, which may be paused in tests.
     let base_wall = unix_ms(SystemTime::now());
     let base_instant = tokio::time::Instant::now();
@@ -358,7 +358,10 @@ async fn run_target(
         shared.metrics.probes_in_flight.inc();
         let outcome = match &prepared {
             Ok(p) => {
-                let fut = probe::run(&target.spec, p, &target.binding, &shared.probers, ident, target.timeout);
+                // Boxed: the task of every target would otherwise be as large as the largest
+                // probe future (HTTP), idle most of the time.
+                let fut =
+                    Box::pin(probe::run(&target.spec, p, &target.binding, &shared.probers, ident, target.timeout));
                 // Safety net: a probe that overruns its own timeout is cut here.
                 match tokio::time::timeout(target.timeout + Duration::from_secs(1), fut).await {
                     Ok(o) => o,

@@ -49,7 +49,12 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    let body = s.metrics.render();
+    // Rendering a large fleet takes CPU time: off the runtime, so probes keep their cadence.
+    let m = s.metrics.clone();
+    let body = match tokio::task::spawn_blocking(move || m.render()).await {
+        Ok(b) => b,
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "metrics rendering failed\n").into_response(),
+    };
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

@@ -51,49 +51,76 @@ impl PartialEq for HttpSpec {
     }
 }
 
-/// A client per target: no idle connections are kept, so every probe measures a fresh
-/// connect (and TLS handshake) and pooling cannot hide an outage.
+/// The settings that make two HTTP targets need different clients. Targets that agree share
+/// one client (a client costs about 100 KB and a TLS root store); the timeout is per request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    tls_verify: bool,
+    ca_file: Option<PathBuf>,
+    binding: Binding,
+    follow_redirects: bool,
+}
+
+/// Shared clients. None keeps idle connections, so every probe measures a fresh connect (and
+/// TLS handshake) and pooling cannot hide an outage.
+#[derive(Default)]
+pub struct HttpClients {
+    clients: std::sync::Mutex<std::collections::HashMap<ClientKey, reqwest::Client>>,
+}
+
 pub struct PreparedHttp {
     client: reqwest::Client,
 }
 
-pub fn prepare(spec: &HttpSpec, binding: &Binding, timeout: Duration) -> Result<PreparedHttp, Failure> {
+pub fn prepare(spec: &HttpSpec, binding: &Binding, clients: &HttpClients) -> Result<PreparedHttp, Failure> {
+    let key = ClientKey {
+        tls_verify: spec.tls_verify,
+        ca_file: spec.ca_file.clone(),
+        binding: binding.clone(),
+        follow_redirects: spec.follow_redirects,
+    };
+    let mut map = clients.clients.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = map.get(&key) {
+        return Ok(PreparedHttp { client: c.clone() });
+    }
+    let client = build_client(&key)?;
+    map.insert(key, client.clone());
+    Ok(PreparedHttp { client })
+}
+
+fn build_client(key: &ClientKey) -> Result<reqwest::Client, Failure> {
     crate::tls::ensure_crypto_provider();
     let mut b = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .no_proxy()
-        .timeout(timeout)
-        .connect_timeout(timeout)
         .user_agent(concat!("thongsuot/", env!("CARGO_PKG_VERSION")))
-        .redirect(if spec.follow_redirects {
+        .redirect(if key.follow_redirects {
             reqwest::redirect::Policy::limited(10)
         } else {
             reqwest::redirect::Policy::none()
         })
-        .local_address(binding.source);
-    if let Some(dev) = &binding.interface {
+        .local_address(key.binding.source);
+    if let Some(dev) = &key.binding.interface {
         b = b.interface(dev);
     }
-    if !spec.tls_verify {
+    if !key.tls_verify {
         b = b.tls_danger_accept_invalid_certs(true);
     }
-    if let Some(path) = &spec.ca_file {
+    if let Some(path) = &key.ca_file {
         let pem = std::fs::read(path)
             .map_err(|e| Failure::new(FailureKind::Setup, format!("cannot read ca_file {}: {e}", path.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| Failure::new(FailureKind::Setup, format!("ca_file {}: {e}", path.display())))?;
         b = b.tls_certs_only(certs);
     }
-    let client =
-        b.build().map_err(|e| Failure::new(FailureKind::Setup, format!("cannot build HTTP client: {}", chain(&e))))?;
-    Ok(PreparedHttp { client })
+    b.build().map_err(|e| Failure::new(FailureKind::Setup, format!("cannot build HTTP client: {}", chain(&e))))
 }
 
 pub async fn probe(spec: &HttpSpec, prepared: &PreparedHttp, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let mut out = Outcome::default();
     let deadline = tokio::time::Instant::from_std(start + timeout);
-    let r = tokio::time::timeout_at(deadline, exchange(spec, prepared, &mut out, start)).await;
+    let r = tokio::time::timeout_at(deadline, exchange(spec, prepared, &mut out, start, timeout)).await;
     out.failure = match r {
         Ok(Ok(())) => None,
         Ok(Err(f)) => Some(f),
@@ -106,8 +133,14 @@ pub async fn probe(spec: &HttpSpec, prepared: &PreparedHttp, timeout: Duration) 
     out
 }
 
-async fn exchange(spec: &HttpSpec, p: &PreparedHttp, out: &mut Outcome, start: Instant) -> Result<(), Failure> {
-    let mut req = p.client.request(spec.method.clone(), spec.url.clone());
+async fn exchange(
+    spec: &HttpSpec,
+    p: &PreparedHttp,
+    out: &mut Outcome,
+    start: Instant,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let mut req = p.client.request(spec.method.clone(), spec.url.clone()).timeout(timeout);
     for (k, v) in &spec.headers {
         req = req.header(k, v);
     }

@@ -270,11 +270,12 @@ impl Outcome {
 /// clients are per target (built by the scheduler from the spec).
 pub struct Probers {
     pub icmp: icmp::IcmpClients,
+    pub http: http::HttpClients,
 }
 
 impl Probers {
     pub fn new() -> Probers {
-        Probers { icmp: icmp::IcmpClients::default() }
+        Probers { icmp: icmp::IcmpClients::default(), http: http::HttpClients::default() }
     }
 }
 
@@ -292,9 +293,9 @@ pub enum Prepared {
 
 /// Builds what a target needs before its first probe; errors are setup failures reported
 /// per probe (e.g. an unreadable `ca_file`), never panics.
-pub fn prepare(spec: &ProbeSpec, binding: &Binding, timeout: Duration) -> Result<Prepared, Failure> {
+pub fn prepare(spec: &ProbeSpec, binding: &Binding, probers: &Probers) -> Result<Prepared, Failure> {
     match spec {
-        ProbeSpec::Http(h) => http::prepare(h, binding, timeout).map(Prepared::Http),
+        ProbeSpec::Http(h) => http::prepare(h, binding, &probers.http).map(Prepared::Http),
         ProbeSpec::Icmp(_) | ProbeSpec::Tcp(_) | ProbeSpec::Dns(_) => Ok(Prepared::None),
     }
 }

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod daemon;
 mod email;
+mod load;
 mod probes;
 mod sla;
 mod support;

@@ -24,7 +24,7 @@ async fn run(t: &Target) -> Outcome {
 }
 
 async fn run_with(t: &Target, probers: &Probers) -> Outcome {
-    let prepared = match probe::prepare(&t.spec, &t.binding, t.timeout) {
+    let prepared = match probe::prepare(&t.spec, &t.binding, probers) {
         Ok(p) => p,
         Err(f) => {
             return Outcome { failure: Some(f), ..Outcome::default() };

@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""thongsuot benchmark harness. Loopback only: every target is 127.0.0.0/8.
+
+  python3 bench/bench.py kinds  [--rate 2000] [--seconds 20]   CPU per probe by kind, vs blackbox_exporter
+  python3 bench/bench.py scale  [--targets 100000] [--interval 60] [--seconds 60]
+  python3 bench/bench.py all                                      both, JSON to bench/results/latest.json
+
+Needs: a release build (cargo build --release), nginx, dnsmasq, wrk and
+prometheus-blackbox-exporter (Debian packages); run as root for ICMP.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "thongsuot")
+TICK = os.sysconf("SC_CLK_TCK")
+TOKEN = "bench-token-0123456789abcdef"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def http_get(url, timeout=30, data=None, headers=None):
+    req = urllib.request.Request(url, data=data, headers=headers or {})
+    t = time.monotonic()
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        body = r.read()
+    return body, time.monotonic() - t
+
+
+def wait(cond, limit, what):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            if cond():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("timed out waiting for " + what)
+
+
+class Peers:
+    """nginx (HTTP and TCP targets, no keep-alive) and dnsmasq, on loopback."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.procs = []
+        self.http_port = free_port()
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(
+                "worker_processes 1;\npid %s/nginx.pid;\nerror_log %s/nginx-error.log crit;\n"
+                "events { worker_connections 16384; }\n"
+                "http { access_log off; keepalive_timeout 0;\n"
+                "  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;\n"
+                "  server { listen 127.0.0.1:%d backlog=8192; location / { return 200 \"ok\\n\"; } } }\n"
+                % (tmp, tmp, tmp, tmp, tmp, tmp, tmp, self.http_port)
+            )
+        self.procs.append(subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"], stderr=subprocess.DEVNULL))
+        self.dns_port = free_port()
+        self.procs.append(
+            subprocess.Popen(
+                ["dnsmasq", "--no-daemon", "--port=%d" % self.dns_port, "--listen-address=127.0.0.1", "--bind-interfaces",
+                 "--no-resolv", "--no-hosts", "--user=root", "--pid-file", "--cache-size=0", "--dns-forward-max=10000",
+                 "--address=/thi.example.vn/127.0.0.9"],
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        wait(lambda: socket.create_connection(("127.0.0.1", self.http_port), 1) is not None, 10, "nginx")
+
+    def stop(self):
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.wait(10)
+
+
+def icmp_host(i):
+    i += 1
+    return "127.%d.%d.%d" % ((i >> 16) & 255, (i >> 8) & 255, i & 255 or 1)
+
+
+def target_toml(kind, i, peers):
+    head = '[[target]]\nname = "%s-%d"\ngroup = "bench"\nkind = "%s"\n' % (kind, i, kind)
+    if kind == "icmp":
+        return head + 'host = "%s"\ncount = 1\n' % icmp_host(i)
+    if kind == "tcp":
+        return head + 'address = "127.0.0.1:%d"\n' % peers.http_port
+    if kind == "http":
+        return head + 'url = "http://127.0.0.1:%d/t%d"\n' % (peers.http_port, i)
+    if kind == "dns":
+        return head + 'server = "127.0.0.1:%d"\nquery = "thi.example.vn"\n' % peers.dns_port
+    raise ValueError(kind)
+
+
+def config(kinds, n, interval, peers, port, state, histograms=True):
+    timeout = min(5, interval)
+    parts = [
+        '[daemon]\nlisten = "127.0.0.1:%d"\nstate_dir = "%s"\nvantage = "bench"\napi_token_env = "THONGSUOT_API_TOKEN"\n'
+        "max_in_flight = 4096\nper_target_histograms = %s\n" % (port, state, "true" if histograms else "false"),
+        '[defaults]\ninterval = "%ds"\ntimeout = "%ds"\nconfirm = 3\nrecover = 2\n' % (interval, timeout),
+        '[[group]]\nname = "bench"\n',
+    ]
+    for i in range(n):
+        parts.append(target_toml(kinds[i % len(kinds)], i, peers))
+    return "".join(parts)
+
+
+def parse_metrics(text):
+    """Sums of the series the harness needs."""
+    probes = {}
+    lag = {}
+    targets = 0.0
+    for line in text.splitlines():
+        if line.startswith("thongsuot_probes_total{"):
+            m = re.search(r'result="([^"]+)"', line)
+            probes[m.group(1)] = probes.get(m.group(1), 0.0) + float(line.rsplit(" ", 1)[1])
+        elif line.startswith("thongsuot_scheduler_lag_seconds_bucket{"):
+            le = re.search(r'le="([^"]+)"', line).group(1)
+            lag[float(le)] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("thongsuot_targets{"):
+            targets += float(line.rsplit(" ", 1)[1])
+    return probes, lag, targets
+
+
+def quantile(buckets_a, buckets_b, q):
+    """q-quantile (upper bucket bound) of the histogram increase between two scrapes."""
+    bounds = sorted(buckets_b)
+    total = buckets_b[bounds[-1]] - buckets_a.get(bounds[-1], 0)
+    if total <= 0:
+        return None
+    for b in bounds:
+        if buckets_b[b] - buckets_a.get(b, 0) >= q * total:
+            return b
+    return float("inf")
+
+
+class Daemon:
+    def __init__(self, text, tmp):
+        self.port = int(re.search(r"127\.0\.0\.1:(\d+)", text).group(1))
+        self.path = os.path.join(tmp, "bench.toml")
+        with open(self.path, "w") as f:
+            f.write(text)
+        self.log = open(os.path.join(tmp, "daemon.log"), "w")
+        env = dict(os.environ, THONGSUOT_API_TOKEN=TOKEN, RUST_LOG="warn")
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen([BIN, "run", "--config", self.path], stderr=self.log, env=env)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def scrape(self):
+        body, secs = http_get(self.url("/metrics"), timeout=60)
+        return body.decode(), secs, len(body)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def measure(d, interval, seconds, expected):
+    """Skips one interval (all targets started), then measures `seconds`."""
+    time.sleep(interval + 2)
+    t_a, cpu_a = time.monotonic(), cpu_seconds(d.proc.pid)
+    (text, _, _) = d.scrape()
+    probes_a, lag_a, _ = parse_metrics(text)
+    time.sleep(seconds)
+    t_b, cpu_b = time.monotonic(), cpu_seconds(d.proc.pid)
+    (text, render, size) = d.scrape()
+    probes_b, lag_b, _ = parse_metrics(text)
+    dt = t_b - t_a
+    done = sum(probes_b.values()) - sum(probes_a.values())
+    failed = done - (probes_b.get("success", 0) - probes_a.get("success", 0))
+    return {
+        "scheduled_per_s": expected,
+        "achieved_per_s": round(done / dt, 1),
+        "cpu_ms_per_probe": round((cpu_b - cpu_a) * 1000 / done, 4) if done else None,
+        "cpu_cores": round((cpu_b - cpu_a) / dt, 3),
+        "false_failures": int(failed),
+        "failures_by_reason": {k: int(v - probes_a.get(k, 0)) for k, v in probes_b.items() if k != "success" and v - probes_a.get(k, 0) > 0},
+        "lag_p50_s": quantile(lag_a, lag_b, 0.5),
+        "lag_p99_s": quantile(lag_a, lag_b, 0.99),
+        "lag_buckets": {str(k): int(lag_b[k] - lag_a.get(k, 0)) for k in sorted(lag_b)},
+        "rss_mb": round(rss_bytes(d.proc.pid) / 2**20, 1),
+        "metrics_render_s": round(render, 3),
+        "metrics_bytes": size,
+    }
+
+
+def bench_kind(kind, rate, seconds, peers, tmp):
+    interval = 10
+    n = rate * interval
+    port = free_port()
+    d = Daemon(config([kind], n, interval, peers, port, os.path.join(tmp, "state-" + kind), histograms=False), tmp)
+    try:
+        wait(lambda: parse_metrics(d.scrape()[0])[2] >= n, 60, "targets scheduled")
+        r = measure(d, interval, seconds, rate)
+        r.update(kind=kind, targets=n, interval_s=interval)
+        return r
+    finally:
+        d.stop()
+
+
+BLACKBOX_MODULES = """modules:
+  http_2xx: {prober: http, timeout: 5s, http: {preferred_ip_protocol: ip4}}
+  tcp_connect: {prober: tcp, timeout: 5s, tcp: {preferred_ip_protocol: ip4}}
+  icmp: {prober: icmp, timeout: 5s, icmp: {preferred_ip_protocol: ip4}}
+  dns: {prober: dns, timeout: 5s, dns: {query_name: thi.example.vn, preferred_ip_protocol: ip4, transport_protocol: udp}}
+"""
+
+
+def bench_blackbox(kind, seconds, peers, tmp):
+    """blackbox_exporter driven as fast as it goes by wrk (16 connections): CPU per probe and
+    probes/s. Each /probe request is one probe."""
+    exe = next((p for p in ("/usr/bin/prometheus-blackbox-exporter", "/usr/bin/blackbox_exporter") if os.path.exists(p)), None)
+    if exe is None:
+        return None
+    conf = os.path.join(tmp, "blackbox.yml")
+    with open(conf, "w") as f:
+        f.write(BLACKBOX_MODULES)
+    port = free_port()
+    p = subprocess.Popen([exe, "--config.file", conf, "--web.listen-address", "127.0.0.1:%d" % port, "--log.level", "error"],
+                         stderr=subprocess.DEVNULL)
+    try:
+        wait(lambda: http_get("http://127.0.0.1:%d/" % port, 2), 10, "blackbox_exporter")
+        target = {
+            "http": ("http_2xx", "http://127.0.0.1:%d/bb" % peers.http_port),
+            "tcp": ("tcp_connect", "127.0.0.1:%d" % peers.http_port),
+            "icmp": ("icmp", "127.0.0.2"),
+            "dns": ("dns", "127.0.0.1:%d" % peers.dns_port),
+        }[kind]
+        path = "/probe?module=%s&target=%s" % target
+        cpu_a = cpu_seconds(p.pid)
+        out = subprocess.run(["wrk", "-t1", "-c16", "-d%ds" % seconds, "--latency", "http://127.0.0.1:%d%s" % (port, path)],
+                             capture_output=True, text=True).stdout
+        cpu_b = cpu_seconds(p.pid)
+        reqs = int(re.search(r"(\d+) requests in", out).group(1))
+        ok = http_get("http://127.0.0.1:%d%s" % (port, path))[0].decode()
+        return {
+            "kind": kind,
+            "probes_per_s": round(reqs / seconds, 1),
+            "cpu_ms_per_probe": round((cpu_b - cpu_a) * 1000 / reqs, 4) if reqs else None,
+            "cpu_cores": round((cpu_b - cpu_a) / seconds, 3),
+            "probe_success": "probe_success 1" in ok,
+        }
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def kinds_table(rate, seconds, peers, tmp, only, blackbox=True):
+    rows = []
+    for kind in only:
+        ours = bench_kind(kind, rate, seconds, peers, tmp)
+        bb = bench_blackbox(kind, seconds, peers, tmp) if blackbox else None
+        if bb and ours.get("cpu_ms_per_probe") and bb.get("cpu_ms_per_probe"):
+            ours["blackbox"] = bb
+            ours["cpu_ratio_blackbox_over_ours"] = round(bb["cpu_ms_per_probe"] / ours["cpu_ms_per_probe"], 1)
+        rows.append(ours)
+        print_row(ours)
+    return rows
+
+
+def print_row(r):
+    bb = r.get("blackbox") or {}
+    print(
+        "%-5s %7d targets  %7.1f/%-6d probes/s  cpu %.4f ms/probe (%.2f cores)  lag p50 %s p99 %s  false failures %d  rss %.0f MB"
+        "  | blackbox %s ms/probe at %s probes/s -> %sx"
+        % (r["kind"], r["targets"], r["achieved_per_s"], r["scheduled_per_s"], r["cpu_ms_per_probe"] or -1, r["cpu_cores"],
+           r["lag_p50_s"], r["lag_p99_s"], r["false_failures"], r["rss_mb"], bb.get("cpu_ms_per_probe"), bb.get("probes_per_s"),
+           r.get("cpu_ratio_blackbox_over_ours")),
+        flush=True,
+    )
+
+
+def scale(targets, interval, seconds, peers, tmp):
+    port = free_port()
+    kinds = ["tcp", "http", "icmp", "dns"]
+    text = config(kinds, targets, interval, peers, port, os.path.join(tmp, "state-scale"), histograms=False)
+    d = Daemon(text, tmp)
+    try:
+        wait(lambda: parse_metrics(d.scrape()[0])[2] >= targets, 120, "targets scheduled")
+        startup = time.monotonic() - d.t0
+        r = measure(d, interval, seconds, round(targets / interval, 1))
+        t = time.monotonic()
+        body, _ = http_get(d.url("/-/reload"), timeout=120, data=b"", headers={"Authorization": "Bearer " + TOKEN})
+        reload_s = time.monotonic() - t
+        r.update(targets=targets, interval_s=interval, startup_s=round(startup, 2), reload_s=round(reload_s, 3),
+                 rss_per_target_bytes=round(r["rss_mb"] * 2**20 / targets))
+        print("scale: %s" % json.dumps(r), flush=True)
+        return r
+    finally:
+        d.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["kinds", "scale", "all"])
+    ap.add_argument("--rate", type=int, default=2000)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--targets", type=int, default=100000)
+    ap.add_argument("--interval", type=int, default=60)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "latest.json"))
+    ap.add_argument("--only", default="tcp,http,icmp,dns", help="kinds to run, comma-separated")
+    ap.add_argument("--no-blackbox", action="store_true", help="skip the blackbox_exporter comparison")
+    a = ap.parse_args()
+    if not os.path.exists(BIN):
+        raise SystemExit("build first: cargo build --release")
+    tmp = tempfile.mkdtemp(prefix="thongsuot-bench-")
+    peers = Peers(tmp)
+    result = {"machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
+    try:
+        if a.what in ("kinds", "all"):
+            result["kinds"] = kinds_table(a.rate, a.seconds, peers, tmp, a.only.split(","), not a.no_blackbox)
+        if a.what in ("scale", "all"):
+            result["scale"] = scale(a.targets, a.interval, a.seconds, peers, tmp)
+    finally:
+        peers.stop()
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print("written", a.out)
+
+
+if __name__ == "__main__":
+    main()
