@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod notify;
 pub mod probe;
 pub mod report;
+pub mod rules;
 pub mod scheduler;
 pub mod server;
 pub mod sla;

@@ -30,6 +30,15 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Prometheus recording and alerting rules (YAML) equivalent to the built-in breach logic,
+    /// for deployments that alert through Prometheus + Alertmanager.
+    Rules {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The Prometheus job name that scrapes the daemons.
+        #[arg(long, default_value = "thongsuot")]
+        job: String,
+    },
     /// Send a sample breach e-mail to ADDRESS through the configured [smtp], to check the
     /// settings (or write it as an .eml file when no [smtp] is configured).
     TestEmail {
@@ -78,6 +87,13 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
         Command::TestEmail { config, to, lang } => test_email(&config, &to, lang),
+        Command::Rules { config, job } => match load(&config) {
+            Ok(c) => {
+                print!("{}", thongsuot::rules::generate(&c, &job));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
         Command::Report { config, period, from, to, format, lang, output } => {
             report(&config, period, from.zip(to), format, lang, output)
         }
@@ -134,6 +150,8 @@ fn test_email(path: &std::path::Path, to: &str, lang: Option<String>) -> ExitCod
         reason: Some("timeout".into()),
         detail: Some("sample: no answer within 3s".into()),
         availability: Some(0.9971),
+        downtime_ms: 252_000,
+        observed_ms: 86_400_000,
         breach: true,
         ack_link: None,
     };

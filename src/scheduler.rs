@@ -253,7 +253,7 @@ impl Scheduler {
                         last_failure: None,
                         last_failure_reason: None,
                         consecutive_failures: 0,
-                        downtime_seconds: 0.0,
+                        downtime_seconds: downtime_ms.max(0) as f64 / 1000.0,
                         flaps: 0,
                         interval_seconds: shared.config.borrow().interval_for(&target, now).as_secs_f64(),
                         packet_loss_ratio: None,

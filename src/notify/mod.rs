@@ -25,6 +25,15 @@ use db::{IncidentKind, IncidentRow, NotifyDb, Outgoing};
 use outbox::with_db;
 use render::{Context, Item, MailKind};
 
+/// A target's SLA figures in the period in force, as e-mails quote them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Impact {
+    availability: Option<f64>,
+    breach: bool,
+    downtime_ms: i64,
+    observed_ms: i64,
+}
+
 /// Commands from the HTTP API.
 pub enum Command {
     Ack { id: i64, by: String, reply: oneshot::Sender<Result<bool, String>> },
@@ -518,7 +527,7 @@ impl Notifier {
         let items: Vec<Item> = rows
             .iter()
             .map(|r| {
-                let (availability, breach) = impact.get(&r.target).copied().unwrap_or((None, false));
+                let im = impact.get(&r.target).copied().unwrap_or_default();
                 Item {
                     target: r.target.clone(),
                     description: config.targets.iter().find(|t| t.name == r.target).and_then(|t| t.description.clone()),
@@ -527,8 +536,10 @@ impl Notifier {
                     until_ms: r.closed_ms,
                     reason: r.reason.clone(),
                     detail: r.detail.clone(),
-                    availability,
-                    breach,
+                    availability: im.availability,
+                    downtime_ms: im.downtime_ms,
+                    observed_ms: im.observed_ms,
+                    breach: im.breach,
                     ack_link: match (&public, r.closed_ms) {
                         (Some(u), None) if kind != MailKind::Resolved => Some(self.key.link(u, r.id, at / 1000)),
                         _ => None,
@@ -627,7 +638,7 @@ impl Notifier {
     }
 
     /// Availability so far and breach per target in the period in force (else the last 24 h).
-    async fn impact(&self, config: &Config, now: DateTime<Utc>) -> (String, HashMap<String, (Option<f64>, bool)>) {
+    async fn impact(&self, config: &Config, now: DateTime<Utc>) -> (String, HashMap<String, Impact>) {
         let cfg = config.clone();
         let path = self.store_path.clone();
         let live = self.run_started;
@@ -646,7 +657,20 @@ impl Notifier {
             let map = report
                 .groups
                 .iter()
-                .flat_map(|g| g.targets.iter().map(|t| (t.name.clone(), (t.figures.availability, t.figures.breach))))
+                .flat_map(|g| {
+                    g.targets.iter().map(|t| {
+                        let f = &t.figures;
+                        (
+                            t.name.clone(),
+                            Impact {
+                                availability: f.availability,
+                                breach: f.breach,
+                                downtime_ms: f.downtime_ms,
+                                observed_ms: f.observed_ms,
+                            },
+                        )
+                    })
+                })
                 .collect();
             Some((name, map))
         })

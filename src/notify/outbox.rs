@@ -65,7 +65,14 @@ impl Transport {
 
     pub fn describe(&self, smtp: Option<&Smtp>) -> String {
         match (self, smtp) {
-            (Transport::Smtp(_), Some(s)) => format!("SMTP {}:{} ({:?})", s.host, s.port, s.tls),
+            (Transport::Smtp(_), Some(s)) => {
+                let tls = match s.tls {
+                    SmtpTls::None => "plain, no TLS",
+                    SmtpTls::Starttls => "STARTTLS",
+                    SmtpTls::Tls => "implicit TLS",
+                };
+                format!("SMTP {}:{} ({tls})", s.host, s.port)
+            }
             (Transport::Files(dir), _) => {
                 format!("no [smtp] configured: e-mails are written as .eml files to {}", dir.display())
             }

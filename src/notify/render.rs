@@ -55,6 +55,9 @@ pub struct Item {
     pub detail: Option<String>,
     /// Availability of the target so far in the current period, and whether it is breached.
     pub availability: Option<f64>,
+    /// Downtime and observed time behind that availability (ms).
+    pub downtime_ms: i64,
+    pub observed_ms: i64,
     pub breach: bool,
     pub ack_link: Option<String>,
 }
@@ -86,6 +89,8 @@ struct Words {
     congested_since: &'static str,
     up_again_after: &'static str,
     more_down: &'static str,
+    more_down_one: &'static str,
+    down_of_observed: &'static str,
     still_open: &'static str,
     unresolved: &'static str,
     resolved_n: &'static str,
@@ -130,6 +135,8 @@ const EN: Words = Words {
     congested_since: "congested since",
     up_again_after: "back after",
     more_down: "more incidents",
+    more_down_one: "more incident",
+    down_of_observed: "down of",
     still_open: "incidents still open",
     unresolved: "unresolved incidents",
     resolved_n: "incidents resolved",
@@ -174,6 +181,8 @@ const VI: Words = Words {
     congested_since: "nghẽn mạng từ",
     up_again_after: "đã khôi phục sau",
     more_down: "sự cố nữa",
+    more_down_one: "sự cố nữa",
+    down_of_observed: "gián đoạn trên",
     still_open: "sự cố chưa khắc phục",
     unresolved: "sự cố chưa được xử lý",
     resolved_n: "sự cố đã khắc phục",
@@ -239,6 +248,7 @@ pub fn subject(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> 
             format!("{} {} {}", i.target, w.up_again_after, dur(i.until_ms.unwrap_or(cx.now_ms) - i.since_ms))
         }
         (MailKind::Resolved, _) => format!("{} {}", items.len(), w.resolved_n),
+        (MailKind::FollowUp, _) if items.len() == 1 => format!("1 {}", w.more_down_one),
         (MailKind::FollowUp, _) => format!("{} {}", items.len(), w.more_down),
         (MailKind::Repeat, _) if items.len() > 1 => format!("{} {}", items.len(), w.still_open),
         (MailKind::Escalation, _) if items.len() > 1 => format!("{} {}", items.len(), w.unresolved),
@@ -314,10 +324,13 @@ pub fn render(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> (
         };
         let sla = match i.availability {
             Some(a) => format!(
-                "{} {}: {:.3} % — {}",
+                "{} {}: {:.3} % ({} {} {}) — {}",
                 w.availability_in,
                 cx.period,
                 a * 100.0,
+                dur(i.downtime_ms),
+                w.down_of_observed,
+                dur(i.observed_ms),
                 if i.breach { w.breached } else { w.not_breached }
             ),
             None => String::new(),
@@ -520,6 +533,8 @@ mod tests {
             reason: Some("timeout".into()),
             detail: Some("no answer within 3s".into()),
             availability: Some(0.9876),
+            downtime_ms: 480_000,
+            observed_ms: 38_880_000,
             breach: true,
             ack_link: Some("http://127.0.0.1:9798/api/v1/incidents/7/ack?expires=1&sig=ab".into()),
         }
@@ -552,7 +567,7 @@ mod tests {
             "8m 00s so far",
             "timeout — no answer within 3s",
             "vinhphuc-1",
-            "98.760 % — objective BREACHED",
+            "98.760 % (8m 00s down of 10h 48m 00s) — objective BREACHED",
             "Switch exam sites",
             "http://127.0.0.1:9798/",
             "/api/v1/incidents/7/ack",

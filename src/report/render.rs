@@ -176,10 +176,11 @@ pub fn dur(ms: i64) -> String {
         format!("{}h {:02}m {:02}s", s / 3600, (s % 3600) / 60, s % 60)
     } else if s >= 60 {
         format!("{}m {:02}s", s / 60, s % 60)
-    } else if ms % 1000 != 0 {
+    } else if ms < 10_000 && ms % 1000 != 0 {
+        // Short outages keep a decimal; from 10 s on, whole seconds (rounded).
         format!("{:.1}s", ms as f64 / 1000.0)
     } else {
-        format!("{s}s")
+        format!("{}s", (ms + 500) / 1000)
     }
 }
 
@@ -608,6 +609,8 @@ mod tests {
     fn durations() {
         assert_eq!(dur(0), "0s");
         assert_eq!(dur(1500), "1.5s");
+        assert_eq!(dur(43_001), "43s");
+        assert_eq!(dur(44_000), "44s");
         assert_eq!(dur(61_000), "1m 01s");
         assert_eq!(dur(3_723_000), "1h 02m 03s");
     }

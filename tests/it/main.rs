@@ -6,5 +6,6 @@ mod daemon;
 mod email;
 mod load;
 mod probes;
+mod rules;
 mod sla;
 mod support;
