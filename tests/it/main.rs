@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod daemon;
+mod dashboards;
 mod email;
 mod load;
 mod probes;

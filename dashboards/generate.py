@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Generates the Grafana dashboards in this folder (JSON, schemaVersion 39).
+
+    python3 dashboards/generate.py
+
+Every query is checked against a real Prometheus scraping a real daemon by the tests
+(tests/it/dashboards.rs). Edit here, not the JSON.
+"""
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'group=~"$group", vantage=~"$vantage"'
+
+
+def var_query(name, label, query, multi=True):
+    return {
+        "name": name, "label": label, "type": "query", "datasource": DS,
+        "query": {"query": query, "refId": "v_" + name}, "definition": query,
+        "refresh": 2, "multi": multi, "includeAll": True, "allValue": ".*",
+        "current": {"text": "All", "value": "$__all"}, "sort": 1,
+    }
+
+
+def templating(extra=()):
+    v = [
+        {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+         "current": {}, "hide": 0, "refresh": 1},
+        var_query("vantage", "Vantage", "label_values(thongsuot_build_info, vantage)"),
+        var_query("group", "Group", "label_values(thongsuot_target_up{vantage=~\"$vantage\"}, group)"),
+    ]
+    v.extend(extra)
+    return {"list": v}
+
+
+TARGET_VAR = var_query("target", "Target", 'label_values(thongsuot_target_up{group=~"$group"}, target)')
+PERIOD_VAR = var_query("period", "Period", "label_values(thongsuot_sla_availability_ratio, period)")
+
+_id = [0]
+
+
+def panel(kind, title, exprs, x, y, w, h, unit=None, thresholds=None, legend="{{target}}", options=None, description=""):
+    _id[0] += 1
+    targets = []
+    for i, e in enumerate(exprs):
+        expr, fmt = (e if isinstance(e, tuple) else (e, legend))
+        targets.append({"datasource": DS, "expr": expr, "legendFormat": fmt, "refId": chr(65 + i)})
+    defaults = {"color": {"mode": "thresholds" if thresholds else "palette-classic"}}
+    if unit:
+        defaults["unit"] = unit
+    if thresholds:
+        defaults["thresholds"] = {"mode": "absolute", "steps": thresholds}
+    p = {
+        "id": _id[0], "type": kind, "title": title, "description": description, "datasource": DS,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h}, "targets": targets,
+        "fieldConfig": {"defaults": defaults, "overrides": []}, "options": options or {},
+    }
+    return p
+
+
+RED_GREEN_100 = [{"color": "red", "value": None}, {"color": "green", "value": 1}]
+ZERO_GREEN = [{"color": "green", "value": None}, {"color": "red", "value": 1}]
+UP_MAPPING = {
+    "showValue": "never", "mergeValues": True, "rowHeight": 0.8,
+}
+
+
+def links():
+    return [{"title": "thongsuot", "type": "dashboards", "tags": ["thongsuot"], "asDropdown": False, "includeVars": True,
+             "keepTime": True}]
+
+
+def dashboard(uid, title, panels, extra_vars=()):
+    return {
+        "uid": uid, "title": title, "tags": ["thongsuot"], "timezone": "browser", "schemaVersion": 39,
+        "version": 1, "editable": True, "refresh": "30s", "time": {"from": "now-6h", "to": "now"},
+        "templating": templating(extra_vars), "links": links(), "panels": panels,
+        "annotations": {"list": []},
+    }
+
+
+def overview():
+    _id[0] = 0
+    return dashboard("thongsuot-overview", "thongsuot — exam period overview", [
+        panel("stat", "SLA compliance per group (objective 100 %)",
+              [('thongsuot_sla_availability_ratio{target="", period=~"$period", ' + SEL + "}", "{{group}} · {{period}}")],
+              0, 0, 12, 6, unit="percentunit", thresholds=RED_GREEN_100,
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background", "textMode": "value_and_name"},
+              description="Availability over observed time in each period; red below 100 %."),
+        panel("stat", "Targets down now", [("count(thongsuot_target_up{" + SEL + "} == 0) or vector(0)", "down")],
+              12, 0, 4, 6, thresholds=ZERO_GREEN, options={"colorMode": "background"}),
+        panel("stat", "Congested now", [("count(thongsuot_target_degraded{" + SEL + "} == 1) or vector(0)", "congested")],
+              16, 0, 4, 6, thresholds=ZERO_GREEN, options={"colorMode": "background"}),
+        panel("stat", "Groups in breach", [('count(thongsuot_sla_breach{target="", period=~"$period", ' + SEL + "} == 1) or vector(0)", "groups")],
+              20, 0, 4, 6, thresholds=ZERO_GREEN, options={"colorMode": "background"}),
+        panel("state-timeline", "State per target (1 up, 0 down)", ["thongsuot_target_up{" + SEL + "}"],
+              0, 6, 24, 10, thresholds=RED_GREEN_100, options=UP_MAPPING),
+        panel("table", "Breaches in the period", [('thongsuot_sla_breach{period=~"$period", ' + SEL + "} == 1", "{{group}} {{target}}")],
+              0, 16, 12, 8, options={"showHeader": True}),
+        panel("timeseries", "Confirmed downtime (s) per target", ["thongsuot_target_downtime_seconds_total{" + SEL + "}"],
+              12, 16, 12, 8, unit="s"),
+    ], extra_vars=[PERIOD_VAR])
+
+
+def carrier():
+    _id[0] = 0
+    sel_t = 'group=~"$group", target=~"$target", vantage=~"$vantage"'
+    return dashboard("thongsuot-carrier", "thongsuot — carrier detail", [
+        panel("timeseries", "Availability over the selected range", ["avg_over_time(thongsuot_target_up{" + sel_t + "}[$__range])"],
+              0, 0, 12, 8, unit="percentunit"),
+        panel("timeseries", "Probe duration by phase", [("thongsuot_probe_phase_duration_seconds{" + sel_t + "}", "{{target}} {{phase}}")],
+              12, 0, 12, 8, unit="s"),
+        panel("timeseries", "ICMP packet loss", ["thongsuot_icmp_packet_loss_ratio{" + sel_t + "}"], 0, 8, 12, 8, unit="percentunit"),
+        panel("timeseries", "ICMP round-trip time", ["thongsuot_icmp_rtt_seconds{" + sel_t + "}"], 12, 8, 12, 8, unit="s"),
+        panel("timeseries", "Failure reasons (probes/s)",
+              [('sum by (target, result) (rate(thongsuot_probes_total{result!="success", ' + sel_t + "}[$__rate_interval]))", "{{target}} {{result}}")],
+              0, 16, 12, 8, unit="reqps"),
+        panel("timeseries", "Probe success by vantage point", [("avg by (vantage) (thongsuot_probe_success{" + sel_t + "})", "{{vantage}}")],
+              12, 16, 12, 8, unit="percentunit"),
+    ], extra_vars=[TARGET_VAR])
+
+
+def self_monitoring():
+    _id[0] = 0
+    v = 'vantage=~"$vantage"'
+    return dashboard("thongsuot-self", "thongsuot — the monitor itself", [
+        panel("timeseries", "Probes per second", [("sum by (vantage) (rate(thongsuot_probes_total{" + v + "}[$__rate_interval]))", "{{vantage}}")],
+              0, 0, 12, 8, unit="reqps"),
+        panel("timeseries", "Scheduler lag p99", [("histogram_quantile(0.99, sum by (le, vantage) (rate(thongsuot_scheduler_lag_seconds_bucket{" + v + "}[$__rate_interval])))", "{{vantage}}")],
+              12, 0, 12, 8, unit="s"),
+        panel("timeseries", "Probes in flight", [("thongsuot_probes_in_flight", "{{instance}}")], 0, 8, 8, 8),
+        panel("timeseries", "Outbox (e-mails waiting)", [("thongsuot_outbox_pending", "{{instance}}")], 8, 8, 8, 8),
+        panel("timeseries", "Notification latency p95 (confirmed → accepted)",
+              [("histogram_quantile(0.95, sum by (le) (rate(thongsuot_notification_latency_seconds_bucket[1h])))", "p95")],
+              16, 8, 8, 8, unit="s"),
+        panel("timeseries", "SLA evaluation and store", [("thongsuot_sla_evaluation_duration_seconds", "evaluation {{instance}}"),
+                                                          ("thongsuot_store_errors_total", "store errors {{instance}}")], 0, 16, 8, 8),
+        panel("timeseries", "Resident memory", [("process_resident_memory_bytes{job=\"thongsuot\"}", "{{instance}}")], 8, 16, 8, 8, unit="bytes"),
+        panel("table", "Build", [("thongsuot_build_info{" + v + "}", "{{version}} {{vantage}}")], 16, 16, 8, 8),
+    ])
+
+
+def main():
+    for d in (overview(), carrier(), self_monitoring()):
+        with open(os.path.join(HERE, d["uid"] + ".json"), "w") as f:
+            json.dump(d, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
