@@ -24,6 +24,7 @@ pub struct Metrics {
     flaps: IntCounterVec,
     icmp_loss: GaugeVec,
     icmp_rtt: GaugeVec,
+    cert_expiry: GaugeVec,
     pub scheduler_lag: Histogram,
     pub probes_skipped: IntCounter,
     pub probes_in_flight: IntGauge,
@@ -103,6 +104,13 @@ impl Metrics {
                 opts(
                     "thongsuot_icmp_packet_loss_ratio",
                     "Share of echo requests of the last ICMP probe left unanswered.",
+                ),
+                &TARGET_LABELS,
+            )?,
+            cert_expiry: GaugeVec::new(
+                opts(
+                    "thongsuot_tls_cert_expiry_timestamp_seconds",
+                    "When the peer's leaf certificate expires (tls and https targets).",
                 ),
                 &TARGET_LABELS,
             )?,
@@ -212,6 +220,7 @@ impl Metrics {
         r.register(Box::new(m.flaps.clone()))?;
         r.register(Box::new(m.icmp_loss.clone()))?;
         r.register(Box::new(m.icmp_rtt.clone()))?;
+        r.register(Box::new(m.cert_expiry.clone()))?;
         r.register(Box::new(m.scheduler_lag.clone()))?;
         r.register(Box::new(m.probes_skipped.clone()))?;
         r.register(Box::new(m.probes_in_flight.clone()))?;
@@ -282,6 +291,9 @@ impl Metrics {
         for (phase, d) in outcome.phases.iter() {
             self.probe_phase.with_label_values(&[t, g, k, v, phase.label()]).set(d.as_secs_f64());
         }
+        if let Some(expiry) = outcome.cert_expiry {
+            self.cert_expiry.with_label_values(&[t, g, k, v]).set(expiry as f64);
+        }
         if let Some(e) = &outcome.echo {
             self.icmp_loss.with_label_values(&[t, g, k, v]).set(e.loss_ratio());
             if let Some(rtt) = e.rtt_avg {
@@ -336,6 +348,7 @@ impl Metrics {
         let _ = self.downtime.remove_label_values(&l);
         let _ = self.flaps.remove_label_values(&l);
         let _ = self.degraded.remove_label_values(&l);
+        let _ = self.cert_expiry.remove_label_values(&l);
         if tm.is_icmp {
             let _ = self.icmp_loss.remove_label_values(&l);
             let _ = self.icmp_rtt.remove_label_values(&l);

@@ -46,6 +46,7 @@ pub mod builtin {
     pub const MAX_LOSS: f64 = 0.02;
     pub const MAX_RTT: Duration = Duration::from_millis(300);
     pub const MAX_BODY_BYTES: usize = 1 << 20;
+    pub const MIN_DAYS_LEFT: u32 = 14;
     pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
     pub const POSTAL_POLL: Duration = Duration::from_secs(300);
     pub const POSTAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -984,11 +985,12 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
             "allow_empty",
             "recursion_desired",
         ],
+        "tls" => &["address", "server_name", "min_days_left", "tls_verify", "ca_file"],
         _ => return None,
     })
 }
 
-const PLANNED_KINDS: [&str; 5] = ["sip", "tls", "heartbeat", "sms", "call"];
+const PLANNED_KINDS: [&str; 4] = ["sip", "heartbeat", "sms", "call"];
 
 fn validate_target(
     cx: &mut Cx<'_>,
@@ -1009,10 +1011,12 @@ fn validate_target(
         if PLANNED_KINDS.contains(&kind) {
             cx.error(
                 t.kind.span(),
-                format!("{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns"),
+                format!(
+                    "{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns, tls"
+                ),
             );
         } else {
-            cx.error(t.kind.span(), format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns"));
+            cx.error(t.kind.span(), format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns, tls"));
         }
         return None;
     };
@@ -1077,6 +1081,7 @@ fn validate_target(
         "tcp" => tcp_spec(cx, t, &p),
         "http" => http_spec(cx, t, &p, base, env),
         "dns" => dns_spec(cx, t, &p),
+        "tls" => tls_spec(cx, t, &p, base),
         _ => None,
     }?;
     if let (Some(src), ProbeSpec::Dns(d)) = (binding.source, &spec)
@@ -1293,6 +1298,39 @@ fn http_spec(
         ca_file,
         follow_redirects: t.follow_redirects.as_ref().is_none_or(|b| *b.get_ref()),
         max_body_bytes,
+    }))
+}
+
+fn tls_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str, base: &Path) -> Option<ProbeSpec> {
+    let addr = required(cx, &t.address, t, p, "address")?;
+    let Some((host, port)) = host_port(addr.get_ref()) else {
+        cx.error(
+            addr.span(),
+            format!("{p}address must be \"host:port\" (e.g. \"portal.example.vn:443\"), not {:?}", addr.get_ref()),
+        );
+        return None;
+    };
+    let server_name = t.server_name.as_ref().map_or_else(|| host.clone(), |s| s.get_ref().clone());
+    if rustls::pki_types::ServerName::try_from(server_name.clone()).is_err() {
+        let span = t.server_name.as_ref().map_or(addr.span(), |s| s.span());
+        cx.error(span, format!("{p}server_name {server_name:?} is not a DNS name or IP address"));
+    }
+    let min_days_left =
+        cx.count(&t.min_days_left, &format!("{p}min_days_left: "), 0, 3650).unwrap_or(builtin::MIN_DAYS_LEFT);
+    let ca_file = t.ca_file.as_ref().map(|c| {
+        let path = resolve_path(base, c.get_ref());
+        if !path.is_file() {
+            cx.error(c.span(), format!("{p}ca_file {} does not exist", path.display()));
+        }
+        path
+    });
+    Some(ProbeSpec::Tls(crate::probe::tls::TlsSpec {
+        host,
+        port,
+        server_name,
+        min_days_left,
+        tls_verify: t.tls_verify.as_ref().is_none_or(|b| *b.get_ref()),
+        ca_file,
     }))
 }
 

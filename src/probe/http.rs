@@ -92,6 +92,7 @@ fn build_client(key: &ClientKey) -> Result<reqwest::Client, Failure> {
     crate::tls::ensure_crypto_provider();
     let mut b = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
+        .tls_info(true)
         .no_proxy()
         .user_agent(concat!("thongsuot/", env!("CARGO_PKG_VERSION")))
         .redirect(if key.follow_redirects {
@@ -152,6 +153,9 @@ async fn exchange(
 
     let t = Instant::now();
     let status = resp.status().as_u16();
+    if let Some(info) = resp.extensions().get::<reqwest::tls::TlsInfo>() {
+        out.cert_expiry = info.peer_certificate().and_then(super::tls::not_after);
+    }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(classify)? {
         if body.len() + chunk.len() > spec.max_body_bytes {

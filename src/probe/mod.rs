@@ -8,6 +8,7 @@ pub mod dns;
 pub mod http;
 pub mod icmp;
 pub mod tcp;
+pub mod tls;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -20,6 +21,7 @@ pub enum ProbeSpec {
     Tcp(tcp::TcpSpec),
     Http(http::HttpSpec),
     Dns(dns::DnsSpec),
+    Tls(tls::TlsSpec),
 }
 
 impl ProbeSpec {
@@ -30,6 +32,7 @@ impl ProbeSpec {
             ProbeSpec::Tcp(_) => "tcp",
             ProbeSpec::Http(_) => "http",
             ProbeSpec::Dns(_) => "dns",
+            ProbeSpec::Tls(_) => "tls",
         }
     }
 }
@@ -74,12 +77,14 @@ pub enum FailureKind {
     Loss,
     /// The probe could not be started here (no permission, bad source address).
     Setup,
+    /// The certificate expires sooner than `min_days_left` (or has expired).
+    CertExpiry,
     /// Any other I/O error.
     Io,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 16] = [
+    pub const ALL: [FailureKind; 17] = [
         FailureKind::Timeout,
         FailureKind::Refused,
         FailureKind::Unreachable,
@@ -95,6 +100,7 @@ impl FailureKind {
         FailureKind::Latency,
         FailureKind::Loss,
         FailureKind::Setup,
+        FailureKind::CertExpiry,
         FailureKind::Io,
     ];
 
@@ -116,6 +122,7 @@ impl FailureKind {
             FailureKind::Latency => "latency",
             FailureKind::Loss => "loss",
             FailureKind::Setup => "setup",
+            FailureKind::CertExpiry => "cert_expiry",
             FailureKind::Io => "io",
         }
     }
@@ -251,6 +258,8 @@ pub struct Outcome {
     pub phases: Phases,
     /// ICMP only.
     pub echo: Option<EchoStats>,
+    /// Expiry of the peer's leaf certificate (Unix seconds): tls and https.
+    pub cert_expiry: Option<i64>,
 }
 
 impl Outcome {
@@ -289,6 +298,7 @@ impl Default for Probers {
 pub enum Prepared {
     None,
     Http(http::PreparedHttp),
+    Tls(tls::PreparedTls),
 }
 
 /// Builds what a target needs before its first probe; errors are setup failures reported
@@ -296,6 +306,7 @@ pub enum Prepared {
 pub fn prepare(spec: &ProbeSpec, binding: &Binding, probers: &Probers) -> Result<Prepared, Failure> {
     match spec {
         ProbeSpec::Http(h) => http::prepare(h, binding, &probers.http).map(Prepared::Http),
+        ProbeSpec::Tls(t) => tls::prepare(t).map(Prepared::Tls),
         ProbeSpec::Icmp(_) | ProbeSpec::Tcp(_) | ProbeSpec::Dns(_) => Ok(Prepared::None),
     }
 }
@@ -315,12 +326,19 @@ pub async fn run(
         ProbeSpec::Tcp(s) => tcp::probe(s, binding, timeout).await,
         ProbeSpec::Http(s) => match prepared {
             Prepared::Http(p) => http::probe(s, p, timeout).await,
-            Prepared::None => Outcome {
+            _ => Outcome {
                 failure: Some(Failure::new(FailureKind::Setup, "HTTP client not prepared")),
                 ..Outcome::default()
             },
         },
         ProbeSpec::Dns(s) => dns::probe(s, binding, timeout).await,
+        ProbeSpec::Tls(s) => match prepared {
+            Prepared::Tls(p) => tls::probe(s, p, binding, timeout).await,
+            _ => Outcome {
+                failure: Some(Failure::new(FailureKind::Setup, "TLS client not prepared")),
+                ..Outcome::default()
+            },
+        },
     }
 }
 

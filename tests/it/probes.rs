@@ -241,3 +241,50 @@ async fn icmp_to_namespace_host_then_link_cut() {
     }
     assert!(back, "host did not answer again after the link was restored");
 }
+
+#[tokio::test]
+async fn tls_handshake_and_certificate_expiry() {
+    let (addr, ca, _dir, task) = tls_server_expiring_in(5).await;
+    let base = format!("kind = \"tls\"\naddress = \"localhost:{}\"\nca_file = \"{}\"", addr.port(), ca.display());
+
+    // Five days left against the default 14: a failure with the reason and the date.
+    let o = run(&target(&base)).await;
+    assert_eq!(kind(&o), Some(FailureKind::CertExpiry), "{o:?}");
+    assert!(
+        o.failure.as_ref().is_some_and(|f| f.detail.contains("expires in 4.") || f.detail.contains("expires in 5.")),
+        "{o:?}"
+    );
+    let days = (o.cert_expiry.expect("expiry measured") - chrono::Utc::now().timestamp()) as f64 / 86_400.0;
+    assert!((4.0..=6.0).contains(&days), "{days} days");
+    assert!(o.phases.get(probe::Phase::Tls).is_some());
+
+    let o = run(&target(&format!("{base}\nmin_days_left = 3"))).await;
+    assert!(o.ok(), "{o:?}");
+
+    // Without the CA the chain does not verify; with tls_verify = false expiry is still measured.
+    let o = run(&target(&format!("kind = \"tls\"\naddress = \"localhost:{}\"", addr.port()))).await;
+    assert_eq!(kind(&o), Some(FailureKind::Tls), "{o:?}");
+    let o = run(&target(&format!(
+        "kind = \"tls\"\naddress = \"localhost:{}\"\ntls_verify = false\nmin_days_left = 1",
+        addr.port()
+    )))
+    .await;
+    assert!(o.ok() && o.cert_expiry.is_some(), "{o:?}");
+
+    // A plain TCP listener is not TLS.
+    let plain = TcpServer::start(Some("220 not tls\r\n")).await;
+    let o = run(&target(&format!(
+        "kind = \"tls\"\naddress = \"{}\"\nserver_name = \"localhost\"\ntimeout = \"1s\"",
+        plain.addr
+    )))
+    .await;
+    assert!(matches!(kind(&o), Some(FailureKind::Tls) | Some(FailureKind::Timeout)), "{o:?}");
+    task.abort();
+
+    // HTTPS targets report their certificate's expiry too.
+    let s = HttpsServer::start().await;
+    let o =
+        run(&target(&format!("kind = \"http\"\nurl = \"{}\"\nca_file = \"{}\"", s.url("/ok"), s.ca_file.display())))
+            .await;
+    assert!(o.ok() && o.cert_expiry.is_some(), "{o:?}");
+}

@@ -731,3 +731,40 @@ pub fn with_subject<'a>(msgs: &'a [serde_json::Value], tag: &str, rcpt: &str) ->
 pub fn epoch(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
 }
+
+/// A TLS server (accepts the handshake, then holds the connection) whose self-signed
+/// certificate for `localhost` expires in `days` days. Returns (address, CA file, dir guard).
+pub async fn tls_server_expiring_in(
+    days: i64,
+) -> (SocketAddr, PathBuf, tempfile::TempDir, tokio::task::JoinHandle<()>) {
+    thongsuot::tls::ensure_crypto_provider();
+    let end = Utc::now() + chrono::Duration::days(days);
+    use chrono::Datelike;
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    params.not_after = rcgen::date_time_ymd(end.year(), end.month() as u8, end.day() as u8);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("cert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.pem()).expect("write ca");
+    let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der");
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key_der)
+        .expect("config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(s) = acceptor.accept(tcp).await {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    drop(s);
+                }
+            });
+        }
+    });
+    (addr, ca, dir, task)
+}
