@@ -347,6 +347,11 @@ fn evaluate_sla(
         v.reset();
     }
     metrics.sla_breach.reset();
+    metrics.period_active.reset();
+    for (name, window, _) in crate::report::metric_windows(config, now) {
+        let active = window.start <= now.timestamp_millis() && now.timestamp_millis() < window.end;
+        metrics.period_active.with_label_values(&[name.as_str(), vantage]).set(i64::from(active));
+    }
     for r in &reports {
         let p = r.window_name.as_str();
         for g in &r.groups {

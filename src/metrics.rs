@@ -36,6 +36,7 @@ pub struct Metrics {
     pub sla_availability: GaugeVec,
     pub sla_coverage: GaugeVec,
     pub sla_breach: IntGaugeVec,
+    pub period_active: IntGaugeVec,
     pub sla_budget: GaugeVec,
     pub store_errors: IntCounter,
     pub sla_eval_seconds: Gauge,
@@ -168,6 +169,13 @@ impl Metrics {
                 ),
                 &SLA_LABELS,
             )?,
+            period_active: IntGaugeVec::new(
+                opts(
+                    "thongsuot_period_active",
+                    "1 while the period is in force (last-24h always), 0 once it has ended.",
+                ),
+                &["period", "vantage"],
+            )?,
             sla_budget: GaugeVec::new(
                 opts(
                     "thongsuot_sla_error_budget_remaining_ratio",
@@ -232,6 +240,7 @@ impl Metrics {
         r.register(Box::new(m.sla_availability.clone()))?;
         r.register(Box::new(m.sla_coverage.clone()))?;
         r.register(Box::new(m.sla_breach.clone()))?;
+        r.register(Box::new(m.period_active.clone()))?;
         r.register(Box::new(m.sla_budget.clone()))?;
         r.register(Box::new(m.store_errors.clone()))?;
         r.register(Box::new(m.sla_eval_seconds.clone()))?;

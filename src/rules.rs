@@ -157,7 +157,9 @@ pub fn generate(config: &Config, job: &str) -> String {
         alert(
             &mut o,
             "ThongsuotSlaBreach",
-            &format!("thongsuot_sla_breach{{job=\"{job}\",group=\"{group}\",target=\"\"}} == 1"),
+            &format!(
+                "thongsuot_sla_breach{{job=\"{job}\",group=\"{group}\",target=\"\"}} == 1 and on (period, instance) thongsuot_period_active{{job=\"{job}\"}} == 1"
+            ),
             "",
             &[("severity", "breach".into()), ("group", g.name.clone())],
             &[

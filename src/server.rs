@@ -225,7 +225,7 @@ async fn ack_by_link(
         "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
          <title>thongsuot</title></head><body style=\"font-family:sans-serif;margin:2em\">\
          <h1>Xác nhận tiếp nhận sự cố #{id}?</h1><p>Acknowledge incident #{id}? Reminders and escalation stop; you are still told when it is resolved.</p>\
-         <form method=\"post\" action=\"/api/v1/incidents/{id}/ack?expires={}&amp;sig={}\"><button type=\"submit\" style=\"font-size:1.2em;padding:.5em 1.5em\">Xác nhận / Acknowledge</button></form></body></html>",
+         <form method=\"post\" action=\"?expires={}&amp;sig={}\"><button type=\"submit\" style=\"font-size:1.2em;padding:.5em 1.5em\">Xác nhận / Acknowledge</button></form></body></html>",
         q.expires,
         esc(&q.sig)
     );

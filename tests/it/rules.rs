@@ -48,6 +48,8 @@ tests:
         values: '0 0 1 1 1 1 1 1 1 1 1 1'
       - series: 'thongsuot_sla_breach{job="thongsuot",target="",group="vnpt",kind="",vantage="v1",period="exam-day-1"}'
         values: '0 0 1 1 1 1 1 1 1 1 1 1'
+      - series: 'thongsuot_period_active{job="thongsuot",period="exam-day-1",vantage="v1"}'
+        values: '1 1 1 1 1 1 1 1 1 1 1 1'
       - series: 'up{job="thongsuot",instance="d1"}'
         values: '1 1 1 1 0 0 0 0 0 0 0 0'
     alert_rule_test:
