@@ -71,7 +71,7 @@ pub fn thresholds(target: &Target) -> Thresholds {
     match &target.spec {
         probe::ProbeSpec::Icmp(s) => Thresholds { max_loss: Some(s.max_loss), max_latency: Some(s.max_rtt) },
         probe::ProbeSpec::Http(s) => Thresholds { max_loss: None, max_latency: s.max_latency },
-        probe::ProbeSpec::Tcp(_) | probe::ProbeSpec::Dns(_) | probe::ProbeSpec::Tls(_) => {
+        probe::ProbeSpec::Tcp(_) | probe::ProbeSpec::Dns(_) | probe::ProbeSpec::Tls(_) | probe::ProbeSpec::Sip(_) => {
             Thresholds { max_loss: None, max_latency: None }
         }
     }
@@ -168,7 +168,7 @@ impl Scheduler {
             };
             self.spawn(t.clone(), carried);
         }
-        for kind in ["icmp", "tcp", "http", "dns", "tls"] {
+        for kind in ["icmp", "tcp", "http", "dns", "tls", "sip"] {
             self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
         }
         applied

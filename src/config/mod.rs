@@ -986,11 +986,12 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
             "recursion_desired",
         ],
         "tls" => &["address", "server_name", "min_days_left", "tls_verify", "ca_file"],
+        "sip" => &["address", "transport", "expect_status", "any_response"],
         _ => return None,
     })
 }
 
-const PLANNED_KINDS: [&str; 4] = ["sip", "heartbeat", "sms", "call"];
+const PLANNED_KINDS: [&str; 3] = ["heartbeat", "sms", "call"];
 
 fn validate_target(
     cx: &mut Cx<'_>,
@@ -1012,11 +1013,14 @@ fn validate_target(
             cx.error(
                 t.kind.span(),
                 format!(
-                    "{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns, tls"
+                    "{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns, tls, sip"
                 ),
             );
         } else {
-            cx.error(t.kind.span(), format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns, tls"));
+            cx.error(
+                t.kind.span(),
+                format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns, tls, sip"),
+            );
         }
         return None;
     };
@@ -1082,6 +1086,7 @@ fn validate_target(
         "http" => http_spec(cx, t, &p, base, env),
         "dns" => dns_spec(cx, t, &p),
         "tls" => tls_spec(cx, t, &p, base),
+        "sip" => sip_spec(cx, t, &p),
         _ => None,
     }?;
     if let (Some(src), ProbeSpec::Dns(d)) = (binding.source, &spec)
@@ -1298,6 +1303,45 @@ fn http_spec(
         ca_file,
         follow_redirects: t.follow_redirects.as_ref().is_none_or(|b| *b.get_ref()),
         max_body_bytes,
+    }))
+}
+
+fn sip_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
+    let addr = required(cx, &t.address, t, p, "address")?;
+    let (host, port) = match host_port(addr.get_ref()) {
+        Some(hp) => hp,
+        None if !addr.get_ref().contains(':') => (addr.get_ref().clone(), 5060),
+        None => {
+            cx.error(
+                addr.span(),
+                format!("{p}address must be \"host[:port]\" (e.g. \"127.0.0.1:5060\"), not {:?}", addr.get_ref()),
+            );
+            return None;
+        }
+    };
+    let transport = match t.transport.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        None | Some(("udp", _)) => crate::probe::sip::SipTransport::Udp,
+        Some(("tcp", _)) => crate::probe::sip::SipTransport::Tcp,
+        Some((other, span)) => {
+            cx.error(span, format!("{p}transport must be udp or tcp, not {other:?}"));
+            crate::probe::sip::SipTransport::Udp
+        }
+    };
+    let mut expect_status = Vec::new();
+    if let Some(s) = &t.expect_status {
+        for code in s.get_ref() {
+            match u16::try_from(*code) {
+                Ok(c) if (100..700).contains(&c) => expect_status.push(c),
+                _ => cx.error(s.span(), format!("{p}expect_status: {code} is not a SIP response code")),
+            }
+        }
+    }
+    Some(ProbeSpec::Sip(crate::probe::sip::SipSpec {
+        host,
+        port,
+        transport,
+        expect_status,
+        any_response: t.any_response.as_ref().is_some_and(|b| *b.get_ref()),
     }))
 }
 

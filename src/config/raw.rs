@@ -162,6 +162,8 @@ pub struct RawTarget {
     // tls
     pub server_name: Opt<String>,
     pub min_days_left: Opt<i64>,
+    // sip
+    pub any_response: Opt<bool>,
     // heartbeat
     pub every: Opt<String>,
 }
@@ -210,6 +212,7 @@ impl RawTarget {
             recursion_desired,
             server_name,
             min_days_left,
+            any_response,
             every
         );
         v

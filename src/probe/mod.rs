@@ -7,6 +7,7 @@
 pub mod dns;
 pub mod http;
 pub mod icmp;
+pub mod sip;
 pub mod tcp;
 pub mod tls;
 
@@ -22,6 +23,7 @@ pub enum ProbeSpec {
     Http(http::HttpSpec),
     Dns(dns::DnsSpec),
     Tls(tls::TlsSpec),
+    Sip(sip::SipSpec),
 }
 
 impl ProbeSpec {
@@ -33,6 +35,7 @@ impl ProbeSpec {
             ProbeSpec::Http(_) => "http",
             ProbeSpec::Dns(_) => "dns",
             ProbeSpec::Tls(_) => "tls",
+            ProbeSpec::Sip(_) => "sip",
         }
     }
 }
@@ -307,7 +310,7 @@ pub fn prepare(spec: &ProbeSpec, binding: &Binding, probers: &Probers) -> Result
     match spec {
         ProbeSpec::Http(h) => http::prepare(h, binding, &probers.http).map(Prepared::Http),
         ProbeSpec::Tls(t) => tls::prepare(t).map(Prepared::Tls),
-        ProbeSpec::Icmp(_) | ProbeSpec::Tcp(_) | ProbeSpec::Dns(_) => Ok(Prepared::None),
+        ProbeSpec::Icmp(_) | ProbeSpec::Tcp(_) | ProbeSpec::Dns(_) | ProbeSpec::Sip(_) => Ok(Prepared::None),
     }
 }
 
@@ -332,6 +335,7 @@ pub async fn run(
             },
         },
         ProbeSpec::Dns(s) => dns::probe(s, binding, timeout).await,
+        ProbeSpec::Sip(s) => sip::probe(s, binding, timeout).await,
         ProbeSpec::Tls(s) => match prepared {
             Prepared::Tls(p) => tls::probe(s, p, binding, timeout).await,
             _ => Outcome {

@@ -288,3 +288,51 @@ async fn tls_handshake_and_certificate_expiry() {
             .await;
     assert!(o.ok() && o.cert_expiry.is_some(), "{o:?}");
 }
+
+#[tokio::test]
+async fn sip_options_against_kamailio() {
+    let Some((_k, port, _dir)) = start_kamailio(200, "OK") else { return };
+    for transport in ["udp", "tcp"] {
+        let o =
+            run(&target(&format!("kind = \"sip\"\naddress = \"127.0.0.1:{port}\"\ntransport = \"{transport}\""))).await;
+        assert!(o.ok(), "{transport}: {o:?}");
+        assert!(o.phases.get(probe::Phase::Processing).is_some());
+    }
+    // A server answering 503: a failure with the SIP status, unless any response is enough.
+    let Some((_k503, p503, _d503)) = start_kamailio(503, "Service Unavailable") else { return };
+    let o = run(&target(&format!("kind = \"sip\"\naddress = \"127.0.0.1:{p503}\""))).await;
+    assert_eq!(kind(&o), Some(FailureKind::Status), "{o:?}");
+    assert!(o.failure.as_ref().is_some_and(|f| f.detail == "SIP 503 Service Unavailable"), "{o:?}");
+    let o = run(&target(&format!("kind = \"sip\"\naddress = \"127.0.0.1:{p503}\"\nany_response = true"))).await;
+    assert!(o.ok(), "{o:?}");
+    let o = run(&target(&format!(
+        "kind = \"sip\"\naddress = \"127.0.0.1:{p503}\"\nexpect_status = [503]\ntransport = \"tcp\""
+    )))
+    .await;
+    assert!(o.ok(), "{o:?}");
+
+    // A dead port: UDP gets ICMP port unreachable (refused); TCP is refused.
+    let dead = free_udp_port();
+    let o = run(&target(&format!("kind = \"sip\"\naddress = \"127.0.0.1:{dead}\"\ntimeout = \"2s\""))).await;
+    assert!(matches!(kind(&o), Some(FailureKind::Refused) | Some(FailureKind::Timeout)), "{o:?}");
+    let o = run(&target(&format!("kind = \"sip\"\naddress = \"127.0.0.1:{dead}\"\ntransport = \"tcp\""))).await;
+    assert_eq!(kind(&o), Some(FailureKind::Refused), "{o:?}");
+
+    // A silent UDP peer: retransmitted on T1 timers, then one bounded timeout.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let counter = tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        let mut n = 0;
+        while tokio::time::timeout(Duration::from_secs(3), silent.recv(&mut buf)).await.is_ok_and(|r| r.is_ok()) {
+            n += 1;
+        }
+        n
+    });
+    let start = Instant::now();
+    let o = run(&target(&format!("kind = \"sip\"\naddress = \"{addr}\"\ntimeout = \"2s\""))).await;
+    assert_eq!(kind(&o), Some(FailureKind::Timeout), "{o:?}");
+    assert!(start.elapsed() < Duration::from_secs(4));
+    let sent = counter.await.expect("counter");
+    assert!((2..=4).contains(&sent), "{sent} transmissions in 2 s (T1 = 500 ms: at 0, 0.5, 1.5 s)");
+}

@@ -768,3 +768,50 @@ pub async fn tls_server_expiring_in(
     });
     (addr, ca, dir, task)
 }
+
+/// kamailio answering OPTIONS with `code reason` on UDP and TCP 127.0.0.1:PORT.
+pub fn start_kamailio(code: u16, reason: &str) -> Option<(Proc, u16, tempfile::TempDir)> {
+    if !require_tool("kamailio", "kamailio") {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let modules = ["/usr/lib/x86_64-linux-gnu/kamailio/modules/", "/usr/lib/kamailio/modules/"]
+        .into_iter()
+        .find(|p| Path::new(p).join("sl.so").exists())
+        .expect("kamailio modules (sl.so)");
+    for _ in 0..5 {
+        let port = free_udp_port();
+        let cfg = dir.path().join("kamailio.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "#!KAMAILIO\ndebug=1\nlog_stderror=yes\nfork=no\nchildren=1\nlisten=udp:127.0.0.1:{port}\nlisten=tcp:127.0.0.1:{port}\n\
+                 mpath=\"{modules}\"\nloadmodule \"sl.so\"\nloadmodule \"pv.so\"\n\
+                 request_route {{\n  if ($rm == \"OPTIONS\") {{ sl_send_reply(\"{code}\", \"{reason}\"); exit; }}\n  sl_send_reply(\"404\", \"Not here\");\n}}\n"
+            ),
+        )
+        .expect("kamailio.cfg");
+        let child = Command::new("kamailio")
+            .arg("-f")
+            .arg(&cfg)
+            .args(["-DD", "-E", "-P"])
+            .arg(dir.path().join("kamailio.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kamailio");
+        let mut p = Proc(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = p.0.try_wait() {
+                break;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some((p, port, dir));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = p.0.kill();
+    }
+    panic!("kamailio did not start");
+}

@@ -1,0 +1,203 @@
+//! SIP: an OPTIONS request to a server or trunk over UDP (retransmitted on RFC 3261 timers within
+//! the probe timeout) or TCP; success on a final response whose code is expected (default any
+//! 2xx), or on any response when `any_response` is set.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
+
+use super::{Binding, Failure, FailureKind, Outcome, Phase, resolve_one};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SipTransport {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SipSpec {
+    pub host: String,
+    pub port: u16,
+    pub transport: SipTransport,
+    /// Final response codes that count as success; empty means any 2xx.
+    pub expect_status: Vec<u16>,
+    /// Any response at all proves the server is alive (e.g. trunks that answer 403/405).
+    pub any_response: bool,
+}
+
+/// RFC 3261 T1 and T2.
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+/// A SIP response larger than this is not one we need.
+const MAX_RESPONSE: usize = 16 * 1024;
+
+fn token() -> String {
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The OPTIONS request, with the headers real servers (kamailio, Asterisk, SBCs) require.
+pub fn request(spec: &SipSpec, local: SocketAddr, call_id: &str, branch: &str, tag: &str) -> String {
+    let transport = match spec.transport {
+        SipTransport::Udp => "UDP",
+        SipTransport::Tcp => "TCP",
+    };
+    let host = if spec.host.contains(':') { format!("[{}]", spec.host) } else { spec.host.clone() };
+    let local_host = match local {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
+    format!(
+        "OPTIONS sip:{host}:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/{transport} {local_host}:{lport};branch=z9hG4bK{branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:thongsuot@{local_host}>;tag={tag}\r\n\
+         To: <sip:{host}:{port}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Contact: <sip:thongsuot@{local_host}:{lport}>\r\n\
+         Accept: application/sdp\r\n\
+         User-Agent: thongsuot/{version}\r\n\
+         Content-Length: 0\r\n\r\n",
+        port = spec.port,
+        lport = local.port(),
+        version = env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// (code, reason) of a response for our Call-ID; None for anything else (pure, for tests).
+pub fn parse_response(buf: &[u8], call_id: &str) -> Option<(u16, String)> {
+    let text = std::str::from_utf8(buf).ok()?;
+    let mut lines = text.split("\r\n");
+    let status = lines.next()?;
+    let rest = status.strip_prefix("SIP/2.0 ")?;
+    let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+    let code: u16 = code.parse().ok().filter(|c| (100..700).contains(c))?;
+    let ours = lines.take_while(|l| !l.is_empty()).any(|l| {
+        let (name, value) = l.split_once(':').unwrap_or(("", ""));
+        let name = name.trim().to_ascii_lowercase();
+        (name == "call-id" || name == "i") && value.trim() == call_id
+    });
+    ours.then(|| (code, reason.trim().to_string()))
+}
+
+pub async fn probe(spec: &SipSpec, binding: &Binding, timeout: Duration) -> Outcome {
+    let start = Instant::now();
+    let mut out = Outcome::default();
+    let deadline = tokio::time::Instant::from_std(start + timeout);
+    let r = tokio::time::timeout_at(deadline, exchange(spec, binding, &mut out, start)).await;
+    out.failure = match r {
+        Ok(Ok(())) => None,
+        Ok(Err(f)) => Some(f),
+        Err(_) => Some(Failure::timeout(Phase::Processing, timeout)),
+    };
+    out.elapsed = start.elapsed();
+    out
+}
+
+fn verdict(spec: &SipSpec, code: u16, reason: &str) -> Result<(), Failure> {
+    let ok = spec.any_response
+        || if spec.expect_status.is_empty() { (200..300).contains(&code) } else { spec.expect_status.contains(&code) };
+    if ok { Ok(()) } else { Err(Failure::new(FailureKind::Status, format!("SIP {code} {reason}"))) }
+}
+
+async fn exchange(spec: &SipSpec, binding: &Binding, out: &mut Outcome, start: Instant) -> Result<(), Failure> {
+    let addr = resolve_one(&spec.host, spec.port, binding).await?;
+    out.phases.set(Phase::Resolve, start.elapsed());
+    let (call_id, branch, tag) = (format!("{}@thongsuot", token()), token(), token());
+    match spec.transport {
+        SipTransport::Udp => {
+            let local = match binding.source {
+                Some(src) => SocketAddr::new(src, 0),
+                None if addr.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
+                None => SocketAddr::from(([0u16; 8], 0)),
+            };
+            let sock = UdpSocket::bind(local).await.map_err(|e| Failure::io(&format!("bind {local}"), &e))?;
+            if let Some(dev) = &binding.interface {
+                sock.bind_device(Some(dev.as_bytes()))
+                    .map_err(|e| Failure::io(&format!("bind to device {dev}"), &e))?;
+            }
+            sock.connect(addr).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+            let local = sock.local_addr().map_err(|e| Failure::io("local address", &e))?;
+            let msg = request(spec, local, &call_id, &branch, &tag);
+            let t = Instant::now();
+            sock.send(msg.as_bytes()).await.map_err(|e| Failure::io("send OPTIONS", &e))?;
+            let mut wait = T1;
+            let mut buf = vec![0u8; MAX_RESPONSE];
+            // Retransmit on T1, 2·T1, … capped at T2 until a response; the probe's deadline ends it.
+            loop {
+                match tokio::time::timeout(wait, sock.recv(&mut buf)).await {
+                    Ok(Ok(n)) => {
+                        if let Some((code, reason)) = parse_response(&buf[..n], &call_id) {
+                            if code >= 200 || spec.any_response {
+                                out.phases.set(Phase::Processing, t.elapsed());
+                                return verdict(spec, code, &reason);
+                            }
+                            // Provisional: the server has it; wait without retransmitting faster.
+                            wait = T2;
+                        }
+                    }
+                    Ok(Err(e)) => return Err(Failure::io("receive", &e)),
+                    Err(_) => {
+                        sock.send(msg.as_bytes()).await.map_err(|e| Failure::io("retransmit OPTIONS", &e))?;
+                        wait = (wait * 2).min(T2);
+                    }
+                }
+            }
+        }
+        SipTransport::Tcp => {
+            let t = Instant::now();
+            let mut stream =
+                super::tcp::connect(addr, binding).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+            out.phases.set(Phase::Connect, t.elapsed());
+            let local = stream.local_addr().map_err(|e| Failure::io("local address", &e))?;
+            let msg = request(spec, local, &call_id, &branch, &tag);
+            let t = Instant::now();
+            stream.write_all(msg.as_bytes()).await.map_err(|e| Failure::io("send OPTIONS", &e))?;
+            let mut buf = Vec::with_capacity(2048);
+            let mut chunk = [0u8; 2048];
+            loop {
+                let n = stream.read(&mut chunk).await.map_err(|e| Failure::io("receive", &e))?;
+                if n == 0 {
+                    return Err(Failure::new(FailureKind::Reset, "connection closed before a final response"));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                // Responses end their headers with an empty line (no body for OPTIONS here).
+                while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head: Vec<u8> = buf.drain(..end + 4).collect();
+                    if let Some((code, reason)) = parse_response(&head, &call_id)
+                        && (code >= 200 || spec.any_response)
+                    {
+                        out.phases.set(Phase::Processing, t.elapsed());
+                        return verdict(spec, code, &reason);
+                    }
+                }
+                if buf.len() > MAX_RESPONSE {
+                    return Err(Failure::new(FailureKind::Protocol, "oversized SIP response"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_only_our_responses() {
+        let r = b"SIP/2.0 200 OK\r\nVia: x\r\nCall-ID: abc@thongsuot\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(parse_response(r, "abc@thongsuot"), Some((200, "OK".into())));
+        assert_eq!(parse_response(r, "other"), None);
+        assert_eq!(
+            parse_response(b"SIP/2.0 503 Service Unavailable\r\ni: z\r\n\r\n", "z"),
+            Some((503, "Service Unavailable".into()))
+        );
+        assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n\r\n", "z"), None);
+        assert_eq!(parse_response(b"SIP/2.0 999 no\r\ni: z\r\n\r\n", "z"), None);
+        assert_eq!(parse_response(&[0xff, 0xfe], "z"), None);
+    }
+}
