@@ -146,11 +146,12 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         crate::store::writer::spawn(store, move |_| errors.store_errors.inc()).map_err(DaemonError::Writer)?;
 
     let board = Arc::new(Board::default());
+    let pushes = Arc::new(crate::probe::heartbeat::Heartbeats::default());
     let (events_tx, events_rx) = mpsc::channel(4096);
     let config = Arc::new(config);
     let (config_tx, config_rx) = watch::channel(config.clone());
     let shared = Arc::new(Shared {
-        probers: Probers::new(),
+        probers: Probers::with_heartbeats(pushes.clone()),
         metrics: metrics.clone(),
         board: board.clone(),
         semaphore: Arc::new(Semaphore::new(config.daemon.max_in_flight)),
@@ -220,6 +221,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         notify: notify_handle,
         ack_key,
         incidents: notify_db,
+        heartbeats: pushes,
     });
     let server_stop = root.clone();
     let server = tokio::spawn(async move {

@@ -71,9 +71,11 @@ pub fn thresholds(target: &Target) -> Thresholds {
     match &target.spec {
         probe::ProbeSpec::Icmp(s) => Thresholds { max_loss: Some(s.max_loss), max_latency: Some(s.max_rtt) },
         probe::ProbeSpec::Http(s) => Thresholds { max_loss: None, max_latency: s.max_latency },
-        probe::ProbeSpec::Tcp(_) | probe::ProbeSpec::Dns(_) | probe::ProbeSpec::Tls(_) | probe::ProbeSpec::Sip(_) => {
-            Thresholds { max_loss: None, max_latency: None }
-        }
+        probe::ProbeSpec::Tcp(_)
+        | probe::ProbeSpec::Dns(_)
+        | probe::ProbeSpec::Tls(_)
+        | probe::ProbeSpec::Sip(_)
+        | probe::ProbeSpec::Heartbeat(_) => Thresholds { max_loss: None, max_latency: None },
     }
 }
 
@@ -168,7 +170,7 @@ impl Scheduler {
             };
             self.spawn(t.clone(), carried);
         }
-        for kind in ["icmp", "tcp", "http", "dns", "tls", "sip"] {
+        for kind in ["icmp", "tcp", "http", "dns", "tls", "sip", "heartbeat"] {
             self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
         }
         applied

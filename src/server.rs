@@ -32,6 +32,7 @@ pub struct AppState {
     pub notify: crate::notify::NotifyHandle,
     pub ack_key: Arc<crate::notify::ack::AckKey>,
     pub incidents: Arc<std::sync::Mutex<crate::notify::db::NotifyDb>>,
+    pub heartbeats: Arc<crate::probe::heartbeat::Heartbeats>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status", get(status))
         .route("/-/reload", post(reload))
         .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/heartbeat/{target}", post(heartbeat))
         .route("/api/v1/incidents/{id}/ack", get(ack_by_link).post(ack_post))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
@@ -274,4 +276,23 @@ async fn ack_by_token(s: AppState, id: i64, headers: HeaderMap) -> Response {
         Ok(false) => (StatusCode::NOT_FOUND, "no such incident\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
     }
+}
+
+/// A push from a heartbeat target (an exam site behind NAT): bearer token required.
+async fn heartbeat(
+    State(s): State<AppState>,
+    axum::extract::Path(target): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let config = s.config.borrow().clone();
+    if let Err(e) = authorized(&config, &headers) {
+        return e.into_response();
+    }
+    let known =
+        config.targets.iter().any(|t| t.name == target && matches!(t.spec, crate::probe::ProbeSpec::Heartbeat(_)));
+    if !known {
+        return (StatusCode::NOT_FOUND, "no heartbeat target of that name\n").into_response();
+    }
+    s.heartbeats.record(&target);
+    (StatusCode::OK, "ok\n").into_response()
 }

@@ -987,11 +987,12 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
         ],
         "tls" => &["address", "server_name", "min_days_left", "tls_verify", "ca_file"],
         "sip" => &["address", "transport", "expect_status", "any_response"],
+        "heartbeat" => &["every"],
         _ => return None,
     })
 }
 
-const PLANNED_KINDS: [&str; 3] = ["heartbeat", "sms", "call"];
+const PLANNED_KINDS: [&str; 2] = ["sms", "call"];
 
 fn validate_target(
     cx: &mut Cx<'_>,
@@ -1013,13 +1014,13 @@ fn validate_target(
             cx.error(
                 t.kind.span(),
                 format!(
-                    "{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns, tls, sip"
+                    "{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns, tls, sip, heartbeat"
                 ),
             );
         } else {
             cx.error(
                 t.kind.span(),
-                format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns, tls, sip"),
+                format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns, tls, sip, heartbeat"),
             );
         }
         return None;
@@ -1087,6 +1088,13 @@ fn validate_target(
         "dns" => dns_spec(cx, t, &p),
         "tls" => tls_spec(cx, t, &p, base),
         "sip" => sip_spec(cx, t, &p),
+        "heartbeat" => {
+            let every =
+                required(cx, &t.every, t, &p, "every").and_then(|_| cx.duration(&t.every, &format!("{p}every: ")));
+            every.map(|every| {
+                ProbeSpec::Heartbeat(crate::probe::heartbeat::HeartbeatSpec { name: t.name.get_ref().clone(), every })
+            })
+        }
         _ => None,
     }?;
     if let (Some(src), ProbeSpec::Dns(d)) = (binding.source, &spec)

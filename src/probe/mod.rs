@@ -5,6 +5,7 @@
 //! the SLA ledger or alerts; the scheduler does that with what they return.
 
 pub mod dns;
+pub mod heartbeat;
 pub mod http;
 pub mod icmp;
 pub mod sip;
@@ -24,6 +25,7 @@ pub enum ProbeSpec {
     Dns(dns::DnsSpec),
     Tls(tls::TlsSpec),
     Sip(sip::SipSpec),
+    Heartbeat(heartbeat::HeartbeatSpec),
 }
 
 impl ProbeSpec {
@@ -36,6 +38,7 @@ impl ProbeSpec {
             ProbeSpec::Dns(_) => "dns",
             ProbeSpec::Tls(_) => "tls",
             ProbeSpec::Sip(_) => "sip",
+            ProbeSpec::Heartbeat(_) => "heartbeat",
         }
     }
 }
@@ -283,11 +286,17 @@ impl Outcome {
 pub struct Probers {
     pub icmp: icmp::IcmpClients,
     pub http: http::HttpClients,
+    /// Shared with the HTTP server, which records the pushes.
+    pub heartbeats: std::sync::Arc<heartbeat::Heartbeats>,
 }
 
 impl Probers {
     pub fn new() -> Probers {
-        Probers { icmp: icmp::IcmpClients::default(), http: http::HttpClients::default() }
+        Probers::with_heartbeats(std::sync::Arc::default())
+    }
+
+    pub fn with_heartbeats(heartbeats: std::sync::Arc<heartbeat::Heartbeats>) -> Probers {
+        Probers { icmp: icmp::IcmpClients::default(), http: http::HttpClients::default(), heartbeats }
     }
 }
 
@@ -310,7 +319,9 @@ pub fn prepare(spec: &ProbeSpec, binding: &Binding, probers: &Probers) -> Result
     match spec {
         ProbeSpec::Http(h) => http::prepare(h, binding, &probers.http).map(Prepared::Http),
         ProbeSpec::Tls(t) => tls::prepare(t).map(Prepared::Tls),
-        ProbeSpec::Icmp(_) | ProbeSpec::Tcp(_) | ProbeSpec::Dns(_) | ProbeSpec::Sip(_) => Ok(Prepared::None),
+        ProbeSpec::Icmp(_) | ProbeSpec::Tcp(_) | ProbeSpec::Dns(_) | ProbeSpec::Sip(_) | ProbeSpec::Heartbeat(_) => {
+            Ok(Prepared::None)
+        }
     }
 }
 
@@ -336,6 +347,7 @@ pub async fn run(
         },
         ProbeSpec::Dns(s) => dns::probe(s, binding, timeout).await,
         ProbeSpec::Sip(s) => sip::probe(s, binding, timeout).await,
+        ProbeSpec::Heartbeat(s) => heartbeat::probe(s, &probers.heartbeats),
         ProbeSpec::Tls(s) => match prepared {
             Prepared::Tls(p) => tls::probe(s, p, binding, timeout).await,
             _ => Outcome {

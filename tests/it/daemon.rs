@@ -184,3 +184,45 @@ fn reload_applies_good_configs_and_keeps_the_old_one_on_errors() {
     assert_eq!(sample(&d.metrics(), "thongsuot_config_last_reload_success", &[]), Some(1.0));
     assert!(d.stop().success());
 }
+
+#[test]
+fn heartbeat_targets_go_down_when_the_pushes_stop() {
+    let config = r#"
+[daemon]
+listen = "127.0.0.1:{port}"
+state_dir = "state"
+api_token_env = "THONGSUOT_API_TOKEN"
+[defaults]
+interval = "1s"
+timeout = "500ms"
+confirm = 2
+recover = 1
+[[group]]
+name = "exam-sites"
+kind = "portal"
+[[target]]
+name = "site-vinh-yen"
+group = "exam-sites"
+kind = "heartbeat"
+every = "2s"
+"#;
+    let d = Daemon::start(config, &[("THONGSUOT_API_TOKEN", TOKEN)]);
+    let push = |token: Option<&str>, name: &str| {
+        blocking_request("POST", &d.url(&format!("/api/v1/heartbeat/{name}")), token, None).map(|r| r.0)
+    };
+    assert_eq!(push(None, "site-vinh-yen"), Some(401));
+    assert_eq!(push(Some(TOKEN), "no-such-site"), Some(404));
+    let up = |d: &Daemon| sample(&d.metrics(), "thongsuot_target_up", &[("target", "site-vinh-yen")]);
+    for _ in 0..8 {
+        assert_eq!(push(Some(TOKEN), "site-vinh-yen"), Some(200));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(up(&d), Some(1.0), "pushing site must be up");
+    // Silence: down after `every` plus confirmation (2 s + 2 × 1 s), with the reason.
+    d.wait_until("silent site down", Duration::from_secs(10), || up(&d) == Some(0.0));
+    let status = d.get("/api/v1/status").expect("status");
+    assert!(status.contains("no heartbeat for"), "{status}");
+    assert_eq!(push(Some(TOKEN), "site-vinh-yen"), Some(200));
+    d.wait_until("site up again", Duration::from_secs(5), || up(&d) == Some(1.0));
+    assert!(d.stop().success());
+}
