@@ -103,6 +103,22 @@ pub fn check_icmp(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that every `source` address is an address of this machine (a probe bound to a foreign
+/// address would fail every time, reading as an outage of the carrier).
+pub fn check_sources(config: &Config) -> Result<(), String> {
+    let mut bad = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for t in config.active_targets() {
+        if let Some(src) = t.binding.source
+            && seen.insert(src)
+            && let Err(e) = std::net::UdpSocket::bind((src, 0))
+        {
+            bad.push(format!("target {:?}: source {src} is not an address of this machine ({e})", t.name));
+        }
+    }
+    if bad.is_empty() { Ok(()) } else { Err(bad.join("\n")) }
+}
+
 /// Creates the state directory, readable by the daemon's user only.
 fn create_state_dir(path: &std::path::Path) -> Result<(), DaemonError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -131,6 +147,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     crate::tls::ensure_crypto_provider();
     create_state_dir(&config.daemon.state_dir)?;
     check_icmp(&config).map_err(DaemonError::Icmp)?;
+    check_sources(&config).map_err(DaemonError::Icmp)?;
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
@@ -400,7 +417,7 @@ async fn reload(
             return Err(msgs);
         }
     };
-    if let Err(e) = check_icmp(&new) {
+    if let Err(e) = check_icmp(&new).and_then(|()| check_sources(&new)) {
         tracing::error!("reload rejected, old config keeps running: {e}");
         metrics.config_reload_success.set(0);
         return Err(vec![e]);

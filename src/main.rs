@@ -309,7 +309,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
     let icmp = runtime().map_err(|e| e.to_string()).and_then(|rt| {
         let _guard = rt.enter();
-        daemon::check_icmp(&config)
+        daemon::check_icmp(&config).and_then(|()| daemon::check_sources(&config))
     });
     if let Err(e) = icmp {
         eprintln!("{}: {e}", path.display());

@@ -139,9 +139,13 @@ async fn tcp_connect_and_banner() {
     let o = run(&target(&format!("kind = \"tcp\"\naddress = \"127.0.0.1:{port}\""))).await;
     assert_eq!(kind(&o), Some(FailureKind::Refused), "{o:?}");
 
-    // Bound to a source address: 127.0.0.2 is local on Linux loopback.
-    let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{}\"\nsource = \"127.0.0.2\"", s.addr))).await;
+    // Bound to a source address (a per-carrier uplink): the server sees 127.0.0.2, not 127.0.0.1.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let laddr = listener.local_addr().expect("addr");
+    let peer = tokio::spawn(async move { listener.accept().await.map(|(_, p)| p.ip()) });
+    let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{laddr}\"\nsource = \"127.0.0.2\""))).await;
     assert!(o.ok(), "{o:?}");
+    assert_eq!(peer.await.expect("join").expect("accept").to_string(), "127.0.0.2");
     // A source address that is not local is a setup failure, not an outage of the target.
     let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{}\"\nsource = \"192.0.2.1\"", s.addr))).await;
     assert_eq!(kind(&o), Some(FailureKind::Setup), "{o:?}");
