@@ -109,11 +109,12 @@ pub fn check_sources(config: &Config) -> Result<(), String> {
     let mut bad = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for t in config.active_targets() {
-        if let Some(src) = t.binding.source
-            && seen.insert(src)
-            && let Err(e) = std::net::UdpSocket::bind((src, 0))
-        {
-            bad.push(format!("target {:?}: source {src} is not an address of this machine ({e})", t.name));
+        for src in t.binding.source.iter().chain(t.uplinks.iter().filter_map(|u| u.source.as_ref())) {
+            if seen.insert(*src)
+                && let Err(e) = std::net::UdpSocket::bind((*src, 0))
+            {
+                bad.push(format!("target {:?}: source {src} is not an address of this machine ({e})", t.name));
+            }
         }
     }
     if bad.is_empty() { Ok(()) } else { Err(bad.join("\n")) }

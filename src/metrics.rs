@@ -25,6 +25,7 @@ pub struct Metrics {
     icmp_loss: GaugeVec,
     icmp_rtt: GaugeVec,
     cert_expiry: GaugeVec,
+    uplink_success: GaugeVec,
     pub scheduler_lag: Histogram,
     pub probes_skipped: IntCounter,
     pub probes_in_flight: IntGauge,
@@ -107,6 +108,13 @@ impl Metrics {
                     "Share of echo requests of the last ICMP probe left unanswered.",
                 ),
                 &TARGET_LABELS,
+            )?,
+            uplink_success: GaugeVec::new(
+                opts(
+                    "thongsuot_uplink_probe_success",
+                    "1 if the last probe through this uplink (source address) succeeded.",
+                ),
+                &["target", "group", "kind", "vantage", "source"],
             )?,
             cert_expiry: GaugeVec::new(
                 opts(
@@ -229,6 +237,7 @@ impl Metrics {
         r.register(Box::new(m.icmp_loss.clone()))?;
         r.register(Box::new(m.icmp_rtt.clone()))?;
         r.register(Box::new(m.cert_expiry.clone()))?;
+        r.register(Box::new(m.uplink_success.clone()))?;
         r.register(Box::new(m.scheduler_lag.clone()))?;
         r.register(Box::new(m.probes_skipped.clone()))?;
         r.register(Box::new(m.probes_in_flight.clone()))?;
@@ -339,6 +348,11 @@ impl Metrics {
         if flaps > 0 {
             self.flaps.with_label_values(&l).inc_by(flaps);
         }
+    }
+
+    pub fn observe_uplink(&self, tm: &TargetMetrics, source: &str, ok: bool) {
+        let [t, g, k, v] = &tm.labels;
+        self.uplink_success.with_label_values(&[t, g, k, v, source]).set(if ok { 1.0 } else { 0.0 });
     }
 
     pub fn set_degraded(&self, tm: &TargetMetrics, degraded: bool) {

@@ -335,7 +335,11 @@ async fn run_target(
         carried.restored_downtime = Duration::ZERO;
         carried.restored_flaps = 0;
     }
-    let prepared = probe::prepare(&target.spec, &target.binding, &shared.probers);
+    // One path, or one per uplink (each needs its own client when the binding matters).
+    let paths: Vec<probe::Binding> =
+        if target.uplinks.is_empty() { vec![target.binding.clone()] } else { target.uplinks.clone() };
+    let prepared: Vec<Result<probe::Prepared, Failure>> =
+        paths.iter().map(|b| probe::prepare(&target.spec, b, &shared.probers)).collect();
     // Wall-clock slots mapped onto tokio's clock, which may be paused in tests.
     let base_wall = unix_ms(SystemTime::now());
     let base_instant = tokio::time::Instant::now();
@@ -360,23 +364,38 @@ async fn run_target(
         let at = Utc::now();
 
         shared.metrics.probes_in_flight.inc();
-        let outcome = match &prepared {
-            Ok(p) => {
-                // Boxed: the task of every target would otherwise be as large as the largest
-                // probe future (HTTP), idle most of the time.
-                let fut =
-                    Box::pin(probe::run(&target.spec, p, &target.binding, &shared.probers, ident, target.timeout));
-                // Safety net: a probe that overruns its own timeout is cut here.
-                match tokio::time::timeout(target.timeout + Duration::from_secs(1), fut).await {
-                    Ok(o) => o,
-                    Err(_) => Outcome {
-                        failure: Some(Failure::timeout(probe::Phase::Processing, target.timeout)),
-                        elapsed: target.timeout,
-                        ..Outcome::default()
-                    },
+        let runs = paths.iter().zip(&prepared).map(|(binding, prepared)| {
+            let (target, shared) = (&target, &shared);
+            async move {
+                match prepared {
+                    Ok(p) => {
+                        // Boxed: the task of every target would otherwise be as large as the
+                        // largest probe future (HTTP), idle most of the time.
+                        let fut =
+                            Box::pin(probe::run(&target.spec, p, binding, &shared.probers, ident, target.timeout));
+                        // Safety net: a probe that overruns its own timeout is cut here.
+                        match tokio::time::timeout(target.timeout + Duration::from_secs(1), fut).await {
+                            Ok(o) => o,
+                            Err(_) => Outcome {
+                                failure: Some(Failure::timeout(probe::Phase::Processing, target.timeout)),
+                                elapsed: target.timeout,
+                                ..Outcome::default()
+                            },
+                        }
+                    }
+                    Err(f) => Outcome { failure: Some(f.clone()), ..Outcome::default() },
                 }
             }
-            Err(f) => Outcome { failure: Some(f.clone()), ..Outcome::default() },
+        });
+        let mut outcomes = futures_util::future::join_all(runs).await;
+        let outcome = if outcomes.len() == 1 {
+            outcomes.pop().unwrap_or_default()
+        } else {
+            for (b, o) in paths.iter().zip(&outcomes) {
+                let source = b.source.map(|s| s.to_string()).unwrap_or_default();
+                shared.metrics.observe_uplink(&tm, &source, o.ok());
+            }
+            quorum_outcome(&paths, outcomes, target.quorum)
         };
         shared.metrics.probes_in_flight.dec();
         drop(permit);
@@ -400,6 +419,26 @@ async fn run_target(
     }
     carried.metrics = Some(tm);
     carried
+}
+
+/// Combines the outcomes of several uplinks: the target fails only when at least `quorum` of
+/// them failed; the failure says which.
+fn quorum_outcome(paths: &[probe::Binding], outcomes: Vec<Outcome>, quorum: u32) -> Outcome {
+    let failed: Vec<(String, Failure)> = paths
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(b, o)| o.failure.clone().map(|f| (b.source.map(|s| s.to_string()).unwrap_or_default(), f)))
+        .collect();
+    if (failed.len() as u32) < quorum {
+        let mut ok = outcomes.iter().find(|o| o.ok()).cloned().unwrap_or_default();
+        ok.failure = None;
+        return ok;
+    }
+    let detail = failed.iter().map(|(s, f)| format!("via {s}: {f}")).collect::<Vec<_>>().join("; ");
+    let mut out = outcomes.into_iter().next().unwrap_or_default();
+    let kind = failed.first().map_or(probe::FailureKind::Io, |(_, f)| f.kind);
+    out.failure = Some(Failure::new(kind, format!("down from {} of {} uplinks: {detail}", failed.len(), paths.len())));
+    out
 }
 
 async fn record(

@@ -226,6 +226,10 @@ pub struct Target {
     pub objective: Option<f64>,
     pub max_outage: Option<Duration>,
     pub binding: Binding,
+    /// Several uplinks (`source = [..]`): the target is probed through each, and is down only
+    /// when `quorum` of them fail. Empty for a single path.
+    pub uplinks: Vec<Binding>,
+    pub quorum: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1066,12 +1070,40 @@ fn validate_target(
     let max_outage = cx.duration(&t.max_outage, &format!("{p}max_outage: "));
 
     let mut binding = Binding::default();
+    let mut sources: Vec<IpAddr> = Vec::new();
     if let Some(s) = &t.source {
-        match s.get_ref().parse::<IpAddr>() {
-            Ok(ip) => binding.source = Some(ip),
-            Err(_) => cx.error(s.span(), format!("{p}source must be a local IP address, not {:?}", s.get_ref())),
+        let items: Vec<Option<&str>> = match s.get_ref() {
+            toml::Value::String(v) => vec![Some(v.as_str())],
+            toml::Value::Array(a) => a.iter().map(|v| v.as_str()).collect(),
+            _ => vec![None],
+        };
+        for item in items {
+            match item.map(str::parse::<IpAddr>) {
+                Some(Ok(ip)) if !sources.contains(&ip) => sources.push(ip),
+                Some(Ok(ip)) => cx.error(s.span(), format!("{p}source {ip} is listed twice")),
+                _ => cx.error(
+                    s.span(),
+                    format!("{p}source must be a local IP address or a list of them (one per uplink)"),
+                ),
+            }
+        }
+        if matches!(s.get_ref(), toml::Value::Array(a) if a.is_empty()) {
+            cx.error(s.span(), format!("{p}source = [] lists no address"));
         }
     }
+    if sources.len() == 1 {
+        binding.source = sources.first().copied();
+    }
+    let quorum = match &t.quorum {
+        None => sources.len().max(1) as u32,
+        Some(q) if sources.len() < 2 => {
+            cx.error(q.span(), format!("{p}quorum needs several uplinks: source = [\"addr1\", \"addr2\"]"));
+            1
+        }
+        Some(_) => {
+            cx.count(&t.quorum, &format!("{p}quorum: "), 1, sources.len() as i64).unwrap_or(sources.len() as u32)
+        }
+    };
     if let Some(i) = &t.interface {
         let dev = i.get_ref();
         if dev.is_empty() || dev.len() > 15 || dev.contains('/') || dev.contains(char::is_whitespace) {
@@ -1103,7 +1135,14 @@ fn validate_target(
     {
         cx.error(s.span(), format!("{p}source {src} and server {} are of different address families", d.server));
     }
+    let uplinks = if sources.len() > 1 {
+        sources.iter().map(|s| Binding { source: Some(*s), interface: binding.interface.clone() }).collect()
+    } else {
+        Vec::new()
+    };
     Some(Target {
+        uplinks,
+        quorum,
         name,
         group: t.group.get_ref().clone(),
         description: t.description.as_ref().map(|s| s.get_ref().clone()),

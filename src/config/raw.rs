@@ -122,7 +122,9 @@ pub struct RawTarget {
     pub recover: Opt<i64>,
     pub objective: Opt<f64>,
     pub max_outage: Opt<String>,
-    pub source: Opt<String>,
+    /// One local address, or a list of them (one per uplink, with `quorum`).
+    pub source: Opt<toml::Value>,
+    pub quorum: Opt<i64>,
     pub interface: Opt<String>,
     // icmp
     pub host: Opt<String>,

@@ -226,3 +226,145 @@ every = "2s"
     d.wait_until("site up again", Duration::from_secs(5), || up(&d) == Some(1.0));
     assert!(d.stop().success());
 }
+
+/// A carrier host reachable through two uplinks of this machine (two veth pairs into one
+/// namespace, policy routing by source address). Removed on drop.
+struct TwoUplinks {
+    ns: String,
+    links: [String; 2],
+}
+
+impl TwoUplinks {
+    const TARGET: &'static str = "198.18.22.1";
+    const SOURCES: [&'static str; 2] = ["198.18.20.1", "198.18.21.1"];
+
+    fn create() -> TwoUplinks {
+        let id = std::process::id() % 10_000;
+        let t = TwoUplinks { ns: format!("ts-quorum-{id}"), links: [format!("tqa{id}"), format!("tqb{id}")] };
+        t.cleanup();
+        let mut steps: Vec<Vec<String>> = vec![vec!["ip".into(), "netns".into(), "add".into(), t.ns.clone()]];
+        for (i, (link, net)) in t.links.iter().zip(["20", "21"]).enumerate() {
+            let peer = format!("{link}n");
+            let table = (1071 + i).to_string();
+            let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+            steps.push(s(&["ip", "link", "add", link, "type", "veth", "peer", "name", &peer]));
+            steps.push(s(&["ip", "link", "set", &peer, "netns", &t.ns]));
+            steps.push(s(&["ip", "addr", "add", &format!("198.18.{net}.1/30"), "dev", link]));
+            steps.push(s(&["ip", "link", "set", link, "up"]));
+            steps.push(s(&[
+                "ip",
+                "netns",
+                "exec",
+                &t.ns,
+                "ip",
+                "addr",
+                "add",
+                &format!("198.18.{net}.2/30"),
+                "dev",
+                &peer,
+            ]));
+            steps.push(s(&["ip", "netns", "exec", &t.ns, "ip", "link", "set", &peer, "up"]));
+            steps.push(s(&["ip", "rule", "add", "from", &format!("198.18.{net}.1"), "table", &table]));
+            steps.push(s(&[
+                "ip",
+                "route",
+                "add",
+                TwoUplinks::TARGET,
+                "via",
+                &format!("198.18.{net}.2"),
+                "table",
+                &table,
+            ]));
+        }
+        steps.push(
+            ["ip", "netns", "exec", &t.ns, "ip", "link", "set", "lo", "up"].iter().map(|x| x.to_string()).collect(),
+        );
+        steps.push(
+            ["ip", "netns", "exec", &t.ns, "ip", "addr", "add", &format!("{}/32", TwoUplinks::TARGET), "dev", "lo"]
+                .iter()
+                .map(|x| x.to_string())
+                .collect(),
+        );
+        for step in steps {
+            let args: Vec<&str> = step.iter().map(String::as_str).collect();
+            sh(&args).unwrap_or_else(|e| panic!("two-uplink setup: {e}"));
+        }
+        t
+    }
+
+    fn cut(&self, i: usize) {
+        sh(&["ip", "netns", "exec", &self.ns, "ip", "link", "set", &format!("{}n", self.links[i]), "down"])
+            .expect("cut");
+    }
+
+    fn cleanup(&self) {
+        for (i, net) in ["20", "21"].iter().enumerate() {
+            let _ = sh(&["ip", "rule", "del", "from", &format!("198.18.{net}.1"), "table", &(1071 + i).to_string()]);
+        }
+        let _ = sh(&["ip", "netns", "del", &self.ns]);
+        for l in &self.links {
+            let _ = sh(&["ip", "link", "del", l]);
+        }
+    }
+}
+
+impl Drop for TwoUplinks {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+#[test]
+fn quorum_across_two_uplinks_in_a_namespace() {
+    if !require_root("network namespaces") || !require_tool("ip", "iproute2") {
+        return;
+    }
+    let net = TwoUplinks::create();
+    let config = format!(
+        r#"
+[daemon]
+listen = "127.0.0.1:{{port}}"
+state_dir = "state"
+[defaults]
+interval = "1s"
+timeout = "800ms"
+confirm = 2
+recover = 1
+[[group]]
+name = "viettel"
+[[target]]
+name = "core"
+group = "viettel"
+kind = "icmp"
+host = "{target}"
+count = 1
+source = ["{a}", "{b}"]
+"#,
+        target = TwoUplinks::TARGET,
+        a = TwoUplinks::SOURCES[0],
+        b = TwoUplinks::SOURCES[1],
+    );
+    let d = Daemon::start(&config, &[]);
+    let up = |d: &Daemon| sample(&d.metrics(), "thongsuot_target_up", &[("target", "core")]);
+    let uplink = |d: &Daemon, s: &str| {
+        sample(&d.metrics(), "thongsuot_uplink_probe_success", &[("target", "core"), ("source", s)])
+    };
+    d.wait_until("up through both uplinks", Duration::from_secs(15), || {
+        up(&d) == Some(1.0)
+            && uplink(&d, TwoUplinks::SOURCES[0]) == Some(1.0)
+            && uplink(&d, TwoUplinks::SOURCES[1]) == Some(1.0)
+    });
+
+    // One uplink cut: that path fails, the carrier is not down (quorum = all uplinks).
+    net.cut(0);
+    d.wait_until("uplink A failing", Duration::from_secs(10), || uplink(&d, TwoUplinks::SOURCES[0]) == Some(0.0));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(up(&d), Some(1.0), "one cut uplink must not read as a carrier outage");
+
+    // Both cut: down, with both paths named in the reason.
+    net.cut(1);
+    d.wait_until("down through both uplinks", Duration::from_secs(10), || up(&d) == Some(0.0));
+    let status = d.get("/api/v1/status").expect("status");
+    assert!(status.contains("down from 2 of 2 uplinks"), "{status}");
+    assert!(d.stop().success());
+}

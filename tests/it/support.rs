@@ -299,7 +299,7 @@ pub struct Netns {
     pub ns_ip: String,
 }
 
-fn sh(args: &[&str]) -> Result<(), String> {
+pub fn sh(args: &[&str]) -> Result<(), String> {
     let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
     if out.status.success() {
         Ok(())
