@@ -146,6 +146,13 @@ async fn tcp_connect_and_banner() {
     let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{laddr}\"\nsource = \"127.0.0.2\""))).await;
     assert!(o.ok(), "{o:?}");
     assert_eq!(peer.await.expect("join").expect("accept").to_string(), "127.0.0.2");
+    // Bound to a device: `lo` reaches loopback; a device that does not exist is a setup failure.
+    if require_root("SO_BINDTODEVICE") {
+        let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{}\"\ninterface = \"lo\"", s.addr))).await;
+        assert!(o.ok(), "{o:?}");
+        let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{}\"\ninterface = \"nosuchdev0\"", s.addr))).await;
+        assert!(!o.ok(), "{o:?}");
+    }
     // A source address that is not local is a setup failure, not an outage of the target.
     let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{}\"\nsource = \"192.0.2.1\"", s.addr))).await;
     assert_eq!(kind(&o), Some(FailureKind::Setup), "{o:?}");
