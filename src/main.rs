@@ -39,6 +39,14 @@ enum Command {
         #[arg(long, default_value = "thongsuot")]
         job: String,
     },
+    /// Copy the store to FILE while the daemon runs (SQLite online backup).
+    Backup {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Destination file (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Send a sample breach e-mail to ADDRESS through the configured [smtp], to check the
     /// settings (or write it as an .eml file when no [smtp] is configured).
     TestEmail {
@@ -87,6 +95,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
         Command::TestEmail { config, to, lang } => test_email(&config, &to, lang),
+        Command::Backup { config, to } => backup(&config, &to),
         Command::Rules { config, job } => match load(&config) {
             Ok(c) => {
                 print!("{}", thongsuot::rules::generate(&c, &job));
@@ -96,6 +105,28 @@ fn main() -> ExitCode {
         },
         Command::Report { config, period, from, to, format, lang, output } => {
             report(&config, period, from.zip(to), format, lang, output)
+        }
+    }
+}
+
+fn backup(path: &std::path::Path, to: &std::path::Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if to.exists() {
+        eprintln!("error: {} exists; choose a new file", to.display());
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let src = thongsuot::store::Store::path_in(&config.daemon.state_dir);
+    match thongsuot::store::Store::open_read_only(&src).and_then(|s| s.backup_to(to)) {
+        Ok(()) => {
+            println!("{} copied to {}", src.display(), to.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNTIME)
         }
     }
 }

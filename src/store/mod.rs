@@ -20,7 +20,7 @@ pub const FILE_NAME: &str = "thongsuot.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store {path}: {source}")]
+    #[error("store {path}: {source}{}", hint(source))]
     Sqlite {
         path: PathBuf,
         #[source]
@@ -32,6 +32,25 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("no store at {0}: the daemon has not run with this state_dir yet")]
     Missing(PathBuf),
+}
+
+/// What an operator can do about a store that is not a database any more.
+fn hint(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            " — the file is damaged: stop thongsuot, move it aside (keep it as evidence) and start again for an \
+             empty ledger, or put back a copy made with `thongsuot backup`"
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            " — the disk is full: free space; pending writes are kept in memory and retried"
+        }
+        Some(rusqlite::ErrorCode::CannotOpen)
+        | Some(rusqlite::ErrorCode::PermissionDenied)
+        | Some(rusqlite::ErrorCode::ReadOnly) => {
+            " — check that daemon.state_dir exists and is writable by the daemon's user"
+        }
+        _ => "",
+    }
 }
 
 /// Kinds of recorded intervals.
@@ -253,6 +272,13 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// A consistent copy of the live store (SQLite online backup: the daemon keeps running).
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        self.conn
+            .backup(rusqlite::MAIN_DB, dest, None::<fn(rusqlite::backup::Progress)>)
+            .map_err(|source| StoreError::Sqlite { path: dest.to_path_buf(), source })
     }
 
     /// Runs a batch of writes in one transaction.

@@ -62,3 +62,39 @@ fn run_refuses_an_invalid_config_and_a_taken_port() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on 127.0.0.1:{port}")));
 }
+
+#[test]
+fn a_damaged_store_is_named_with_what_to_do_and_backups_work_online() {
+    // A store file that is not a database: a clear error, exit 2, nothing overwritten.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("state")).expect("state dir");
+    let db = dir.path().join("state/thongsuot.db");
+    std::fs::write(&db, vec![0x42u8; 8192]).expect("garbage");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[daemon]\nlisten = \"127.0.0.1:{}\"\nstate_dir = \"state\"\n[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n", crate::support::free_port()),
+    )
+    .expect("config");
+    let out = Command::new(binary()).args(["run", "--config"]).arg(&cfg).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("thongsuot.db") && err.contains("damaged"), "{err}");
+    assert_eq!(std::fs::read(&db).expect("db"), vec![0x42u8; 8192], "the damaged file must be left as it was");
+
+    // Online backup of a running daemon's store.
+    let d = crate::support::Daemon::start(
+        "[daemon]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\n[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n",
+        &[],
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let copy = d.dir.path().join("copy.db");
+    let out = d.command(&["backup", "--to", copy.to_str().expect("utf-8 path")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let conn = rusqlite::Connection::open(&copy).expect("open copy");
+    let runs: i64 = conn.query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0)).expect("runs");
+    assert_eq!(runs, 1);
+    let again = d.command(&["backup", "--to", copy.to_str().expect("utf-8 path")]);
+    assert_eq!(again.status.code(), Some(1), "an existing file is not overwritten");
+    assert!(d.stop().success());
+}
