@@ -271,6 +271,7 @@ impl Metrics {
             labels: [target.to_string(), group.to_string(), kind.to_string(), vantage.to_string()],
             handles: None,
             is_icmp: kind == "icmp",
+            uplinks: Vec::new(),
         }
     }
 
@@ -350,7 +351,10 @@ impl Metrics {
         }
     }
 
-    pub fn observe_uplink(&self, tm: &TargetMetrics, source: &str, ok: bool) {
+    pub fn observe_uplink(&self, tm: &mut TargetMetrics, source: &str, ok: bool) {
+        if !tm.uplinks.iter().any(|s| s == source) {
+            tm.uplinks.push(source.to_string());
+        }
         let [t, g, k, v] = &tm.labels;
         self.uplink_success.with_label_values(&[t, g, k, v, source]).set(if ok { 1.0 } else { 0.0 });
     }
@@ -372,6 +376,9 @@ impl Metrics {
         let _ = self.flaps.remove_label_values(&l);
         let _ = self.degraded.remove_label_values(&l);
         let _ = self.cert_expiry.remove_label_values(&l);
+        for s in &tm.uplinks {
+            let _ = self.uplink_success.remove_label_values(&[t, g, k, v, s]);
+        }
         if tm.is_icmp {
             let _ = self.icmp_loss.remove_label_values(&l);
             let _ = self.icmp_rtt.remove_label_values(&l);
@@ -401,6 +408,8 @@ pub struct TargetMetrics {
     labels: [String; 4],
     handles: Option<Handles>,
     is_icmp: bool,
+    /// Uplink sources that have a series (to remove them with the target).
+    uplinks: Vec<String>,
 }
 
 impl TargetMetrics {

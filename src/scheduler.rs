@@ -393,7 +393,7 @@ async fn run_target(
         } else {
             for (b, o) in paths.iter().zip(&outcomes) {
                 let source = b.source.map(|s| s.to_string()).unwrap_or_default();
-                shared.metrics.observe_uplink(&tm, &source, o.ok());
+                shared.metrics.observe_uplink(&mut tm, &source, o.ok());
             }
             quorum_outcome(&paths, outcomes, target.quorum)
         };

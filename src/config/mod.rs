@@ -1129,11 +1129,10 @@ fn validate_target(
         }
         _ => None,
     }?;
-    if let (Some(src), ProbeSpec::Dns(d)) = (binding.source, &spec)
-        && src.is_ipv4() != d.server.is_ipv4()
-        && let Some(s) = &t.source
-    {
-        cx.error(s.span(), format!("{p}source {src} and server {} are of different address families", d.server));
+    if let (ProbeSpec::Dns(d), Some(s)) = (&spec, &t.source) {
+        for src in sources.iter().filter(|src| src.is_ipv4() != d.server.is_ipv4()) {
+            cx.error(s.span(), format!("{p}source {src} and server {} are of different address families", d.server));
+        }
     }
     let uplinks = if sources.len() > 1 {
         sources.iter().map(|s| Binding { source: Some(*s), interface: binding.interface.clone() }).collect()
