@@ -51,6 +51,9 @@ pub enum DaemonError {
     Smtp(String),
 }
 
+/// The latest SLA reports (every started period and the last 24 h), for the status page and API.
+pub type SlaCache = Arc<std::sync::RwLock<Arc<Vec<crate::report::Report>>>>;
+
 /// How often the daemon records that it is alive: the most observed time a crash can lose.
 pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
 /// How often SLA figures are recomputed for `/metrics`.
@@ -197,8 +200,15 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
 
     let heartbeat = tokio::spawn(heartbeats(store_handle.clone(), run_id));
     let sla_now = Arc::new(tokio::sync::Notify::new());
-    let sla =
-        tokio::spawn(sla_metrics(store_path.clone(), config_rx.clone(), metrics.clone(), run_started, sla_now.clone()));
+    let sla_cache: SlaCache = Arc::default();
+    let sla = tokio::spawn(sla_metrics(
+        store_path.clone(),
+        config_rx.clone(),
+        metrics.clone(),
+        run_started,
+        sla_now.clone(),
+        sla_cache.clone(),
+    ));
 
     // Notifications: incidents and the outbox share the store file.
     let notify_db = Arc::new(std::sync::Mutex::new(NotifyDb::open(&store_path)?));
@@ -240,6 +250,9 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         ack_key,
         incidents: notify_db,
         heartbeats: pushes,
+        sla: sla_cache,
+        store_path: store_path.clone(),
+        run_started,
     });
     let server_stop = root.clone();
     let server = tokio::spawn(async move {
@@ -319,6 +332,7 @@ async fn sla_metrics(
     metrics: Arc<Metrics>,
     run_started: i64,
     wake: Arc<tokio::sync::Notify>,
+    cache: SlaCache,
 ) {
     let reader: Arc<std::sync::Mutex<Option<Store>>> = Arc::new(std::sync::Mutex::new(None));
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -330,14 +344,14 @@ async fn sla_metrics(
             _ = wake.notified() => {}
         }
         let cfg = config.borrow().clone();
-        let (reader, metrics, path) = (reader.clone(), metrics.clone(), path.clone());
+        let (reader, metrics, path, cache) = (reader.clone(), metrics.clone(), path.clone(), cache.clone());
         let done = tokio::task::spawn_blocking(move || {
             let mut guard = reader.lock().unwrap_or_else(|p| p.into_inner());
             if guard.is_none() {
                 *guard = Some(Store::open_read_only(&path)?);
             }
             match guard.as_ref() {
-                Some(store) => evaluate_sla(&cfg, store, &metrics, run_started),
+                Some(store) => evaluate_sla(&cfg, store, &metrics, run_started, &cache),
                 None => Ok(()),
             }
         })
@@ -355,6 +369,7 @@ fn evaluate_sla(
     store: &Store,
     metrics: &Metrics,
     run_started: i64,
+    cache: &SlaCache,
 ) -> Result<(), crate::store::StoreError> {
     let started = std::time::Instant::now();
     let now = chrono::Utc::now();
@@ -393,6 +408,7 @@ fn evaluate_sla(
         }
     }
     metrics.sla_eval_seconds.set(started.elapsed().as_secs_f64());
+    *cache.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reports);
     Ok(())
 }
 

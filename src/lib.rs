@@ -1,11 +1,13 @@
 //! thongsuot: watches telecom carriers and postal operators against the exam-season promises
 //! ("100 % connected 24/24", "100 % delivered safely and on time"). See ARCHITECTURE.md.
 #![forbid(unsafe_code)]
+#![recursion_limit = "512"]
 
 pub mod config;
 pub mod daemon;
 pub mod metrics;
 pub mod notify;
+pub mod openapi;
 pub mod probe;
 pub mod report;
 pub mod rules;
@@ -15,3 +17,4 @@ pub mod sla;
 pub mod status;
 pub mod store;
 pub mod tls;
+pub mod web;

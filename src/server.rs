@@ -33,11 +33,21 @@ pub struct AppState {
     pub ack_key: Arc<crate::notify::ack::AckKey>,
     pub incidents: Arc<std::sync::Mutex<crate::notify::db::NotifyDb>>,
     pub heartbeats: Arc<crate::probe::heartbeat::Heartbeats>,
+    pub sla: crate::daemon::SlaCache,
+    pub store_path: std::path::PathBuf,
+    pub run_started: i64,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/targets/{name}", get(target_page))
+        .route("/api/v1/targets", get(api_targets))
+        .route("/api/v1/targets/{name}", get(api_target))
+        .route("/api/v1/incidents/{id}", get(api_incident))
+        .route("/api/v1/periods", get(api_periods))
+        .route("/api/v1/report", get(api_report))
+        .route("/api/v1/openapi.json", get(|| async { axum::Json(crate::openapi::document()) }))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -46,8 +56,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/heartbeat/{target}", post(heartbeat))
         .route("/api/v1/incidents/{id}/ack", get(ack_by_link).post(ack_post))
-        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_large_bodies))
         .with_state(state)
+}
+
+/// Request bodies above this are refused (413) before any handler runs.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Refuses a declared body larger than [`MAX_BODY`] even on routes that do not read one.
+async fn refuse_large_bodies(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+    }
+    next.run(req).await
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
@@ -93,7 +117,14 @@ fn status_body(s: &AppState) -> StatusBody {
     }
 }
 
-async fn status(State(s): State<AppState>) -> Response {
+async fn status(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
+        return r.into_response();
+    }
     axum::Json(status_body(&s)).into_response()
 }
 
@@ -101,35 +132,243 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// A plain server-rendered table until the full status page lands.
-async fn index(State(s): State<AppState>) -> Html<String> {
-    let b = status_body(&s);
-    let tz = s.config.borrow().daemon.timezone;
-    let mut rows = String::new();
-    for t in &b.targets {
-        let since = t.since.map(|d| d.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default();
-        rows.push_str(&format!(
-            "<tr class=\"{st}\"><td>{name}</td><td>{group}</td><td>{kind}</td><td>{st}</td><td>{since}</td><td>{reason}</td></tr>\n",
-            st = t.state,
-            name = esc(&t.name),
-            group = esc(&t.group),
-            kind = t.kind,
-            reason = esc(t.last_failure.as_deref().filter(|_| t.last_ok == Some(false)).unwrap_or("")),
-        ));
+#[derive(serde::Deserialize, Default)]
+struct PageQuery {
+    lang: Option<String>,
+    /// `1`: only the refreshable part (the page's script asks for it every 15 s).
+    fragment: Option<u8>,
+    token: Option<String>,
+}
+
+/// Read-only pages and API: public unless `daemon.public_status = false`, then the token is
+/// needed (bearer header, or `?token=` for a browser bookmark).
+fn readable(s: &AppState, headers: &HeaderMap, token: Option<&str>) -> Result<(), (StatusCode, &'static str)> {
+    let config = s.config.borrow().clone();
+    if config.daemon.public_status {
+        return Ok(());
     }
-    Html(format!(
-        "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <meta http-equiv=\"refresh\" content=\"10\"><title>thongsuot — {vantage}</title>\
-         <style>body{{font-family:sans-serif;margin:1em}}td,th{{padding:.3em .6em;text-align:left}}\
-         .up td:nth-child(4){{color:#1a7f37}}.down td:nth-child(4){{color:#cf222e;font-weight:bold}}</style></head>\
-         <body><h1>Thông suốt — {vantage}</h1><p>{up} up · {down} down · {unknown} unknown</p>\
-         <table><tr><th>target</th><th>group</th><th>kind</th><th>state</th><th>since</th><th>last failure</th></tr>\n{rows}</table>\
-         <p><a href=\"/metrics\">/metrics</a> · <a href=\"/api/v1/status\">/api/v1/status</a></p></body></html>",
-        vantage = esc(&b.vantage),
-        up = b.up,
-        down = b.down,
-        unknown = b.unknown,
-    ))
+    if let (Some(t), Some(expected)) = (token, config.daemon.api_token.as_deref())
+        && bool::from(t.as_bytes().ct_eq(expected.as_bytes()))
+    {
+        return Ok(());
+    }
+    authorized(&config, headers)
+}
+
+type PageData = (
+    Arc<Config>,
+    Vec<crate::status::TargetStatus>,
+    Arc<Vec<crate::report::Report>>,
+    Vec<crate::notify::db::IncidentRow>,
+);
+
+async fn page_input(s: &AppState) -> PageData {
+    let config = s.config.borrow().clone();
+    let targets = s.board.snapshot();
+    let reports = s.sla.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let incidents = crate::notify::outbox::with_db(&s.incidents, |d| d.open_incidents())
+        .await
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    (config, targets, reports, incidents)
+}
+
+async fn index(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
+        return r.into_response();
+    }
+    let (config, targets, reports, incidents) = page_input(&s).await;
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    let lang = crate::web::language(q.lang.as_deref(), accept, config.daemon.language);
+    let input = crate::web::PageInput {
+        config: &config,
+        targets: &targets,
+        reports: &reports,
+        incidents: &incidents,
+        lang,
+        now: chrono::Utc::now(),
+    };
+    let body = crate::web::status_body(&input);
+    if q.fragment == Some(1) {
+        return Html(body).into_response();
+    }
+    let l = if lang == crate::config::Language::Vi { "vi" } else { "en" };
+    let refresh = match &q.token {
+        Some(t) => format!("?lang={l}&fragment=1&token={t}"),
+        None => format!("?lang={l}&fragment=1"),
+    };
+    Html(crate::web::page(&format!("thongsuot — {}", config.daemon.vantage), lang, &body, &refresh)).into_response()
+}
+
+async fn target_page(
+    State(s): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
+        return r.into_response();
+    }
+    let (config, targets, reports, incidents) = page_input(&s).await;
+    let Some(t) = targets.iter().find(|t| t.name == name) else {
+        return (StatusCode::NOT_FOUND, "no such target\n").into_response();
+    };
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    let lang = crate::web::language(q.lang.as_deref(), accept, config.daemon.language);
+    let input = crate::web::PageInput {
+        config: &config,
+        targets: &targets,
+        reports: &reports,
+        incidents: &incidents,
+        lang,
+        now: chrono::Utc::now(),
+    };
+    let body = crate::web::target_body(&input, t);
+    if q.fragment == Some(1) {
+        return Html(body).into_response();
+    }
+    let l = if lang == crate::config::Language::Vi { "vi" } else { "en" };
+    Html(crate::web::page(&format!("thongsuot — {name}"), lang, &body, &format!("?lang={l}&fragment=1")))
+        .into_response()
+}
+
+async fn api_targets(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
+        return r.into_response();
+    }
+    axum::Json(serde_json::json!({ "targets": s.board.snapshot() })).into_response()
+}
+
+async fn api_target(
+    State(s): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
+        return r.into_response();
+    }
+    let Some(status) = s.board.get(&name) else {
+        return (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "no such target" }))).into_response();
+    };
+    let reports = s.sla.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let sla: Vec<serde_json::Value> = reports
+        .iter()
+        .filter_map(|r| {
+            let t = r.groups.iter().flat_map(|g| g.targets.iter()).find(|t| t.name == name)?;
+            Some(serde_json::json!({ "window": r.window_name, "from": r.from, "to": r.to, "figures": t.figures }))
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "target": status, "sla": sla })).into_response()
+}
+
+async fn api_incident(
+    State(s): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
+        return r.into_response();
+    }
+    match crate::notify::outbox::with_db(&s.incidents, move |d| d.incident(id)).await {
+        Some(Ok(Some(i))) => axum::Json(i).into_response(),
+        Some(Ok(None)) => {
+            (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "no such incident" }))).into_response()
+        }
+        Some(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
+    }
+}
+
+async fn api_periods(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
+        return r.into_response();
+    }
+    let config = s.config.borrow().clone();
+    let now = chrono::Utc::now();
+    let periods: Vec<serde_json::Value> = config
+        .periods
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name, "start": p.start, "end": p.end, "active": p.contains(now),
+                "seconds_left": if p.contains(now) { Some((p.end - now).num_seconds()) } else { None },
+                "interval_seconds": p.interval.map(|i| i.as_secs_f64()), "objective": p.objective, "description": p.description,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "periods": periods })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ReportQuery {
+    period: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    token: Option<String>,
+}
+
+/// The same data as `thongsuot report --format json`.
+async fn api_report(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<ReportQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
+        return r.into_response();
+    }
+    let config = s.config.borrow().clone();
+    let now = chrono::Utc::now();
+    let tz = config.daemon.timezone;
+    let bad = |m: String| (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": m }))).into_response();
+    let (name, window) = match (&q.period, &q.from, &q.to) {
+        (Some(p), None, None) => match config.periods.iter().find(|x| &x.name == p) {
+            Some(x) => {
+                (x.name.clone(), crate::sla::spans::Span::new(x.start.timestamp_millis(), x.end.timestamp_millis()))
+            }
+            None => return bad(format!("no period {p:?}")),
+        },
+        (None, Some(f), Some(t)) => {
+            let parse = |v: &str| crate::config::units::parse_time_str(v, tz);
+            match (parse(f), parse(t)) {
+                (Ok(f), Ok(t)) if t > f => {
+                    ("custom".to_string(), crate::sla::spans::Span::new(f.timestamp_millis(), t.timestamp_millis()))
+                }
+                (Ok(_), Ok(_)) => return bad("to must be after from".into()),
+                (Err(e), _) | (_, Err(e)) => return bad(e),
+            }
+        }
+        (None, None, None) => (
+            "last-24h".to_string(),
+            crate::sla::spans::Span::new(now.timestamp_millis() - 86_400_000, now.timestamp_millis()),
+        ),
+        _ => return bad("use period=NAME, or from=…&to=…".into()),
+    };
+    let (path, live) = (s.store_path.clone(), s.run_started);
+    let built = tokio::task::spawn_blocking(move || {
+        let period = config.periods.iter().find(|p| p.name == name);
+        crate::store::Store::open_read_only(&path)
+            .and_then(|store| crate::report::build(&config, &store, &name, window, period, now, Some(live)))
+    })
+    .await;
+    match built {
+        Ok(Ok(r)) => axum::Json(r).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "report failed\n").into_response(),
+    }
 }
 
 /// Checks `Authorization: Bearer <token>` in constant time. No token configured means every
@@ -176,12 +415,17 @@ struct IncidentQuery {
     /// `open` (default) or `all` (the last `days` days).
     state: Option<String>,
     days: Option<u32>,
+    token: Option<String>,
 }
 
 async fn incidents(
     State(s): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<IncidentQuery>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
+        return r.into_response();
+    }
     let all = q.state.as_deref() == Some("all");
     let days = i64::from(q.days.unwrap_or(7).min(366));
     let now = chrono::Utc::now().timestamp_millis();

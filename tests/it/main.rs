@@ -10,3 +10,4 @@ mod probes;
 mod rules;
 mod sla;
 mod support;
+mod web;

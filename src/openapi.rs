@@ -1,0 +1,178 @@
+//! The OpenAPI 3.0 document served at `/api/v1/openapi.json`. Tests check real responses
+//! against its schemas, so it cannot drift from what the server answers.
+
+use serde_json::{Value, json};
+
+fn nullable(t: &str) -> Value {
+    json!({ "type": t, "nullable": true })
+}
+
+fn schemas() -> Value {
+    json!({
+        "TargetStatus": {
+            "type": "object",
+            "required": ["name", "group", "kind", "state", "consecutive_failures", "downtime_seconds", "flaps", "interval_seconds"],
+            "properties": {
+                "name": { "type": "string" }, "group": { "type": "string" }, "kind": { "type": "string" },
+                "description": nullable("string"),
+                "state": { "type": "string", "enum": ["unknown", "up", "down"] },
+                "since": nullable("string"), "last_probe": nullable("string"), "last_ok": nullable("boolean"),
+                "last_duration_seconds": nullable("number"), "last_failure": nullable("string"),
+                "last_failure_reason": nullable("string"), "consecutive_failures": { "type": "integer" },
+                "downtime_seconds": { "type": "number" }, "flaps": { "type": "integer" },
+                "interval_seconds": { "type": "number" }, "packet_loss_ratio": nullable("number"),
+                "degraded_since": nullable("string")
+            }
+        },
+        "Status": {
+            "type": "object",
+            "required": ["vantage", "version", "generated_at", "up", "down", "unknown", "targets"],
+            "properties": {
+                "vantage": { "type": "string" }, "version": { "type": "string" }, "generated_at": { "type": "string" },
+                "up": { "type": "integer" }, "down": { "type": "integer" }, "unknown": { "type": "integer" },
+                "targets": { "type": "array", "items": { "$ref": "#/components/schemas/TargetStatus" } }
+            }
+        },
+        "Figures": {
+            "type": "object",
+            "required": ["window_ms", "observed_ms", "coverage", "downtime_ms", "outages", "longest_outage_ms", "degraded_ms", "objective", "breach", "outage_rows"],
+            "properties": {
+                "window_ms": { "type": "integer" }, "observed_ms": { "type": "integer" }, "coverage": { "type": "number" },
+                "downtime_ms": { "type": "integer" }, "availability": nullable("number"), "outages": { "type": "integer" },
+                "longest_outage_ms": { "type": "integer" }, "mttr_ms": nullable("integer"), "degraded_ms": { "type": "integer" },
+                "degradations": { "type": "integer" },
+                "objective": { "type": "number" }, "breach": { "type": "boolean" },
+                "breach_reasons": { "type": "array", "items": { "type": "string" } },
+                "error_budget_remaining": nullable("number"), "burn_rate": nullable("number"),
+                "outage_rows": { "type": "array", "items": {
+                    "type": "object", "required": ["start", "counted_ms"],
+                    "properties": { "start": { "type": "integer" }, "end": nullable("integer"), "counted_ms": { "type": "integer" }, "reason": nullable("string") }
+                } }
+            }
+        },
+        "Incident": {
+            "type": "object",
+            "required": ["id", "group", "target", "kind", "since_ms", "opened_ms", "silenced"],
+            "properties": {
+                "id": { "type": "integer" }, "group": { "type": "string" }, "target": { "type": "string" },
+                "kind": { "type": "string", "enum": ["outage", "degraded"] }, "since_ms": { "type": "integer" },
+                "opened_ms": { "type": "integer" }, "closed_ms": nullable("integer"), "reason": nullable("string"),
+                "detail": nullable("string"), "acked_ms": nullable("integer"), "acked_by": nullable("string"),
+                "notified_ms": nullable("integer"), "escalated_ms": nullable("integer"), "silenced": { "type": "boolean" }
+            }
+        },
+        "Period": {
+            "type": "object",
+            "required": ["name", "start", "end", "active"],
+            "properties": {
+                "name": { "type": "string" }, "start": { "type": "string" }, "end": { "type": "string" },
+                "active": { "type": "boolean" }, "seconds_left": nullable("integer"), "interval_seconds": nullable("number"),
+                "objective": nullable("number"), "description": nullable("string")
+            }
+        },
+        "Report": {
+            "type": "object",
+            "required": ["window_name", "from", "to", "generated_at", "vantage", "timezone", "observed", "groups", "total"],
+            "properties": {
+                "window_name": { "type": "string" }, "from": { "type": "string" }, "to": { "type": "string" },
+                "generated_at": { "type": "string" }, "vantage": { "type": "string" }, "timezone": { "type": "string" },
+                "observed": { "type": "array", "items": { "type": "object", "required": ["start", "end"],
+                    "properties": { "start": { "type": "integer" }, "end": { "type": "integer" } } } },
+                "groups": { "type": "array", "items": {
+                    "type": "object", "required": ["name", "kind", "figures", "targets"],
+                    "properties": {
+                        "name": { "type": "string" }, "display_name": nullable("string"), "kind": { "type": "string" },
+                        "contingency": nullable("string"), "figures": { "$ref": "#/components/schemas/Figures" },
+                        "targets": { "type": "array", "items": {
+                            "type": "object", "required": ["name", "group", "kind", "in_config", "figures"],
+                            "properties": {
+                                "name": { "type": "string" }, "group": { "type": "string" }, "kind": { "type": "string" },
+                                "description": nullable("string"), "in_config": { "type": "boolean" },
+                                "degradations": { "type": "array", "items": { "type": "object", "required": ["start"],
+                                    "properties": { "start": { "type": "integer" }, "end": nullable("integer"), "reason": nullable("string") } } },
+                                "figures": { "$ref": "#/components/schemas/Figures" }
+                            }
+                        } }
+                    }
+                } },
+                "total": { "$ref": "#/components/schemas/Figures" }
+            }
+        },
+        "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } }
+    })
+}
+
+fn ok(schema: Value) -> Value {
+    json!({ "200": { "description": "OK", "content": { "application/json": { "schema": schema } } } })
+}
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn list(key: &str, item: &str) -> Value {
+    json!({ "type": "object", "required": [key], "properties": { key: { "type": "array", "items": r(item) } } })
+}
+
+pub fn document() -> Value {
+    let token = json!([{ "bearer": [] }]);
+    let read = json!({ "name": "token", "in": "query", "required": false, "schema": { "type": "string" },
+        "description": "The API token, when daemon.public_status = false (or send it as a bearer header)." });
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "thongsuot API", "version": env!("CARGO_PKG_VERSION"),
+            "description": "Read-only endpoints are public unless daemon.public_status = false; state-changing ones need the bearer token of daemon.api_token_env." },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": schemas()
+        },
+        "paths": {
+            "/api/v1/status": { "get": { "summary": "Every target's state", "parameters": [read], "responses": ok(r("Status")) } },
+            "/api/v1/targets": { "get": { "summary": "Every target", "parameters": [read], "responses": ok(list("targets", "TargetStatus")) } },
+            "/api/v1/targets/{name}": { "get": {
+                "summary": "One target and its SLA figures per window",
+                "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }, read],
+                "responses": {
+                    "200": { "description": "OK", "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["target", "sla"],
+                        "properties": { "target": r("TargetStatus"), "sla": { "type": "array", "items": {
+                            "type": "object", "required": ["window", "from", "to", "figures"],
+                            "properties": { "window": { "type": "string" }, "from": { "type": "string" }, "to": { "type": "string" }, "figures": r("Figures") } } } }
+                    } } } },
+                    "404": { "description": "No such target", "content": { "application/json": { "schema": r("Error") } } }
+                } } },
+            "/api/v1/incidents": { "get": {
+                "summary": "Open incidents, or all of the last days",
+                "parameters": [{ "name": "state", "in": "query", "schema": { "type": "string", "enum": ["open", "all"] } },
+                               { "name": "days", "in": "query", "schema": { "type": "integer" } }, read],
+                "responses": ok(list("incidents", "Incident")) } },
+            "/api/v1/incidents/{id}": { "get": {
+                "summary": "One incident",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }, read],
+                "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": r("Incident") } } },
+                               "404": { "description": "No such incident", "content": { "application/json": { "schema": r("Error") } } } } } },
+            "/api/v1/incidents/{id}/ack": { "post": {
+                "summary": "Acknowledge: reminders and escalation stop (bearer token, or the signed link of an e-mail)",
+                "security": token,
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+                "responses": { "200": { "description": "Acknowledged" }, "401": { "description": "No or wrong token" }, "404": { "description": "No such incident" } } } },
+            "/api/v1/periods": { "get": { "summary": "Exam periods", "parameters": [read], "responses": ok(list("periods", "Period")) } },
+            "/api/v1/report": { "get": {
+                "summary": "SLA report (as `thongsuot report --format json`)",
+                "parameters": [{ "name": "period", "in": "query", "schema": { "type": "string" } },
+                               { "name": "from", "in": "query", "schema": { "type": "string" } },
+                               { "name": "to", "in": "query", "schema": { "type": "string" } }, read],
+                "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": r("Report") } } },
+                               "400": { "description": "Bad window", "content": { "application/json": { "schema": r("Error") } } } } } },
+            "/api/v1/heartbeat/{target}": { "post": {
+                "summary": "A push from a heartbeat target", "security": token,
+                "parameters": [{ "name": "target", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": { "200": { "description": "Recorded" }, "401": { "description": "No or wrong token" }, "404": { "description": "No heartbeat target of that name" } } } },
+            "/-/reload": { "post": { "summary": "Re-read the config file", "security": token,
+                "responses": { "200": { "description": "Applied" }, "400": { "description": "Rejected; the old config keeps running" }, "401": { "description": "No or wrong token" } } } },
+            "/healthz": { "get": { "summary": "Liveness", "responses": { "200": { "description": "alive" } } } },
+            "/readyz": { "get": { "summary": "Readiness", "responses": { "200": { "description": "ready" }, "503": { "description": "starting or stopping" } } } },
+            "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "text exposition" } } } }
+        }
+    })
+}

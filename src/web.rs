@@ -1,0 +1,356 @@
+//! The status page: server-rendered, self-contained (no external assets), Vietnamese or
+//! English, mobile friendly; refreshes its content in place every 15 s without reloading.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::config::{Config, Language};
+use crate::notify::db::IncidentRow;
+use crate::report::{Report, TargetReport};
+use crate::sla::spans::{Span, SpanSet};
+use crate::status::TargetStatus;
+
+struct W {
+    title: &'static str,
+    all_ok: &'static str,
+    n_down: &'static str,
+    n_degraded: &'static str,
+    period: &'static str,
+    no_period: &'static str,
+    left: &'static str,
+    availability: &'static str,
+    up: &'static str,
+    down: &'static str,
+    unknown: &'static str,
+    degraded: &'static str,
+    since: &'static str,
+    latency: &'static str,
+    incidents: &'static str,
+    no_incidents: &'static str,
+    acked: &'static str,
+    not_acked: &'static str,
+    last_24h: &'static str,
+    updated: &'static str,
+    outages: &'static str,
+    none: &'static str,
+    ongoing: &'static str,
+    back: &'static str,
+    reason: &'static str,
+}
+
+const EN: W = W {
+    title: "Connectivity status",
+    all_ok: "All connected",
+    n_down: "targets down",
+    n_degraded: "congested",
+    period: "Period",
+    no_period: "No exam period in force",
+    left: "left",
+    availability: "availability",
+    up: "up",
+    down: "DOWN",
+    unknown: "unknown",
+    degraded: "congested",
+    since: "since",
+    latency: "last probe",
+    incidents: "Open incidents",
+    no_incidents: "No open incident.",
+    acked: "acknowledged",
+    not_acked: "not acknowledged",
+    last_24h: "last 24 hours",
+    updated: "Updated",
+    outages: "Outages",
+    none: "none",
+    ongoing: "ongoing",
+    back: "All targets",
+    reason: "reason",
+};
+
+const VI: W = W {
+    title: "Tình trạng thông tin liên lạc",
+    all_ok: "Tất cả thông suốt",
+    n_down: "điểm gián đoạn",
+    n_degraded: "nghẽn mạng",
+    period: "Giai đoạn",
+    no_period: "Không trong giai đoạn thi",
+    left: "còn lại",
+    availability: "tỷ lệ sẵn sàng",
+    up: "thông suốt",
+    down: "GIÁN ĐOẠN",
+    unknown: "chưa rõ",
+    degraded: "nghẽn",
+    since: "từ",
+    latency: "lần đo gần nhất",
+    incidents: "Sự cố đang mở",
+    no_incidents: "Không có sự cố.",
+    acked: "đã tiếp nhận",
+    not_acked: "chưa tiếp nhận",
+    last_24h: "24 giờ qua",
+    updated: "Cập nhật",
+    outages: "Các lần gián đoạn",
+    none: "không có",
+    ongoing: "đang diễn ra",
+    back: "Tất cả điểm kiểm tra",
+    reason: "nguyên nhân",
+};
+
+fn w(lang: Language) -> &'static W {
+    if lang == Language::Vi { &VI } else { &EN }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn local(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// Picks the language: `?lang=`, else the first of Accept-Language that we speak, else the
+/// configured default.
+pub fn language(query: Option<&str>, accept: Option<&str>, default: Language) -> Language {
+    match query {
+        Some("vi") => return Language::Vi,
+        Some("en") => return Language::En,
+        _ => {}
+    }
+    for part in accept.unwrap_or("").split(',') {
+        let tag = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if tag.starts_with("vi") {
+            return Language::Vi;
+        }
+        if tag.starts_with("en") {
+            return Language::En;
+        }
+    }
+    default
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}\
+main{max-width:960px;margin:auto;padding:1em}h1{font-size:1.4em}\
+.banner{padding:1em;border-radius:8px;color:#fff;font-size:1.2em;font-weight:bold;margin:1em 0}\
+.ok{background:#1a7f37}.bad{background:#cf222e}.warn{background:#9a6700}\
+.group{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:.6em 1em;margin:1em 0}\
+.group h2{font-size:1.1em;margin:.3em 0}.t{display:flex;flex-wrap:wrap;align-items:center;gap:.3em 1em;padding:.4em 0;border-top:1px solid #eaeef2}\
+.t a{color:inherit;font-weight:600;min-width:12em}.st{font-weight:bold}.st.up{color:#1a7f37}.st.down{color:#cf222e}.st.unknown{color:#656d76}.st.degraded{color:#9a6700}\
+.small{color:#656d76;font-size:.85em}.bar{display:flex;gap:1px;height:18px;flex:1 1 240px;min-width:200px}\
+.bar span{flex:1;border-radius:2px}.g{background:#2da44e}.o{background:#d4a72c}.r{background:#cf222e}.n{background:#d0d7de}\
+table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3em;border-top:1px solid #eaeef2}";
+
+/// The page shell; `body` is the part the script refreshes.
+pub fn page(title: &str, lang: Language, body: &str, refresh_url: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body><main id=\"main\">{body}</main>\
+         <script>setInterval(function(){{fetch({},{{credentials:'same-origin'}}).then(function(r){{return r.ok?r.text():null}})\
+         .then(function(t){{if(t){{document.getElementById('main').innerHTML=t}}}}).catch(function(){{}})}},15000);</script></body></html>",
+        if lang == Language::Vi { "vi" } else { "en" },
+        esc(title),
+        serde_json::to_string(refresh_url).unwrap_or_else(|_| "\"\"".into()),
+    )
+}
+
+/// Hourly slices of the last 24 h: class and title per slice.
+fn slices(report: &Report, t: &TargetReport, now: DateTime<Utc>, tz: Tz) -> Vec<(&'static str, String)> {
+    let end = now.timestamp_millis();
+    let observed = SpanSet::new(report.observed.clone());
+    let down = SpanSet::new(t.figures.outage_rows.iter().map(|o| Span::new(o.start, o.end.unwrap_or(end))).collect());
+    let degraded = SpanSet::new(t.degradations.iter().map(|d| Span::new(d.start, d.end.unwrap_or(end))).collect());
+    (0..24)
+        .map(|i| {
+            let s = Span::new(end - (24 - i) * 3_600_000, end - (23 - i) * 3_600_000);
+            let obs = observed.clip(s);
+            let seen = obs.total();
+            let d = down.intersect(&obs).total();
+            let label = DateTime::<Utc>::from_timestamp_millis(s.start)
+                .map(|x| x.with_timezone(&tz).format("%H:00").to_string())
+                .unwrap_or_default();
+            // An outage is a fact however little of the hour was watched; "all good" needs
+            // at least half the hour observed.
+            if d > 0 {
+                ("r", format!("{label}: {:.2} %", 100.0 * (1.0 - d as f64 / seen.max(1) as f64)))
+            } else if seen < s.len() / 2 {
+                ("n", format!("{label}: —"))
+            } else if degraded.intersect(&obs).total() > 0 {
+                ("o", format!("{label}: 100 %"))
+            } else {
+                ("g", format!("{label}: 100 %"))
+            }
+        })
+        .collect()
+}
+
+pub struct PageInput<'a> {
+    pub config: &'a Config,
+    pub targets: &'a [TargetStatus],
+    pub reports: &'a [Report],
+    pub incidents: &'a [IncidentRow],
+    pub lang: Language,
+    pub now: DateTime<Utc>,
+}
+
+fn state_word<'a>(t: &TargetStatus, w: &'a W) -> (&'static str, &'a str) {
+    match (t.state, t.degraded_since.is_some()) {
+        ("down", _) => ("down", w.down),
+        ("up", true) => ("degraded", w.degraded),
+        ("up", false) => ("up", w.up),
+        _ => ("unknown", w.unknown),
+    }
+}
+
+/// The refreshable body of `/`.
+pub fn status_body(p: &PageInput<'_>) -> String {
+    let w = w(p.lang);
+    let tz = p.config.daemon.timezone;
+    let down = p.targets.iter().filter(|t| t.state == "down").count();
+    let degraded = p.targets.iter().filter(|t| t.state == "up" && t.degraded_since.is_some()).count();
+    let mut o = format!("<h1>{} — {}</h1>", esc(w.title), esc(&p.config.daemon.vantage));
+    let (class, text) = if down > 0 {
+        ("bad", format!("{down} {}", w.n_down))
+    } else if degraded > 0 {
+        ("warn", format!("{degraded} {}", w.n_degraded))
+    } else {
+        ("ok", w.all_ok.to_string())
+    };
+    let _ = write!(o, "<div class=\"banner {class}\" id=\"banner\">{}</div>", esc(&text));
+    let period = p.config.periods.iter().find(|x| x.contains(p.now));
+    match period {
+        Some(x) => {
+            let left = (x.end - p.now).num_minutes();
+            let _ = write!(
+                o,
+                "<p>{}: <b>{}</b> ({} → {}, {} {}h{:02})</p>",
+                w.period,
+                esc(&x.name),
+                local(x.start, tz),
+                local(x.end, tz),
+                w.left,
+                left / 60,
+                left % 60
+            );
+        }
+        None => {
+            let _ = write!(o, "<p>{}</p>", w.no_period);
+        }
+    }
+    let report_now = period
+        .and_then(|x| p.reports.iter().find(|r| r.window_name == x.name))
+        .or_else(|| p.reports.iter().find(|r| r.window_name == "last-24h"));
+    let day = p.reports.iter().find(|r| r.window_name == "last-24h");
+    for g in &p.config.groups {
+        let gr = report_now.and_then(|r| r.groups.iter().find(|x| x.name == g.name));
+        let _ = write!(
+            o,
+            "<section class=\"group\"><h2>{}{}</h2><div class=\"small\">{} {}: {}</div>",
+            esc(&g.name),
+            g.display_name.as_ref().map(|d| format!(" — {}", esc(d))).unwrap_or_default(),
+            w.availability,
+            esc(report_now.map_or("", |r| r.window_name.as_str())),
+            gr.and_then(|x| x.figures.availability).map_or_else(|| "—".into(), |a| format!("{:.3} %", a * 100.0))
+        );
+        for t in p.targets.iter().filter(|t| t.group == g.name) {
+            let (cls, word) = state_word(t, w);
+            let since = t.since.map(|s| format!("{} {}", w.since, local(s, tz))).unwrap_or_default();
+            let latency =
+                t.last_duration_seconds.map(|d| format!("{} {:.0} ms", w.latency, d * 1000.0)).unwrap_or_default();
+            let _ = write!(
+                o,
+                "<div class=\"t\" data-target=\"{name}\"><a href=\"targets/{name}?lang={l}\">{name}</a><span class=\"st {cls}\">{word}</span><span class=\"small\">{since} · {latency}</span>",
+                name = esc(&t.name),
+                l = if p.lang == Language::Vi { "vi" } else { "en" },
+                word = esc(word),
+            );
+            if let Some(tr) = day
+                .and_then(|r| r.groups.iter().flat_map(|g| g.targets.iter()).find(|x| x.name == t.name).map(|x| (r, x)))
+            {
+                o.push_str("<div class=\"bar\" title=\"");
+                o.push_str(w.last_24h);
+                o.push_str("\">");
+                for (c, title) in slices(tr.0, tr.1, p.now, tz) {
+                    let _ = write!(o, "<span class=\"{c}\" title=\"{}\"></span>", esc(&title));
+                }
+                o.push_str("</div>");
+            }
+            o.push_str("</div>");
+        }
+        o.push_str("</section>");
+    }
+    let _ = write!(o, "<section class=\"group\"><h2>{}</h2>", w.incidents);
+    if p.incidents.is_empty() {
+        let _ = write!(o, "<p>{}</p>", w.no_incidents);
+    } else {
+        o.push_str("<table>");
+        for i in p.incidents {
+            let since = DateTime::<Utc>::from_timestamp_millis(i.since_ms).map(|t| local(t, tz)).unwrap_or_default();
+            let _ = write!(
+                o,
+                "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td></tr>",
+                i.id,
+                esc(&i.group),
+                esc(&i.target),
+                w.since,
+                since,
+                if i.acked_ms.is_some() { w.acked } else { w.not_acked }
+            );
+        }
+        o.push_str("</table>");
+    }
+    let _ = write!(o, "</section><p class=\"small\">{}: {} ({})</p>", w.updated, local(p.now, tz), tz);
+    o
+}
+
+/// The refreshable body of `/targets/{name}`.
+pub fn target_body(p: &PageInput<'_>, t: &TargetStatus) -> String {
+    let w = w(p.lang);
+    let tz = p.config.daemon.timezone;
+    let (cls, word) = state_word(t, w);
+    let l = if p.lang == Language::Vi { "vi" } else { "en" };
+    let mut o = format!("<p><a href=\"../?lang={l}\">← {}</a></p><h1>{}</h1>", w.back, esc(&t.name));
+    if let Some(d) = &t.description {
+        let _ = write!(o, "<p>{}</p>", esc(d));
+    }
+    let _ = write!(
+        o,
+        "<p><span class=\"st {cls}\">{}</span> {}</p>",
+        esc(word),
+        t.since.map(|s| format!("{} {}", w.since, local(s, tz))).unwrap_or_default()
+    );
+    if let (Some(false), Some(f)) = (t.last_ok, &t.last_failure) {
+        let _ = write!(o, "<p class=\"small\">{}: {}</p>", w.reason, esc(f));
+    }
+    for r in p.reports {
+        let Some(tr) = r.groups.iter().flat_map(|g| g.targets.iter()).find(|x| x.name == t.name) else { continue };
+        let _ = write!(
+            o,
+            "<section class=\"group\"><h2>{} — {}: {}</h2><h3 class=\"small\">{}</h3>",
+            esc(&r.window_name),
+            w.availability,
+            tr.figures.availability.map_or_else(|| "—".into(), |a| format!("{:.3} %", a * 100.0)),
+            w.outages
+        );
+        if tr.figures.outage_rows.is_empty() {
+            let _ = write!(o, "<p>{}</p>", w.none);
+        } else {
+            o.push_str("<table>");
+            for row in &tr.figures.outage_rows {
+                let start = DateTime::<Utc>::from_timestamp_millis(row.start).map(|x| local(x, tz)).unwrap_or_default();
+                let end = row
+                    .end
+                    .and_then(DateTime::<Utc>::from_timestamp_millis)
+                    .map_or_else(|| w.ongoing.to_string(), |x| local(x, tz));
+                let len = row.end.map_or(row.counted_ms, |e| e - row.start);
+                let _ = write!(
+                    o,
+                    "<tr><td>{start}</td><td>{end}</td><td>{}</td><td>{}</td></tr>",
+                    crate::report::render::dur(len),
+                    esc(row.reason.as_deref().unwrap_or(""))
+                );
+            }
+            o.push_str("</table>");
+        }
+        o.push_str("</section>");
+    }
+    o
+}

@@ -1,0 +1,231 @@
+//! The status page in headless Chromium (real rendering, Vietnamese text, a screenshot as an
+//! artifact) and the JSON API checked against its own OpenAPI document.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const TOKEN: &str = "web-test-token-0123456789abc";
+
+fn config(up: &str, public: bool) -> String {
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Ho_Chi_Minh);
+    format!(
+        r#"
+[daemon]
+listen = "127.0.0.1:{{port}}"
+state_dir = "state"
+vantage = "vinhphuc-1"
+api_token_env = "THONGSUOT_API_TOKEN"
+public_status = {public}
+language = "vi"
+[defaults]
+interval = "1s"
+timeout = "800ms"
+confirm = 2
+[[group]]
+name = "vnpt"
+display_name = "VNPT Vĩnh Phúc"
+contacts = ["noc"]
+[[contact]]
+name = "noc"
+emails = ["noc@vnpt.example.vn"]
+[[period]]
+name = "exam-day-1"
+start = "{start}"
+end = "{end}"
+[[target]]
+name = "vnpt-core"
+group = "vnpt"
+kind = "tcp"
+address = "{up}"
+[[target]]
+name = "vnpt-sms-gateway"
+group = "vnpt"
+kind = "tcp"
+address = "127.0.0.1:{down}"
+"#,
+        start = (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S"),
+        end = (now + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M:%S"),
+        down = free_port(),
+    )
+}
+
+/// Starts the daemon and waits for the outage and a fresh SLA evaluation (forced by a reload).
+fn started(rt: &tokio::runtime::Runtime, public: bool) -> (Daemon, TcpServer) {
+    let listener = rt.block_on(TcpServer::start(None));
+    let d = Daemon::start(&config(&listener.addr.to_string(), public), &[("THONGSUOT_API_TOKEN", TOKEN)]);
+    d.wait_until("outage confirmed", Duration::from_secs(15), || {
+        sample(&d.metrics(), "thongsuot_target_up", &[("target", "vnpt-sms-gateway")]) == Some(0.0)
+    });
+    assert_eq!(blocking_request("POST", &d.url("/-/reload"), Some(TOKEN), None).map(|r| r.0), Some(200));
+    std::thread::sleep(Duration::from_millis(800));
+    (d, listener)
+}
+
+fn chromium(args: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir().expect("profile");
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("chromium")
+}
+
+#[test]
+fn status_page_renders_in_chromium_in_vietnamese() {
+    if !require_tool("chromium", "chromium") {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = rt.enter();
+    let (d, _listener) = started(&rt, true);
+    let url = d.url("/?lang=vi");
+    let out = chromium(&["--virtual-time-budget=3000", "--dump-dom", &url]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Tình trạng thông tin liên lạc",
+        "vnpt-core",
+        "vnpt-sms-gateway",
+        "GIÁN ĐOẠN",
+        "thông suốt",
+        "VNPT Vĩnh Phúc",
+        "exam-day-1",
+        "Sự cố đang mở",
+        "chưa tiếp nhận",
+    ] {
+        assert!(dom.contains(needle), "rendered DOM lacks {needle:?}:\n{dom}");
+    }
+    assert!(dom.contains("class=\"banner bad\""), "one target down: the banner says so");
+    assert!(dom.contains("class=\"bar\""), "availability bars");
+    // English through Accept-Language-free ?lang=en.
+    let out = chromium(&["--virtual-time-budget=2000", "--dump-dom", &d.url("/?lang=en")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("targets down"));
+    // The detail page lists the outage.
+    let out = chromium(&["--virtual-time-budget=2000", "--dump-dom", &d.url("/targets/vnpt-sms-gateway?lang=vi")]);
+    let detail = String::from_utf8_lossy(&out.stdout);
+    assert!(detail.contains("Các lần gián đoạn") && detail.contains("refused"), "{detail}");
+
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = chromium(&["--window-size=1100,900", &format!("--screenshot={}", shot.display()), &url]);
+    assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("status page screenshot: {}", shot.display());
+    assert!(d.stop().success());
+}
+
+/// Checks `value` against an OpenAPI schema (the subset the document uses).
+fn validate(doc: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap_or("");
+        return validate(doc, &doc["components"]["schemas"][name], value, path, errors);
+    }
+    if value.is_null() {
+        if schema["nullable"] != true {
+            errors.push(format!("{path}: null but not nullable"));
+        }
+        return;
+    }
+    let ok = match schema["type"].as_str() {
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        _ => true,
+    };
+    if !ok {
+        errors.push(format!("{path}: expected {}, got {value}", schema["type"]));
+        return;
+    }
+    if let Some(e) = schema["enum"].as_array()
+        && !e.contains(value)
+    {
+        errors.push(format!("{path}: {value} not in {e:?}"));
+    }
+    for req in schema["required"].as_array().into_iter().flatten() {
+        let key = req.as_str().unwrap_or("");
+        if value.get(key).is_none() {
+            errors.push(format!("{path}: missing {key}"));
+        }
+    }
+    if let (Some(props), Some(obj)) = (schema["properties"].as_object(), value.as_object()) {
+        for (k, v) in obj {
+            match props.get(k) {
+                Some(s) => validate(doc, s, v, &format!("{path}.{k}"), errors),
+                None => errors.push(format!("{path}: {k} is not in the schema")),
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in arr.iter().enumerate() {
+            validate(doc, items, v, &format!("{path}[{i}]"), errors);
+        }
+    }
+}
+
+#[test]
+fn api_answers_match_the_openapi_document_and_auth_is_enforced() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = rt.enter();
+    let (d, _listener) = started(&rt, false);
+    let get = |path: &str, token: Option<&str>| blocking_request("GET", &d.url(path), token, None).expect("answer");
+    let doc: Value = serde_json::from_str(&get("/api/v1/openapi.json", None).1).expect("openapi json");
+    let incidents: Value = serde_json::from_str(&get("/api/v1/incidents", Some(TOKEN)).1).expect("incidents");
+    let id = incidents["incidents"][0]["id"].as_i64().expect("an open incident");
+    let mut errors = Vec::new();
+    let mut checked = 0;
+    for (path, spec_path) in [
+        ("/api/v1/status".to_string(), "/api/v1/status"),
+        ("/api/v1/targets".to_string(), "/api/v1/targets"),
+        ("/api/v1/targets/vnpt-sms-gateway".to_string(), "/api/v1/targets/{name}"),
+        ("/api/v1/incidents?state=all".to_string(), "/api/v1/incidents"),
+        (format!("/api/v1/incidents/{id}"), "/api/v1/incidents/{id}"),
+        ("/api/v1/periods".to_string(), "/api/v1/periods"),
+        ("/api/v1/report?period=exam-day-1".to_string(), "/api/v1/report"),
+        ("/api/v1/report".to_string(), "/api/v1/report"),
+    ] {
+        // Not public: no token, no data.
+        assert_eq!(get(&path, None).0, 401, "{path} without token");
+        let (code, body) = get(&path, Some(TOKEN));
+        assert_eq!(code, 200, "{path}: {body}");
+        let value: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        let schema = &doc["paths"][spec_path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert!(!schema.is_null(), "{spec_path} has no 200 schema");
+        validate(&doc, schema, &value, &path, &mut errors);
+        checked += 1;
+    }
+    // Errors are documented too.
+    let (code, body) = get("/api/v1/targets/nope", Some(TOKEN));
+    assert_eq!(code, 404);
+    validate(
+        &doc,
+        &doc["components"]["schemas"]["Error"],
+        &serde_json::from_str(&body).expect("json"),
+        "404",
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "responses differ from the OpenAPI document:\n{}", errors.join("\n"));
+    eprintln!("{checked} endpoints validated against the OpenAPI document");
+    // The page itself, with the token as a query parameter (a bookmark).
+    assert_eq!(get("/", None).0, 401);
+    assert_eq!(blocking_request("GET", &d.url(&format!("/?token={TOKEN}")), None, None).map(|r| r.0), Some(200));
+    // Oversized bodies are refused before any work.
+    let big = "x".repeat(200 * 1024);
+    assert_eq!(blocking_request("POST", &d.url("/-/reload"), Some(TOKEN), Some(&big)).map(|r| r.0), Some(413));
+    assert!(d.stop().success());
+}
