@@ -162,6 +162,11 @@ type PageData = (
     Vec<crate::notify::db::IncidentRow>,
 );
 
+/// `&token=…` for the links and refresh of a page opened with `?token=`.
+fn suffix(q: &PageQuery) -> String {
+    q.token.as_deref().map(|t| format!("&token={}", crate::web::query_value(t))).unwrap_or_default()
+}
+
 async fn page_input(s: &AppState) -> PageData {
     let config = s.config.borrow().clone();
     let targets = s.board.snapshot();
@@ -191,16 +196,14 @@ async fn index(
         incidents: &incidents,
         lang,
         now: chrono::Utc::now(),
+        link_suffix: suffix(&q),
     };
     let body = crate::web::status_body(&input);
     if q.fragment == Some(1) {
         return Html(body).into_response();
     }
     let l = if lang == crate::config::Language::Vi { "vi" } else { "en" };
-    let refresh = match &q.token {
-        Some(t) => format!("?lang={l}&fragment=1&token={t}"),
-        None => format!("?lang={l}&fragment=1"),
-    };
+    let refresh = format!("?lang={l}&fragment=1{}", suffix(&q));
     Html(crate::web::page(&format!("thongsuot — {}", config.daemon.vantage), lang, &body, &refresh)).into_response()
 }
 
@@ -226,13 +229,14 @@ async fn target_page(
         incidents: &incidents,
         lang,
         now: chrono::Utc::now(),
+        link_suffix: suffix(&q),
     };
     let body = crate::web::target_body(&input, t);
     if q.fragment == Some(1) {
         return Html(body).into_response();
     }
     let l = if lang == crate::config::Language::Vi { "vi" } else { "en" };
-    Html(crate::web::page(&format!("thongsuot — {name}"), lang, &body, &format!("?lang={l}&fragment=1")))
+    Html(crate::web::page(&format!("thongsuot — {name}"), lang, &body, &format!("?lang={l}&fragment=1{}", suffix(&q))))
         .into_response()
 }
 

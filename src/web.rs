@@ -189,6 +189,18 @@ pub struct PageInput<'a> {
     pub incidents: &'a [IncidentRow],
     pub lang: Language,
     pub now: DateTime<Utc>,
+    /// Appended to every link of the page (`&token=…` when the page needs the token).
+    pub link_suffix: String,
+}
+
+/// Percent-encodes a query value.
+pub fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn state_word<'a>(t: &TargetStatus, w: &'a W) -> (&'static str, &'a str) {
@@ -257,9 +269,10 @@ pub fn status_body(p: &PageInput<'_>) -> String {
                 t.last_duration_seconds.map(|d| format!("{} {:.0} ms", w.latency, d * 1000.0)).unwrap_or_default();
             let _ = write!(
                 o,
-                "<div class=\"t\" data-target=\"{name}\"><a href=\"targets/{name}?lang={l}\">{name}</a><span class=\"st {cls}\">{word}</span><span class=\"small\">{since} · {latency}</span>",
+                "<div class=\"t\" data-target=\"{name}\"><a href=\"targets/{name}?lang={l}{sfx}\">{name}</a><span class=\"st {cls}\">{word}</span><span class=\"small\">{since} · {latency}</span>",
                 name = esc(&t.name),
                 l = if p.lang == Language::Vi { "vi" } else { "en" },
+                sfx = esc(&p.link_suffix),
                 word = esc(word),
             );
             if let Some(tr) = day
@@ -307,7 +320,8 @@ pub fn target_body(p: &PageInput<'_>, t: &TargetStatus) -> String {
     let tz = p.config.daemon.timezone;
     let (cls, word) = state_word(t, w);
     let l = if p.lang == Language::Vi { "vi" } else { "en" };
-    let mut o = format!("<p><a href=\"../?lang={l}\">← {}</a></p><h1>{}</h1>", w.back, esc(&t.name));
+    let mut o =
+        format!("<p><a href=\"../?lang={l}{}\">← {}</a></p><h1>{}</h1>", esc(&p.link_suffix), w.back, esc(&t.name));
     if let Some(d) = &t.description {
         let _ = write!(o, "<p>{}</p>", esc(d));
     }

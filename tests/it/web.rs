@@ -223,7 +223,15 @@ fn api_answers_match_the_openapi_document_and_auth_is_enforced() {
     eprintln!("{checked} endpoints validated against the OpenAPI document");
     // The page itself, with the token as a query parameter (a bookmark).
     assert_eq!(get("/", None).0, 401);
-    assert_eq!(blocking_request("GET", &d.url(&format!("/?token={TOKEN}")), None, None).map(|r| r.0), Some(200));
+    let (code, page) = blocking_request("GET", &d.url(&format!("/?token={TOKEN}")), None, None).expect("page");
+    assert_eq!(code, 200);
+    // Its links and its refresh carry the token on.
+    assert!(page.contains(&format!("targets/vnpt-core?lang=vi&amp;token={TOKEN}")), "{page}");
+    assert!(page.contains(&format!("fragment=1&token={TOKEN}")), "{page}");
+    assert_eq!(
+        blocking_request("GET", &d.url(&format!("/targets/vnpt-core?lang=vi&token={TOKEN}")), None, None).map(|r| r.0),
+        Some(200)
+    );
     // Oversized bodies are refused before any work.
     let big = "x".repeat(200 * 1024);
     assert_eq!(blocking_request("POST", &d.url("/-/reload"), Some(TOKEN), Some(&big)).map(|r| r.0), Some(413));
