@@ -254,6 +254,18 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         store_path: store_path.clone(),
         run_started,
     });
+    // systemd: ready now; the watchdog is fed from a task of the runtime, so a stalled runtime
+    // (the failure the watchdog exists for) stops feeding it.
+    crate::sdnotify::ready();
+    let watchdog = crate::sdnotify::watchdog_interval().map(|every| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                crate::sdnotify::watchdog();
+            }
+        })
+    });
     let server_stop = root.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { server_stop.cancelled().await }).await
@@ -278,6 +290,10 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     }
 
     tracing::info!("shutting down");
+    crate::sdnotify::stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     ready.store(false, Ordering::Release);
     let grace = config_tx.borrow().daemon.shutdown_grace;
     scheduler.shutdown(grace).await;

@@ -12,6 +12,7 @@ pub mod probe;
 pub mod report;
 pub mod rules;
 pub mod scheduler;
+pub mod sdnotify;
 pub mod server;
 pub mod sla;
 pub mod status;

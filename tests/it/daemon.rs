@@ -368,3 +368,31 @@ source = ["{a}", "{b}"]
     assert!(status.contains("down from 2 of 2 uplinks"), "{status}");
     assert!(d.stop().success());
 }
+
+#[test]
+fn systemd_readiness_and_watchdog_notifications() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let config = "[daemon]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\n[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n";
+    let path = sock_path.to_str().expect("utf-8");
+    let d = Daemon::start(config, &[("NOTIFY_SOCKET", path), ("WATCHDOG_USEC", "400000")]);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while got.iter().filter(|m: &&String| m.as_str() == "WATCHDOG=1").count() < 3 {
+        let n = sock.recv(&mut buf).expect("a notification within 10 s");
+        got.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        assert!(got.len() < 50, "{got:?}");
+    }
+    assert_eq!(got.first().map(String::as_str), Some("READY=1"), "{got:?}");
+    assert!(d.stop().success());
+    let mut stopping = false;
+    while let Ok(n) = sock.recv(&mut buf) {
+        if &buf[..n] == b"STOPPING=1" {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping, "STOPPING=1 at shutdown");
+}
