@@ -347,3 +347,73 @@ async fn sip_options_against_kamailio() {
     let sent = counter.await.expect("counter");
     assert!((2..=4).contains(&sent), "{sent} transmissions in 2 s (T1 = 500 ms: at 0, 0.5, 1.5 s)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_cost_one_bounded_probe() {
+    use tokio::io::AsyncWriteExt;
+    // A DNS "server" answering garbage.
+    let garbage = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let gaddr = garbage.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while let Ok((_, peer)) = garbage.recv_from(&mut buf).await {
+            let _ = garbage.send_to(&[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02], peer).await;
+        }
+    });
+    let o =
+        run(&target(&format!("kind = \"dns\"\nserver = \"{gaddr}\"\nquery = \"thi.example.vn\"\ntimeout = \"1s\"")))
+            .await;
+    assert_eq!(kind(&o), Some(FailureKind::Protocol), "{o:?}");
+
+    // Accepts TCP, never speaks: a TLS handshake stall and a silent HTTP server.
+    for keys in [
+        "kind = \"tls\"\naddress = \"{addr}\"\nserver_name = \"localhost\"\ntimeout = \"1s\"",
+        "kind = \"http\"\nurl = \"http://{addr}/\"\ntimeout = \"1s\"",
+    ] {
+        let silent = TcpServer::start(None).await;
+        let keys = keys.replace("{addr}", &silent.addr.to_string());
+        let start = Instant::now();
+        let o = run(&target(&keys)).await;
+        assert_eq!(kind(&o), Some(FailureKind::Timeout), "{keys}: {o:?}");
+        assert!(start.elapsed() < Duration::from_secs(3), "{keys}: took {:?}", start.elapsed());
+    }
+
+    // Slowloris: a status line, then one header byte every 200 ms, forever.
+    let slow = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let saddr = slow.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = slow.accept().await {
+            tokio::spawn(async move {
+                // Read the request first, as a real server does, then dribble the answer.
+                let mut req = [0u8; 1024];
+                let _ = tokio::io::AsyncReadExt::read(&mut s, &mut req).await;
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nX-Slow: ").await;
+                for _ in 0..100 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if s.write_all(b"a").await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let start = Instant::now();
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"http://{saddr}/\"\ntimeout = \"1s\""))).await;
+    assert_eq!(kind(&o), Some(FailureKind::Timeout), "{o:?}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+
+    // Accept and reset at once.
+    let rude = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let raddr = rude.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = rude.accept().await {
+            let _ = s.set_linger(Some(Duration::ZERO));
+            drop(s);
+        }
+    });
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"http://{raddr}/\"\ntimeout = \"1s\""))).await;
+    assert!(matches!(kind(&o), Some(FailureKind::Reset) | Some(FailureKind::Protocol)), "{o:?}");
+    let o =
+        run(&target(&format!("kind = \"sip\"\naddress = \"{raddr}\"\ntransport = \"tcp\"\ntimeout = \"1s\""))).await;
+    assert!(matches!(kind(&o), Some(FailureKind::Reset) | Some(FailureKind::Io)), "{o:?}");
+}
