@@ -57,9 +57,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/heartbeat/{target}", post(heartbeat))
         .route("/api/v1/incidents/{id}/ack", get(ack_by_link).post(ack_post))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // A request (body included) that takes longer than this is answered 408 and dropped.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(axum::middleware::from_fn(refuse_large_bodies))
         .with_state(state)
 }
+
+/// The longest any request may take.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Request bodies above this are refused (413) before any handler runs.
 const MAX_BODY: usize = 64 * 1024;
