@@ -136,8 +136,11 @@ impl Scheduler {
         for name in gone {
             if let Some(r) = self.running.remove(&name) {
                 r.cancel.cancel();
-                if let Ok(Carried { metrics: Some(tm), .. }) = r.handle.await {
-                    self.shared.metrics.remove_target(&tm);
+                if let Ok(carried) = r.handle.await {
+                    close_open(&self.shared, &r.target, &carried).await;
+                    if let Some(tm) = &carried.metrics {
+                        self.shared.metrics.remove_target(tm);
+                    }
                 }
                 self.shared.board.remove(&name);
                 applied.removed.push(name);
@@ -190,13 +193,23 @@ impl Scheduler {
                 let window_len = shared.config.borrow().defaults.degraded_window;
                 if !c.window.as_ref().is_some_and(|w| w.same_settings(window_len, th)) {
                     let open = c.window.as_ref().and_then(|w| w.degraded_since());
-                    if open.is_some() && !th.any() {
+                    if let (Some(since), false) = (open, th.any()) {
                         // No thresholds any more: the congestion episode ends here.
+                        let now = Utc::now();
                         shared.store.send(Op::Close {
                             target: target.name.clone(),
                             kind: IntervalKind::Degraded,
-                            end: Utc::now().timestamp_millis(),
+                            end: ms(now),
                         });
+                        let ev = Event::Recovered {
+                            target: target.name.clone(),
+                            group: target.group.clone(),
+                            since: from_ms(since),
+                            until: now,
+                        };
+                        if shared.events.try_send(ev).is_err() {
+                            shared.metrics.events_dropped.inc();
+                        }
                     }
                     c.window = th.any().then(|| {
                         let mut w = CongestionWindow::new(window_len, th);
@@ -289,6 +302,27 @@ impl Scheduler {
     }
 }
 
+/// A target leaves the config while down or congested: its open intervals end now, and the
+/// notifier hears of it (its incidents close instead of reminding forever).
+async fn close_open(shared: &Shared, target: &Target, carried: &Carried) {
+    let now = Utc::now();
+    if let Some(since) = carried.sm.down_since() {
+        shared.store.send(Op::Close { target: target.name.clone(), kind: IntervalKind::Outage, end: ms(now) });
+        let ev = Event::Up { target: target.name.clone(), group: target.group.clone(), since, until: now };
+        let _ = shared.events.send(ev).await;
+    }
+    if let Some(since) = carried.window.as_ref().and_then(|w| w.degraded_since()) {
+        shared.store.send(Op::Close { target: target.name.clone(), kind: IntervalKind::Degraded, end: ms(now) });
+        let ev = Event::Recovered {
+            target: target.name.clone(),
+            group: target.group.clone(),
+            since: from_ms(since),
+            until: now,
+        };
+        let _ = shared.events.send(ev).await;
+    }
+}
+
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -338,7 +372,7 @@ async fn run_target(
     // One path, or one per uplink (each needs its own client when the binding matters).
     let paths: Vec<probe::Binding> =
         if target.uplinks.is_empty() { vec![target.binding.clone()] } else { target.uplinks.clone() };
-    let prepared: Vec<Result<probe::Prepared, Failure>> =
+    let mut prepared: Vec<Result<probe::Prepared, Failure>> =
         paths.iter().map(|b| probe::prepare(&target.spec, b, &shared.probers)).collect();
     // Wall-clock slots mapped onto tokio's clock, which may be paused in tests.
     let base_wall = unix_ms(SystemTime::now());
@@ -364,6 +398,12 @@ async fn run_target(
         let at = Utc::now();
 
         shared.metrics.probes_in_flight.inc();
+        // A setup that failed (an unreadable ca_file, say) is tried again at every slot.
+        for (b, p) in paths.iter().zip(prepared.iter_mut()) {
+            if p.is_err() {
+                *p = probe::prepare(&target.spec, b, &shared.probers);
+            }
+        }
         let runs = paths.iter().zip(&prepared).map(|(binding, prepared)| {
             let (target, shared) = (&target, &shared);
             async move {
@@ -435,7 +475,7 @@ fn quorum_outcome(paths: &[probe::Binding], outcomes: Vec<Outcome>, quorum: u32)
         return ok;
     }
     let detail = failed.iter().map(|(s, f)| format!("via {s}: {f}")).collect::<Vec<_>>().join("; ");
-    let mut out = outcomes.into_iter().next().unwrap_or_default();
+    let mut out = outcomes.into_iter().find(|o| !o.ok()).unwrap_or_default();
     let kind = failed.first().map_or(probe::FailureKind::Io, |(_, f)| f.kind);
     out.failure = Some(Failure::new(kind, format!("down from {} of {} uplinks: {detail}", failed.len(), paths.len())));
     out
@@ -485,7 +525,7 @@ async fn record(
                 since: from_ms(*at),
                 reason: reason.clone(),
             };
-            if shared.events.try_send(ev).is_err() {
+            if shared.events.send(ev).await.is_err() {
                 shared.metrics.events_dropped.inc();
             }
             shared.store.send(Op::Open {
@@ -505,7 +545,7 @@ async fn record(
                 since: from_ms(*since),
                 until: from_ms(*until),
             };
-            if shared.events.try_send(ev).is_err() {
+            if shared.events.send(ev).await.is_err() {
                 shared.metrics.events_dropped.inc();
             }
             shared.store.send(Op::Close { target: target.name.clone(), kind: IntervalKind::Degraded, end: *until });
@@ -582,7 +622,9 @@ async fn record(
                 Event::Up { target: target.name.clone(), group: target.group.clone(), since, until }
             }
         };
-        if shared.events.try_send(ev).is_err() {
+        // Awaited, not dropped: a slow notifier delays this target's next probe rather than
+        // losing an outage or a recovery.
+        if shared.events.send(ev).await.is_err() {
             shared.metrics.events_dropped.inc();
         }
     }

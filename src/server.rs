@@ -366,6 +366,15 @@ async fn api_report(
         ),
         _ => return bad("use period=NAME, or from=…&to=…".into()),
     };
+    if window.len() > 400 * 86_400_000 {
+        return bad("the window is longer than 400 days".into());
+    }
+    // Reports are heavy: at most two at a time, so a burst of requests cannot crowd out the
+    // blocking threads that probes and the notifier need.
+    static REPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let Ok(_permit) = REPORTS.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
     let (path, live) = (s.store_path.clone(), s.run_started);
     let built = tokio::task::spawn_blocking(move || {
         let period = config.periods.iter().find(|p| p.name == name);

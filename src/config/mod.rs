@@ -448,6 +448,10 @@ impl Cx<'_> {
                 self.error(v.span(), format!("{what}must be longer than zero"));
                 None
             }
+            Ok(d) if d > Duration::from_secs(366 * 86_400) => {
+                self.error(v.span(), format!("{what}{} is longer than a year", v.get_ref()));
+                None
+            }
             Ok(d) => Some(d),
             Err(e) => {
                 self.error(v.span(), format!("{what}{e}"));

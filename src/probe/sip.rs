@@ -70,7 +70,8 @@ pub fn request(spec: &SipSpec, local: SocketAddr, call_id: &str, branch: &str, t
 
 /// (code, reason) of a response for our Call-ID; None for anything else (pure, for tests).
 pub fn parse_response(buf: &[u8], call_id: &str) -> Option<(u16, String)> {
-    let text = std::str::from_utf8(buf).ok()?;
+    // Latin-1 bytes in a header must not hide the status line.
+    let text = String::from_utf8_lossy(buf);
     let mut lines = text.split("\r\n");
     let status = lines.next()?;
     let rest = status.strip_prefix("SIP/2.0 ")?;

@@ -64,6 +64,18 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 }
 
+/// The system's trusted roots, read once per process (not once per target).
+fn native_roots() -> &'static rustls::RootCertStore {
+    static ROOTS: std::sync::OnceLock<rustls::RootCertStore> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        roots
+    })
+}
+
 pub fn prepare(spec: &TlsSpec) -> Result<PreparedTls, Failure> {
     crate::tls::ensure_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -85,11 +97,7 @@ pub fn prepare(spec: &TlsSpec) -> Result<PreparedTls, Failure> {
                         .map_err(|e| Failure::new(FailureKind::Setup, format!("ca_file {}: {e}", path.display())))?;
                 }
             }
-            None => {
-                for cert in rustls_native_certs::load_native_certs().certs {
-                    let _ = roots.add(cert);
-                }
-            }
+            None => roots = native_roots().clone(),
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     } else {

@@ -104,9 +104,13 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
             continue;
         };
         let counted = SpanSet::new(vec![in_window]).intersect(&observed).total();
-        // The longest outage is judged on its whole length: one long outage is a breach even
-        // if it started before the window.
-        longest = longest.max(span.len());
+        // The longest outage is judged on its whole length (one long outage is a breach even if
+        // it started before the window), less maintenance that does not count.
+        let countable = SpanSet::new(vec![span]).subtract(&excluded).total();
+        if countable == 0 {
+            continue;
+        }
+        longest = longest.max(countable);
         if let Some(end) = o.end
             && end > w.start
             && end <= w.end

@@ -178,6 +178,12 @@ fn reload_applies_good_configs_and_keeps_the_old_one_on_errors() {
         let m = d.metrics();
         sample(&m, "thongsuot_probe_success", &[("target", "smsc-down-renamed")]).is_some()
     });
+    // The removed target was down: its outage and incident are closed, not left open forever.
+    d.wait_until("incident of the removed target closed", Duration::from_secs(10), || {
+        d.get("/api/v1/incidents").is_some_and(|b| !b.contains("\"target\":\"smsc-down\""))
+    });
+    let all = d.get("/api/v1/incidents?state=all").expect("incidents");
+    assert!(all.contains("\"target\":\"smsc-down\""), "the closed incident stays on record: {all}");
     let leftover: Vec<String> =
         d.metrics().lines().filter(|l| l.contains("target=\"smsc-down\"")).map(String::from).collect();
     assert!(leftover.is_empty(), "series of the removed target remain: {leftover:?}");
