@@ -439,7 +439,12 @@ async fn reload(
     metrics: &Metrics,
 ) -> Result<crate::scheduler::Applied, Vec<String>> {
     let old = config_tx.borrow().clone();
-    let new = match Config::load(&old.path) {
+    // Reading and validating a large file is CPU work: off the runtime workers.
+    let path = old.path.clone();
+    let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await.unwrap_or_else(|e| {
+        Err(crate::config::ConfigError::Read { path: old.path.clone(), source: std::io::Error::other(e.to_string()) })
+    });
+    let new = match loaded {
         Ok(c) => c,
         Err(e) => {
             let msgs = e.messages();
