@@ -104,3 +104,13 @@ fn shards_split_targets_stably() {
     }
     assert_eq!(total, 60, "every target in exactly one shard");
 }
+
+#[test]
+fn the_complete_example_of_configuration_md_is_valid() {
+    let doc = std::fs::read_to_string(repo_path("CONFIGURATION.md")).expect("CONFIGURATION.md");
+    let last = doc.rsplit("```toml\n").next().and_then(|b| b.split("```").next()).expect("a toml block");
+    let cfg =
+        Config::parse(&repo_path("CONFIGURATION.md"), last, &|k| Some(format!("secret-value-for-{k}-0123456789")))
+            .unwrap_or_else(|e| panic!("the complete example in CONFIGURATION.md does not parse:\n{e}"));
+    assert!(cfg.targets.len() >= 5, "the complete example should show most kinds");
+}
