@@ -83,6 +83,9 @@ pub struct Notifier {
     batches: HashMap<String, Batch>,
     /// Last local day a summary was queued per contact (mirrors the store's meta table).
     summaries: HashMap<String, chrono::NaiveDate>,
+    /// When each open incident was first announced: `escalate_after` counts from here, so an
+    /// incident announced when a maintenance window ends is not escalated in the same breath.
+    announced: HashMap<i64, i64>,
 }
 
 fn now_ms() -> i64 {
@@ -151,6 +154,7 @@ impl Notifier {
             open: HashMap::new(),
             batches: HashMap::new(),
             summaries: HashMap::new(),
+            announced: HashMap::new(),
         }
     }
 
@@ -355,6 +359,7 @@ impl Notifier {
         let Some(id) = self.open.values().find(|i| i.target == target && i.kind == kind).map(|i| i.id) else { return };
         let _ = with_db(&self.db, move |d| d.close_incident(id, until)).await;
         let Some(mut row) = self.open.remove(&id) else { return };
+        self.announced.remove(&id);
         row.closed_ms = Some(until);
         // The measured outage runs from its backdated start, as the state machine says.
         row.since_ms = since;
@@ -454,7 +459,8 @@ impl Notifier {
             }
             if i.escalated_ms.is_none()
                 && !g.escalate_to.is_empty()
-                && now - i.opened_ms >= g.escalate_after.as_millis() as i64
+                && now - self.announced.get(&i.id).copied().or(i.notified_ms).unwrap_or(i.opened_ms)
+                    >= g.escalate_after.as_millis() as i64
             {
                 escalations.entry(i.group.clone()).or_default().push(i.id);
             }
@@ -500,6 +506,7 @@ impl Notifier {
         for id in &notified_ids {
             if let Some(i) = self.open.get_mut(id) {
                 i.notified_ms = Some(at);
+                self.announced.entry(*id).or_insert(at);
             }
         }
         let ids = notified_ids.clone();
