@@ -72,6 +72,11 @@ pub struct Figures {
     /// With an objective below 100 %: how fast the budget burns (1 = exactly at the objective).
     pub burn_rate: Option<f64>,
     pub outage_rows: Vec<OutageRow>,
+    /// Summed length and count of the outages that ended in the window (for group MTTR).
+    #[serde(skip)]
+    pub recovered_ms: i64,
+    #[serde(skip)]
+    pub recoveries: i64,
 }
 
 fn to_set(intervals: &[Interval], now: i64) -> SpanSet {
@@ -155,6 +160,8 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
         outages: rows.len(),
         longest_outage_ms: longest,
         mttr_ms: (closed_n > 0).then(|| closed_total / closed_n),
+        recovered_ms: closed_total,
+        recoveries: closed_n,
         degraded_ms,
         degradations,
         objective,
@@ -171,7 +178,9 @@ pub fn aggregate(parts: &[&Figures], objective: f64) -> Figures {
     let observed: i64 = parts.iter().map(|f| f.observed_ms).sum();
     let down: i64 = parts.iter().map(|f| f.downtime_ms).sum();
     let window: i64 = parts.iter().map(|f| f.window_ms).sum();
-    let closed: Vec<i64> = parts.iter().filter_map(|f| f.mttr_ms).collect();
+    // Group MTTR: all recovered time over all recoveries (not a mean of per-target means).
+    let recovered_ms: i64 = parts.iter().map(|f| f.recovered_ms).sum();
+    let recoveries: i64 = parts.iter().map(|f| f.recoveries).sum();
     let availability = (observed > 0).then(|| 1.0 - down as f64 / observed as f64);
     let mut reasons: Vec<String> = Vec::new();
     let breached = parts.iter().filter(|f| f.breach).count();
@@ -192,7 +201,9 @@ pub fn aggregate(parts: &[&Figures], objective: f64) -> Figures {
         availability,
         outages: parts.iter().map(|f| f.outages).sum(),
         longest_outage_ms: parts.iter().map(|f| f.longest_outage_ms).max().unwrap_or(0),
-        mttr_ms: (!closed.is_empty()).then(|| closed.iter().sum::<i64>() / closed.len() as i64),
+        mttr_ms: (recoveries > 0).then(|| recovered_ms / recoveries),
+        recovered_ms,
+        recoveries,
         degraded_ms: parts.iter().map(|f| f.degraded_ms).sum(),
         degradations: parts.iter().map(|f| f.degradations).sum(),
         objective,
@@ -377,6 +388,17 @@ mod tests {
             assert_eq!(f.downtime_ms, c.down, "{}", c.name);
             assert_eq!(f.breach, c.breach, "{}: {:?}", c.name, f.breach_reasons);
         }
+    }
+
+    #[test]
+    fn group_mttr_weighs_every_recovery() {
+        let long = figures(&[Span::new(0, 10 * H)], &[iv(0, Some(5 * H))], &[], &[], 1.0, None);
+        let short: Vec<Interval> =
+            (0..10).map(|i| iv(6 * H + i * 120_000, Some(6 * H + i * 120_000 + 60_000))).collect();
+        let many = figures(&[Span::new(0, 10 * H)], &short, &[], &[], 1.0, None);
+        let g = aggregate(&[&long, &many], 1.0);
+        // (5 h + 10 × 1 min) / 11 recoveries, not the mean of 5 h and 1 min.
+        assert_eq!(g.mttr_ms, Some((5 * H + 10 * 60_000) / 11));
     }
 
     #[test]
