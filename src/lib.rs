@@ -17,5 +17,6 @@ pub mod server;
 pub mod sla;
 pub mod status;
 pub mod store;
+pub mod text;
 pub mod tls;
 pub mod web;

@@ -327,14 +327,9 @@ fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Stable offset of a target within any interval: FNV-1a of its name.
+/// Stable offset of a target within any interval, from the hash of its name.
 fn phase_ms(name: &str, interval_ms: u64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h % interval_ms.max(1)
+    crate::config::name_hash(name) % interval_ms.max(1)
 }
 
 /// The first slot `offset + k*interval` strictly after `after_ms`.

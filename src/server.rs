@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::scheduler::Applied;
 use crate::status::Board;
+use crate::text::esc;
 
 /// A request to re-read the config file; the answer says what changed or why it was refused.
 pub struct ReloadRequest {
@@ -131,10 +132,6 @@ async fn status(
         return r.into_response();
     }
     axum::Json(status_body(&s)).into_response()
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -11,6 +11,7 @@ use crate::notify::db::IncidentRow;
 use crate::report::{Report, TargetReport};
 use crate::sla::spans::{Span, SpanSet};
 use crate::status::TargetStatus;
+use crate::text::{esc, local};
 
 struct W {
     title: &'static str,
@@ -98,14 +99,6 @@ const VI: W = W {
 
 fn w(lang: Language) -> &'static W {
     if lang == Language::Vi { &VI } else { &EN }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-fn local(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// Picks the language: `?lang=`, else the first of Accept-Language that we speak, else the

@@ -400,14 +400,14 @@ impl Config {
     }
 }
 
-/// Stable shard (1-based) of a target name: FNV-1a, so every daemon and every release agrees.
+/// FNV-1a of a target name: stable across daemons and releases (shards, probe phases).
+pub fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Stable shard (1-based) of a target name.
 pub fn shard_of(name: &str, n: u32) -> u32 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % u64::from(n.max(1))) as u32 + 1
+    (name_hash(name) % u64::from(n.max(1))) as u32 + 1
 }
 
 /// Validation context: the source text (for line:col) and the diagnostics collected.

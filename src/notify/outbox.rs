@@ -86,7 +86,7 @@ impl Transport {
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|e| SendError { permanent: e.is_permanent(), message: chain(&e) }),
+                .map_err(|e| SendError { permanent: e.is_permanent(), message: crate::text::error_chain(&e) }),
             Transport::Files(dir) => {
                 let dir = dir.clone();
                 let bytes = message.formatted();
@@ -97,20 +97,6 @@ impl Transport {
             }
         }
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s
 }
 
 /// Writes atomically: a reader never sees half a message.

@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 
 use crate::config::Language;
 use crate::report::render::dur;
+use crate::text::{esc, local_ms as full};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailKind {
@@ -227,16 +228,6 @@ fn hm(ms: i64, tz: Tz) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map(|t| t.with_timezone(&tz).format("%H:%M").to_string())
         .unwrap_or_default()
-}
-
-fn full(ms: i64, tz: Tz) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_default()
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// The subject line: severity, group, what and where, the period.

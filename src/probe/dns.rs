@@ -9,7 +9,7 @@ use hickory_proto::rr::{Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use super::{Binding, Failure, FailureKind, Outcome, Phase};
+use super::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DnsTransport {
@@ -39,15 +39,8 @@ const MAX_UDP: usize = 4096;
 pub async fn probe(spec: &DnsSpec, binding: &Binding, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let mut out = Outcome::default();
-    let deadline = tokio::time::Instant::from_std(start + timeout);
-    let r = tokio::time::timeout_at(deadline, exchange(spec, binding, &mut out)).await;
-    out.failure = match r {
-        Ok(Ok(())) => None,
-        Ok(Err(f)) => Some(f),
-        Err(_) => Some(Failure::timeout(Phase::Processing, timeout)),
-    };
-    out.elapsed = start.elapsed();
-    out
+    let r = tokio::time::timeout_at(deadline(start, timeout), exchange(spec, binding, &mut out)).await;
+    conclude(out, r, start, timeout, &[Phase::Processing])
 }
 
 async fn exchange(spec: &DnsSpec, binding: &Binding, out: &mut Outcome) -> Result<(), Failure> {

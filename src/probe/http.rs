@@ -9,7 +9,7 @@ use regex::Regex;
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 
-use super::{Binding, Failure, FailureKind, Outcome, Phase};
+use super::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline};
 
 #[derive(Debug, Clone)]
 pub struct HttpSpec {
@@ -114,24 +114,16 @@ fn build_client(key: &ClientKey) -> Result<reqwest::Client, Failure> {
             .map_err(|e| Failure::new(FailureKind::Setup, format!("ca_file {}: {e}", path.display())))?;
         b = b.tls_certs_only(certs);
     }
-    b.build().map_err(|e| Failure::new(FailureKind::Setup, format!("cannot build HTTP client: {}", chain(&e))))
+    b.build().map_err(|e| {
+        Failure::new(FailureKind::Setup, format!("cannot build HTTP client: {}", crate::text::error_chain(&e)))
+    })
 }
 
 pub async fn probe(spec: &HttpSpec, prepared: &PreparedHttp, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let mut out = Outcome::default();
-    let deadline = tokio::time::Instant::from_std(start + timeout);
-    let r = tokio::time::timeout_at(deadline, exchange(spec, prepared, &mut out, start, timeout)).await;
-    out.failure = match r {
-        Ok(Ok(())) => None,
-        Ok(Err(f)) => Some(f),
-        Err(_) => Some(Failure::timeout(
-            if out.phases.get(Phase::Processing).is_some() { Phase::Transfer } else { Phase::Processing },
-            timeout,
-        )),
-    };
-    out.elapsed = start.elapsed();
-    out
+    let r = tokio::time::timeout_at(deadline(start, timeout), exchange(spec, prepared, &mut out, start, timeout)).await;
+    conclude(out, r, start, timeout, &[Phase::Processing, Phase::Transfer])
 }
 
 async fn exchange(
@@ -231,7 +223,7 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// Maps a reqwest error to a bounded kind by walking its source chain.
 fn classify(e: reqwest::Error) -> Failure {
-    let detail = chain(&e);
+    let detail = crate::text::error_chain(&e);
     let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
     while let Some(s) = source {
         if s.downcast_ref::<rustls::Error>().is_some() {
@@ -265,19 +257,4 @@ fn classify(e: reqwest::Error) -> Failure {
         FailureKind::Protocol
     };
     Failure::new(kind, detail)
-}
-
-/// The error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(c) = source {
-        let c_text = c.to_string();
-        if !s.contains(&c_text) {
-            s.push_str(": ");
-            s.push_str(&c_text);
-        }
-        source = c.source();
-    }
-    s
 }

@@ -14,7 +14,7 @@ pub mod tls;
 
 use std::fmt;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What to probe and how, validated. Built by `config`, run by [`run`].
 #[derive(Debug, Clone, PartialEq)]
@@ -356,6 +356,32 @@ pub async fn run(
             },
         },
     }
+}
+
+/// When a probe started at `start` must have its verdict.
+fn deadline(start: Instant, timeout: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(start + timeout)
+}
+
+/// Turns a probe's exchange, run under [`deadline`], into its outcome. `out` holds the phases the
+/// exchange recorded; on timeout the failure names the first of `phases` not reached.
+fn conclude(
+    mut out: Outcome,
+    r: Result<Result<(), Failure>, tokio::time::error::Elapsed>,
+    start: Instant,
+    timeout: Duration,
+    phases: &[Phase],
+) -> Outcome {
+    out.failure = match r {
+        Ok(Ok(())) => None,
+        Ok(Err(f)) => Some(f),
+        Err(_) => {
+            let phase = phases.iter().copied().find(|p| out.phases.get(*p).is_none()).or(phases.last().copied());
+            Some(Failure::timeout(phase.unwrap_or(Phase::Processing), timeout))
+        }
+    };
+    out.elapsed = start.elapsed();
+    out
 }
 
 /// `1.5s`, `250ms`, `2m` — for messages.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use super::{Binding, Failure, FailureKind, Outcome, Phase, resolve_one};
+use super::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline, resolve_one};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SipTransport {
@@ -88,15 +88,8 @@ pub fn parse_response(buf: &[u8], call_id: &str) -> Option<(u16, String)> {
 pub async fn probe(spec: &SipSpec, binding: &Binding, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let mut out = Outcome::default();
-    let deadline = tokio::time::Instant::from_std(start + timeout);
-    let r = tokio::time::timeout_at(deadline, exchange(spec, binding, &mut out, start)).await;
-    out.failure = match r {
-        Ok(Ok(())) => None,
-        Ok(Err(f)) => Some(f),
-        Err(_) => Some(Failure::timeout(Phase::Processing, timeout)),
-    };
-    out.elapsed = start.elapsed();
-    out
+    let r = tokio::time::timeout_at(deadline(start, timeout), exchange(spec, binding, &mut out, start)).await;
+    conclude(out, r, start, timeout, &[Phase::Processing])
 }
 
 fn verdict(spec: &SipSpec, code: u16, reason: &str) -> Result<(), Failure> {

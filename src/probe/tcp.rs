@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::{Binding, Failure, FailureKind, Outcome, Phase, resolve_one};
+use super::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline, resolve_one};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TcpSpec {
@@ -36,25 +36,8 @@ pub async fn connect(addr: std::net::SocketAddr, binding: &Binding) -> std::io::
 pub async fn probe(spec: &TcpSpec, binding: &Binding, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let mut out = Outcome::default();
-    let deadline = tokio::time::Instant::from_std(start + timeout);
-    let r = tokio::time::timeout_at(deadline, exchange(spec, binding, &mut out, start)).await;
-    out.failure = match r {
-        Ok(Ok(())) => None,
-        Ok(Err(f)) => Some(f),
-        Err(_) => Some(Failure::timeout(current_phase(&out), timeout)),
-    };
-    out.elapsed = start.elapsed();
-    out
-}
-
-fn current_phase(out: &Outcome) -> Phase {
-    if out.phases.get(Phase::Resolve).is_none() {
-        Phase::Resolve
-    } else if out.phases.get(Phase::Connect).is_none() {
-        Phase::Connect
-    } else {
-        Phase::Processing
-    }
+    let r = tokio::time::timeout_at(deadline(start, timeout), exchange(spec, binding, &mut out, start)).await;
+    conclude(out, r, start, timeout, &[Phase::Resolve, Phase::Connect, Phase::Processing])
 }
 
 async fn exchange(spec: &TcpSpec, binding: &Binding, out: &mut Outcome, start: Instant) -> Result<(), Failure> {

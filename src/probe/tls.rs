@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::{Binding, Failure, FailureKind, Outcome, Phase, resolve_one};
+use super::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline, resolve_one};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsSpec {
@@ -115,18 +115,9 @@ pub fn not_after(der: &[u8]) -> Option<i64> {
 pub async fn probe(spec: &TlsSpec, prepared: &PreparedTls, binding: &Binding, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let mut out = Outcome::default();
-    let deadline = tokio::time::Instant::from_std(start + timeout);
-    let r = tokio::time::timeout_at(deadline, handshake(spec, prepared, binding, &mut out, start)).await;
-    out.failure = match r {
-        Ok(Ok(())) => None,
-        Ok(Err(f)) => Some(f),
-        Err(_) => Some(Failure::timeout(
-            if out.phases.get(Phase::Connect).is_some() { Phase::Tls } else { Phase::Connect },
-            timeout,
-        )),
-    };
-    out.elapsed = start.elapsed();
-    out
+    let r =
+        tokio::time::timeout_at(deadline(start, timeout), handshake(spec, prepared, binding, &mut out, start)).await;
+    conclude(out, r, start, timeout, &[Phase::Connect, Phase::Tls])
 }
 
 async fn handshake(

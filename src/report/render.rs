@@ -3,12 +3,12 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{GroupReport, Report};
 use crate::config::Language;
 use crate::sla::ledger::Figures;
+use crate::text::{esc, local as local_t, local_ms as local};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -157,16 +157,6 @@ pub fn render(report: &Report, format: Format, lang: Language, tz: Tz) -> String
         Format::Json => serde_json::to_string_pretty(report).unwrap_or_default(),
         Format::Html => html(report, words(lang), lang, tz),
     }
-}
-
-fn local(ms: i64, tz: Tz) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_default()
-}
-
-fn local_t(t: DateTime<Utc>, tz: Tz) -> String {
-    local(t.timestamp_millis(), tz)
 }
 
 /// `1h 02m 03s`, `4m 10s`, `12s`, `0s`; sub-second precision below a minute.
@@ -378,10 +368,6 @@ fn csv(r: &Report, tz: Tz) -> String {
         }
     }
     o
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// One SVG timeline per group: a row per target over the window.
