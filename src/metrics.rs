@@ -272,6 +272,7 @@ impl Metrics {
             handles: None,
             is_icmp: kind == "icmp",
             uplinks: Vec::new(),
+            up: None,
         }
     }
 
@@ -326,8 +327,11 @@ impl Metrics {
         // `target_up` appears only once there is a verdict: an unconfirmed failure run at
         // start-up must not read as an outage.
         if let Some(up) = up {
-            let [t, g, k, v] = &tm.labels;
-            let gauge = self.target_up.with_label_values(&[t, g, k, v]);
+            let labels = &tm.labels;
+            let gauge = tm.up.get_or_insert_with(|| {
+                let [t, g, k, v] = labels;
+                self.target_up.with_label_values(&[t, g, k, v])
+            });
             gauge.set(i64::from(up));
         }
         let h = self.handles(tm);
@@ -410,6 +414,8 @@ pub struct TargetMetrics {
     is_icmp: bool,
     /// Uplink sources that have a series (to remove them with the target).
     uplinks: Vec<String>,
+    /// `target_up`, created at the first verdict and kept (no label lookup per probe).
+    up: Option<IntGauge>,
 }
 
 impl TargetMetrics {
