@@ -171,8 +171,10 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     let (events_tx, events_rx) = mpsc::channel(4096);
     let config = Arc::new(config);
     let (config_tx, config_rx) = watch::channel(config.clone());
+    let probers = Probers::with_heartbeats(pushes.clone());
+    let postal_health = probers.postal.clone();
     let shared = Arc::new(Shared {
-        probers: Probers::with_heartbeats(pushes.clone()),
+        probers,
         metrics: metrics.clone(),
         board: board.clone(),
         semaphore: Arc::new(Semaphore::new(config.daemon.max_in_flight)),
@@ -239,6 +241,17 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         sender_stop.clone(),
     ));
 
+    // Postal consignments: always running, idle without a [postal] section (a reload may add one).
+    let tracker = crate::postal::tracker::Tracker::new(
+        config_rx.clone(),
+        crate::postal::db::PostalDb::open(&store_path)?,
+        postal_health,
+        metrics.clone(),
+        outbox_wake.clone(),
+    )?;
+    let tracker_stop = CancellationToken::new();
+    let tracker_task = tokio::spawn(tracker.clone().run(tracker_stop.clone()));
+
     let ready = Arc::new(AtomicBool::new(true));
     let app = crate::server::router(AppState {
         metrics: metrics.clone(),
@@ -253,6 +266,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         sla: sla_cache,
         store_path: store_path.clone(),
         run_started,
+        postal: tracker,
     });
     // systemd: ready now; the watchdog is fed from a task of the runtime, so a stalled runtime
     // (the failure the watchdog exists for) stops feeding it.
@@ -300,6 +314,8 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     drop(scheduler);
     heartbeat.abort();
     sla.abort();
+    tracker_stop.cancel();
+    let _ = tokio::time::timeout(grace, tracker_task).await;
     // The last observed instant, then everything committed before the writer stops.
     store_handle.send(Op::Heartbeat { run: run_id, at: unix_ms() });
     let _ = tokio::time::timeout(grace, store_handle.flush()).await;

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
+pub mod postal;
 pub mod probe;
 pub mod report;
 pub mod rules;

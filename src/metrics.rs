@@ -44,6 +44,12 @@ pub struct Metrics {
     pub notifications: IntCounterVec,
     pub outbox_pending: IntGauge,
     pub notification_latency: Histogram,
+    pub postal_consignments: IntGaugeVec,
+    pub postal_on_time: GaugeVec,
+    pub postal_warnings: IntGaugeVec,
+    pub postal_delivery: HistogramVec,
+    pub postal_requests: IntCounterVec,
+    pub postal_csv_errors: IntGauge,
 }
 
 /// Labels of the SLA series: a target's (with `group`), or a group's (`target=""`, `kind=""`).
@@ -217,6 +223,58 @@ impl Metrics {
                 )
                 .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
             )?,
+            postal_consignments: IntGaugeVec::new(
+                opts(
+                    "thongsuot_postal_consignments",
+                    "Registered consignments by operator and SLA state (on_track, delivered_on_time, delivered_late, overdue, failed, unknown).",
+                ),
+                &["operator", "state", "vantage"],
+            )?,
+            postal_on_time: GaugeVec::new(
+                opts(
+                    "thongsuot_postal_on_time_ratio",
+                    "Delivered on time / consignments whose outcome is known (delivered, failed or overdue).",
+                ),
+                &["operator", "vantage"],
+            )?,
+            postal_warnings: IntGaugeVec::new(
+                opts(
+                    "thongsuot_postal_warnings",
+                    "Consignments on track with an early warning: stale (no event for stale_after) or at_risk.",
+                ),
+                &["operator", "warning", "vantage"],
+            )?,
+            postal_delivery: HistogramVec::new(
+                HistogramOpts::new(
+                    "thongsuot_postal_delivery_seconds",
+                    "Accepted to delivered, for consignments seen delivered by this daemon.",
+                )
+                .buckets(vec![
+                    3600.0,
+                    4.0 * 3600.0,
+                    8.0 * 3600.0,
+                    12.0 * 3600.0,
+                    86400.0,
+                    1.5 * 86400.0,
+                    2.0 * 86400.0,
+                    3.0 * 86400.0,
+                    5.0 * 86400.0,
+                    7.0 * 86400.0,
+                    14.0 * 86400.0,
+                ]),
+                &["operator", "vantage"],
+            )?,
+            postal_requests: IntCounterVec::new(
+                opts(
+                    "thongsuot_postal_tracking_requests_total",
+                    "Tracking API requests by result: ok, or the failure reason.",
+                ),
+                &["operator", "result", "vantage"],
+            )?,
+            postal_csv_errors: IntGauge::with_opts(opts(
+                "thongsuot_postal_csv_errors",
+                "Rows of the consignments CSV file that could not be loaded at its last reading.",
+            ))?,
             registry,
         };
         let build = IntGaugeVec::new(
@@ -256,6 +314,12 @@ impl Metrics {
         r.register(Box::new(m.notifications.clone()))?;
         r.register(Box::new(m.outbox_pending.clone()))?;
         r.register(Box::new(m.notification_latency.clone()))?;
+        r.register(Box::new(m.postal_consignments.clone()))?;
+        r.register(Box::new(m.postal_on_time.clone()))?;
+        r.register(Box::new(m.postal_warnings.clone()))?;
+        r.register(Box::new(m.postal_delivery.clone()))?;
+        r.register(Box::new(m.postal_requests.clone()))?;
+        r.register(Box::new(m.postal_csv_errors.clone()))?;
         for result in ["sent", "retry", "failed"] {
             m.notifications.with_label_values(&[result]);
         }

@@ -75,7 +75,8 @@ pub fn thresholds(target: &Target) -> Thresholds {
         | probe::ProbeSpec::Dns(_)
         | probe::ProbeSpec::Tls(_)
         | probe::ProbeSpec::Sip(_)
-        | probe::ProbeSpec::Heartbeat(_) => Thresholds { max_loss: None, max_latency: None },
+        | probe::ProbeSpec::Heartbeat(_)
+        | probe::ProbeSpec::Postal(_) => Thresholds { max_loss: None, max_latency: None },
     }
 }
 
@@ -173,7 +174,7 @@ impl Scheduler {
             };
             self.spawn(t.clone(), carried);
         }
-        for kind in ["icmp", "tcp", "http", "dns", "tls", "sip", "heartbeat"] {
+        for kind in ["icmp", "tcp", "http", "dns", "tls", "sip", "heartbeat", "postal"] {
             self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
         }
         applied

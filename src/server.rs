@@ -37,6 +37,7 @@ pub struct AppState {
     pub sla: crate::daemon::SlaCache,
     pub store_path: std::path::PathBuf,
     pub run_started: i64,
+    pub postal: Arc<crate::postal::tracker::Tracker>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -57,6 +58,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/heartbeat/{target}", post(heartbeat))
         .route("/api/v1/incidents/{id}/ack", get(ack_by_link).post(ack_post))
+        .route(
+            "/api/v1/consignments",
+            get(crate::postal::api::list)
+                .post(crate::postal::api::register)
+                .layer(DefaultBodyLimit::max(crate::postal::api::MAX_BODY)),
+        )
+        .route("/api/v1/consignments/{tracking}", get(crate::postal::api::one))
+        .route(
+            "/api/v1/postal/{operator}/events",
+            post(crate::postal::api::push).layer(DefaultBodyLimit::max(crate::postal::api::MAX_BODY)),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // A request (body included) that takes longer than this is answered 408 and dropped.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
@@ -74,7 +86,13 @@ const MAX_BODY: usize = 64 * 1024;
 async fn refuse_large_bodies(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY) {
+    let path = req.uri().path();
+    let limit = if path.starts_with("/api/v1/consignments") || path.starts_with("/api/v1/postal/") {
+        crate::postal::api::MAX_BODY
+    } else {
+        MAX_BODY
+    };
+    if declared.is_some_and(|n| n > limit) {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
     }
     next.run(req).await
@@ -144,7 +162,11 @@ struct PageQuery {
 
 /// Read-only pages and API: public unless `daemon.public_status = false`, then the token is
 /// needed (bearer header, or `?token=` for a browser bookmark).
-fn readable(s: &AppState, headers: &HeaderMap, token: Option<&str>) -> Result<(), (StatusCode, &'static str)> {
+pub(crate) fn readable(
+    s: &AppState,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<(), (StatusCode, &'static str)> {
     let config = s.config.borrow().clone();
     if config.daemon.public_status {
         return Ok(());

@@ -50,6 +50,7 @@ pub mod builtin {
     pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
     pub const POSTAL_POLL: Duration = Duration::from_secs(300);
     pub const POSTAL_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const POSTAL_HEALTH: Duration = Duration::from_secs(60);
     pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
     pub const AT_RISK_BEFORE: Duration = Duration::from_secs(6 * 3600);
 }
@@ -289,7 +290,17 @@ pub struct Postal {
     pub consignments: Option<PathBuf>,
     pub stale_after: Duration,
     pub at_risk_before: Duration,
+    /// Days that are not business days for `J+N` standards (default Saturday and Sunday).
+    pub weekend: Vec<chrono::Weekday>,
+    /// Public holidays (local dates), not business days either.
+    pub holidays: Vec<chrono::NaiveDate>,
     pub operators: Vec<PostalOperator>,
+}
+
+impl Postal {
+    pub fn operator(&self, name: &str) -> Option<&PostalOperator> {
+        self.operators.iter().find(|o| o.name == name)
+    }
 }
 
 /// The normalised tracking vocabulary (DESIGN.md).
@@ -308,7 +319,10 @@ pub const TRACKING_STATUSES: [&str; 9] = [
 #[derive(Clone)]
 pub struct PostalOperator {
     pub name: String,
-    pub group: Option<String>,
+    /// The operator's `group`, or a group of its own name (created when none is named).
+    pub group: String,
+    /// The target that carries the tracking API's availability: `{name}-tracking-api`.
+    pub api_target: String,
     pub track_url: String,
     pub method: reqwest::Method,
     /// Static headers, then headers whose values came from the environment (secrets).
@@ -326,6 +340,13 @@ pub struct PostalOperator {
     pub rate_limit: Option<f64>,
     pub concurrency: usize,
     pub webhook_secret: Option<String>,
+    /// Tracking numbers per request (1: one request per consignment).
+    pub batch_size: usize,
+    pub batch_separator: String,
+    /// Batch mode: the array of per-consignment objects in the answer.
+    pub items_pointer: Option<String>,
+    /// Batch mode and pushed events: where an item carries its tracking number.
+    pub item_tracking_pointer: String,
 }
 
 impl fmt::Debug for PostalOperator {
@@ -766,7 +787,62 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
     }
 
     let smtp = raw.smtp.as_ref().map(|s| validate_smtp(cx, s, base, env));
-    let postal = raw.postal.as_ref().map(|p| validate_postal(cx, p, base, &group_names, env));
+    let postal = raw.postal.as_ref().map(|p| {
+        let postal = validate_postal(cx, p, base, &group_names, env);
+        // Each operator's tracking API is a connectivity target of its group.
+        for (o, raw_o) in postal.operators.iter().zip(&p.operator) {
+            if !groups.iter().any(|g| g.name == o.group) {
+                groups.push(Group {
+                    name: o.group.clone(),
+                    kind: GroupKind::Postal,
+                    display_name: None,
+                    contacts: Vec::new(),
+                    escalate_to: Vec::new(),
+                    contingency: None,
+                    runbook_url: None,
+                    objective: None,
+                    max_outage: None,
+                    group_interval: defaults.group_interval,
+                    repeat_interval: defaults.repeat_interval,
+                    escalate_after: defaults.escalate_after,
+                });
+            }
+            if target_names.contains(&o.api_target) {
+                cx.error(
+                    raw_o.name.span(),
+                    format!(
+                        "postal operator {:?}: its tracking API is watched as target {:?}, which is already a [[target]] name",
+                        o.name, o.api_target
+                    ),
+                );
+                continue;
+            }
+            let health_interval = cx
+                .duration(&raw_o.health_interval, &format!("postal operator {:?}: health_interval: ", o.name))
+                .unwrap_or(builtin::POSTAL_HEALTH);
+            targets.push(Target {
+                name: o.api_target.clone(),
+                group: o.group.clone(),
+                description: Some(format!("tracking API of {}", o.name)),
+                spec: ProbeSpec::Postal(crate::probe::postal::PostalApiSpec {
+                    operator: o.name.clone(),
+                    track_url: o.track_url.clone(),
+                    method: o.method.clone(),
+                    headers: o.headers.clone(),
+                }),
+                interval: Some(health_interval),
+                timeout: o.timeout,
+                confirm: defaults.confirm,
+                recover: defaults.recover,
+                objective: None,
+                max_outage: None,
+                binding: Binding::default(),
+                uplinks: Vec::new(),
+                quorum: 1,
+            });
+        }
+        postal
+    });
 
     if raw.target.is_empty() && postal.as_ref().is_none_or(|p| p.operators.is_empty()) {
         cx.warn(0..0, "no [[target]] and no [[postal.operator]]: nothing will be monitored");
@@ -1652,8 +1728,31 @@ fn validate_postal(
             }
             r => r.as_ref().map(|r| *r.get_ref()),
         };
+        for (key, v) in [("items_pointer", &o.items_pointer), ("item_tracking_pointer", &o.item_tracking_pointer)] {
+            if let Some(v) = v
+                && !v.get_ref().is_empty()
+                && !v.get_ref().starts_with('/')
+            {
+                cx.error(v.span(), format!("{pre}{key} must start with '/' (RFC 6901)"));
+            }
+        }
+        let batch_size = cx.count(&o.batch_size, &format!("{pre}batch_size: "), 1, 1000).map_or(1, |n| n as usize);
+        if batch_size > 1 && o.items_pointer.is_none() {
+            cx.error(
+                o.name.span(),
+                format!("{pre}batch_size > 1 needs items_pointer (the array of per-consignment answers)"),
+            );
+        }
         operators.push(PostalOperator {
-            group: o.group.as_ref().map(|g| g.get_ref().clone()),
+            group: o.group.as_ref().map_or_else(|| name.clone(), |g| g.get_ref().clone()),
+            api_target: format!("{name}-tracking-api"),
+            batch_size,
+            batch_separator: o.batch_separator.as_ref().map_or_else(|| ",".into(), |s| s.get_ref().clone()),
+            items_pointer: o.items_pointer.as_ref().map(|s| s.get_ref().clone()),
+            item_tracking_pointer: o
+                .item_tracking_pointer
+                .as_ref()
+                .map_or_else(|| "/tracking".into(), |s| s.get_ref().clone()),
             track_url: o.track_url.get_ref().clone(),
             method,
             headers,
@@ -1679,6 +1778,34 @@ fn validate_postal(
         consignments: p.consignments.as_ref().map(|c| resolve_path(base, c.get_ref())),
         stale_after: cx.duration(&p.stale_after, "postal.stale_after: ").unwrap_or(builtin::STALE_AFTER),
         at_risk_before: cx.duration(&p.at_risk_before, "postal.at_risk_before: ").unwrap_or(builtin::AT_RISK_BEFORE),
+        weekend: match &p.weekend {
+            None => vec![chrono::Weekday::Sat, chrono::Weekday::Sun],
+            Some(w) => w
+                .get_ref()
+                .iter()
+                .filter_map(|d| {
+                    d.parse::<chrono::Weekday>().ok().or_else(|| {
+                        cx.error(w.span(), format!("postal.weekend: {d:?} is not a day of the week (mon … sun)"));
+                        None
+                    })
+                })
+                .collect(),
+        },
+        holidays: p
+            .holidays
+            .as_ref()
+            .map(|h| {
+                h.get_ref()
+                    .iter()
+                    .filter_map(|d| {
+                        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok().or_else(|| {
+                            cx.error(h.span(), format!("postal.holidays: {d:?} is not a date (YYYY-MM-DD)"));
+                            None
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         operators,
     }
 }

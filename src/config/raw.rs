@@ -252,6 +252,8 @@ pub struct RawPostal {
     pub consignments: Opt<String>,
     pub stale_after: Opt<String>,
     pub at_risk_before: Opt<String>,
+    pub weekend: Opt<Vec<String>>,
+    pub holidays: Opt<Vec<String>>,
     #[serde(default)]
     pub operator: Vec<RawOperator>,
 }
@@ -277,4 +279,9 @@ pub struct RawOperator {
     pub rate_limit: Opt<f64>,
     pub concurrency: Opt<i64>,
     pub webhook_secret_env: Opt<String>,
+    pub batch_size: Opt<i64>,
+    pub batch_separator: Opt<String>,
+    pub items_pointer: Opt<String>,
+    pub item_tracking_pointer: Opt<String>,
+    pub health_interval: Opt<String>,
 }

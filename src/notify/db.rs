@@ -75,6 +75,16 @@ pub struct OutboxRow {
     pub attempts: i64,
 }
 
+/// Queues one e-mail on `conn` (inside the caller's transaction, if any).
+pub fn enqueue_on(conn: &Connection, mail: &Outgoing, now: i64) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO outbox (created_ms, kind, incident_opened_ms, recipients, subject, text_body, html_body, next_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?1)",
+        params![now, mail.kind, mail.incident_opened_ms, mail.recipients.join(","), mail.subject, mail.text, mail.html],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
 pub struct NotifyDb {
     path: PathBuf,
     conn: Connection,
@@ -224,14 +234,7 @@ impl NotifyDb {
 
     /// Queues one e-mail; it is on disk before anything tries to send it.
     pub fn enqueue(&self, mail: &Outgoing, now: i64) -> Result<i64, StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO outbox (created_ms, kind, incident_opened_ms, recipients, subject, text_body, html_body, next_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?1)",
-                params![now, mail.kind, mail.incident_opened_ms, mail.recipients.join(","), mail.subject, mail.text, mail.html],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+        enqueue_on(&self.conn, mail, now).map_err(|e| self.err(e))
     }
 
     pub fn due(&self, now: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {

@@ -222,7 +222,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Maps a reqwest error to a bounded kind by walking its source chain.
-fn classify(e: reqwest::Error) -> Failure {
+pub(crate) fn classify(e: reqwest::Error) -> Failure {
     let detail = crate::text::error_chain(&e);
     let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
     while let Some(s) = source {

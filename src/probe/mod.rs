@@ -8,6 +8,7 @@ pub mod dns;
 pub mod heartbeat;
 pub mod http;
 pub mod icmp;
+pub mod postal;
 pub mod sip;
 pub mod tcp;
 pub mod tls;
@@ -26,6 +27,8 @@ pub enum ProbeSpec {
     Tls(tls::TlsSpec),
     Sip(sip::SipSpec),
     Heartbeat(heartbeat::HeartbeatSpec),
+    /// A postal operator's tracking API (made by `config` for each `[[postal.operator]]`).
+    Postal(postal::PostalApiSpec),
 }
 
 impl ProbeSpec {
@@ -39,6 +42,7 @@ impl ProbeSpec {
             ProbeSpec::Tls(_) => "tls",
             ProbeSpec::Sip(_) => "sip",
             ProbeSpec::Heartbeat(_) => "heartbeat",
+            ProbeSpec::Postal(_) => "postal",
         }
     }
 }
@@ -288,6 +292,8 @@ pub struct Probers {
     pub http: http::HttpClients,
     /// Shared with the HTTP server, which records the pushes.
     pub heartbeats: std::sync::Arc<heartbeat::Heartbeats>,
+    /// Shared with the consignment poller, which records every tracking request.
+    pub postal: std::sync::Arc<postal::ApiHealth>,
 }
 
 impl Probers {
@@ -296,7 +302,12 @@ impl Probers {
     }
 
     pub fn with_heartbeats(heartbeats: std::sync::Arc<heartbeat::Heartbeats>) -> Probers {
-        Probers { icmp: icmp::IcmpClients::default(), http: http::HttpClients::default(), heartbeats }
+        Probers {
+            icmp: icmp::IcmpClients::default(),
+            http: http::HttpClients::default(),
+            heartbeats,
+            postal: std::sync::Arc::default(),
+        }
     }
 }
 
@@ -319,9 +330,12 @@ pub fn prepare(spec: &ProbeSpec, binding: &Binding, probers: &Probers) -> Result
     match spec {
         ProbeSpec::Http(h) => http::prepare(h, binding, &probers.http).map(Prepared::Http),
         ProbeSpec::Tls(t) => tls::prepare(t).map(Prepared::Tls),
-        ProbeSpec::Icmp(_) | ProbeSpec::Tcp(_) | ProbeSpec::Dns(_) | ProbeSpec::Sip(_) | ProbeSpec::Heartbeat(_) => {
-            Ok(Prepared::None)
-        }
+        ProbeSpec::Icmp(_)
+        | ProbeSpec::Tcp(_)
+        | ProbeSpec::Dns(_)
+        | ProbeSpec::Sip(_)
+        | ProbeSpec::Heartbeat(_)
+        | ProbeSpec::Postal(_) => Ok(Prepared::None),
     }
 }
 
@@ -348,6 +362,7 @@ pub async fn run(
         ProbeSpec::Dns(s) => dns::probe(s, binding, timeout).await,
         ProbeSpec::Sip(s) => sip::probe(s, binding, timeout).await,
         ProbeSpec::Heartbeat(s) => heartbeat::probe(s, &probers.heartbeats),
+        ProbeSpec::Postal(s) => postal::probe(s, &probers.postal, timeout).await,
         ProbeSpec::Tls(s) => match prepared {
             Prepared::Tls(p) => tls::probe(s, p, binding, timeout).await,
             _ => Outcome {

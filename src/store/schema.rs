@@ -74,6 +74,43 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX outbox_due ON outbox (next_ms) WHERE state = 'pending';
      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 3: postal consignments and their tracking events.
+    "CREATE TABLE consignments (
+        tracking TEXT PRIMARY KEY,
+        operator TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        description TEXT,
+        origin TEXT,
+        destination TEXT,
+        accepted_ms INTEGER NOT NULL,
+        deadline_ms INTEGER NOT NULL,
+        contacts TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'unknown',
+        status_raw TEXT,
+        location TEXT,
+        last_event_ms INTEGER,
+        delivered_ms INTEGER,
+        last_poll_ms INTEGER,
+        last_ok_ms INTEGER,
+        error TEXT,
+        state TEXT NOT NULL DEFAULT 'unknown',
+        warning TEXT,
+        notified TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+     );
+     CREATE INDEX consignments_by_deadline ON consignments (deadline_ms);
+     CREATE TABLE consignment_events (
+        id INTEGER PRIMARY KEY,
+        tracking TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        raw TEXT NOT NULL,
+        location TEXT,
+        source TEXT NOT NULL,
+        UNIQUE (tracking, at_ms, raw)
+     );",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

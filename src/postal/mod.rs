@@ -1,0 +1,294 @@
+//! Postal consignments: the second promise, "100 % of exam papers and admission notices
+//! delivered safely and on time". Consignments come from a CSV file and the API
+//! ([`intake`]), their tracking from operators' APIs through a configurable JSON adapter
+//! ([`adapter`]) polled by the [`tracker`] or pushed to a signed webhook. Each consignment has
+//! an SLA state ([`evaluate`]) against its deadline ([`deadline`]); breaches and early warnings
+//! become e-mails ([`mail`]), metrics and a section of the report.
+
+pub mod adapter;
+pub mod api;
+pub mod db;
+pub mod deadline;
+pub mod intake;
+pub mod mail;
+pub mod tracker;
+
+use serde::Serialize;
+
+/// The normalised tracking vocabulary (DESIGN.md), what operators' statuses map to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tracking {
+    PreTransit,
+    InTransit,
+    OutForDelivery,
+    Delivered,
+    FailedAttempt,
+    Exception,
+    Returned,
+    Lost,
+    Unknown,
+}
+
+impl Tracking {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tracking::PreTransit => "pre_transit",
+            Tracking::InTransit => "in_transit",
+            Tracking::OutForDelivery => "out_for_delivery",
+            Tracking::Delivered => "delivered",
+            Tracking::FailedAttempt => "failed_attempt",
+            Tracking::Exception => "exception",
+            Tracking::Returned => "returned",
+            Tracking::Lost => "lost",
+            Tracking::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Tracking> {
+        Some(match s {
+            "pre_transit" => Tracking::PreTransit,
+            "in_transit" => Tracking::InTransit,
+            "out_for_delivery" => Tracking::OutForDelivery,
+            "delivered" => Tracking::Delivered,
+            "failed_attempt" => Tracking::FailedAttempt,
+            "exception" => Tracking::Exception,
+            "returned" => Tracking::Returned,
+            "lost" => Tracking::Lost,
+            "unknown" => Tracking::Unknown,
+            _ => return None,
+        })
+    }
+
+    /// Lost, returned or damaged: the consignment will not arrive as promised.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Tracking::Exception | Tracking::Returned | Tracking::Lost)
+    }
+}
+
+/// A consignment's SLA state: the `state` label of `thongsuot_postal_consignments` (contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaState {
+    OnTrack,
+    DeliveredOnTime,
+    DeliveredLate,
+    Overdue,
+    Failed,
+    Unknown,
+}
+
+impl SlaState {
+    pub const ALL: [SlaState; 6] = [
+        SlaState::OnTrack,
+        SlaState::DeliveredOnTime,
+        SlaState::DeliveredLate,
+        SlaState::Overdue,
+        SlaState::Failed,
+        SlaState::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlaState::OnTrack => "on_track",
+            SlaState::DeliveredOnTime => "delivered_on_time",
+            SlaState::DeliveredLate => "delivered_late",
+            SlaState::Overdue => "overdue",
+            SlaState::Failed => "failed",
+            SlaState::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SlaState> {
+        SlaState::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// A broken promise: overdue, delivered late, failed.
+    pub fn is_breach(self) -> bool {
+        matches!(self, SlaState::Overdue | SlaState::DeliveredLate | SlaState::Failed)
+    }
+}
+
+/// An early warning on a consignment that is still on track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Warning {
+    /// In transit with no tracking event for `stale_after`.
+    Stale,
+    /// The deadline is within `at_risk_before` and it is not out for delivery.
+    AtRisk,
+}
+
+impl Warning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Warning::Stale => "stale",
+            Warning::AtRisk => "at_risk",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Warning> {
+        match s {
+            "stale" => Some(Warning::Stale),
+            "at_risk" => Some(Warning::AtRisk),
+            _ => None,
+        }
+    }
+}
+
+/// One tracking event, normalised.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackEvent {
+    pub at_ms: i64,
+    pub status: Tracking,
+    /// The operator's own word for it.
+    pub raw: String,
+    pub location: Option<String>,
+}
+
+/// A registered consignment and what is known of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Consignment {
+    pub tracking: String,
+    pub operator: String,
+    pub kind: String,
+    pub description: Option<String>,
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+    pub accepted_ms: i64,
+    pub deadline_ms: i64,
+    /// Contact names or e-mail addresses told about this consignment besides the operator's group.
+    pub contacts: Vec<String>,
+    /// `csv` or `api`.
+    pub source: String,
+    /// The latest tracking status.
+    pub status: Tracking,
+    pub status_raw: Option<String>,
+    pub location: Option<String>,
+    pub last_event_ms: Option<i64>,
+    pub delivered_ms: Option<i64>,
+    pub last_poll_ms: Option<i64>,
+    /// Last time the tracking API gave a usable answer for it.
+    pub last_ok_ms: Option<i64>,
+    /// Why the latest tracking attempt gave nothing usable (kept and shown).
+    pub error: Option<String>,
+    pub state: SlaState,
+    pub warning: Option<Warning>,
+    /// The state/warning the last e-mail told about (`state` or `state+warning`).
+    #[serde(skip)]
+    pub notified: Option<String>,
+}
+
+impl Consignment {
+    /// The state and early warning at `now`. Known outcomes (delivered, failed) stand; past
+    /// its deadline without a known delivery it is overdue whatever the API says; otherwise it
+    /// is unknown until the tracking API gives a usable answer.
+    pub fn evaluate(&self, now_ms: i64, stale_after_ms: i64, at_risk_before_ms: i64) -> (SlaState, Option<Warning>) {
+        if self.status == Tracking::Delivered {
+            let at = self.delivered_ms.or(self.last_event_ms).unwrap_or(now_ms);
+            let state = if at <= self.deadline_ms { SlaState::DeliveredOnTime } else { SlaState::DeliveredLate };
+            return (state, None);
+        }
+        if self.status.is_failure() {
+            return (SlaState::Failed, None);
+        }
+        if now_ms > self.deadline_ms {
+            return (SlaState::Overdue, None);
+        }
+        if self.last_ok_ms.is_none() || self.error.is_some() || self.status == Tracking::Unknown {
+            return (SlaState::Unknown, None);
+        }
+        let quiet_since = self.last_event_ms.unwrap_or(self.accepted_ms);
+        let warning = if self.status != Tracking::OutForDelivery && self.deadline_ms - now_ms <= at_risk_before_ms {
+            Some(Warning::AtRisk)
+        } else if matches!(self.status, Tracking::PreTransit | Tracking::InTransit | Tracking::FailedAttempt)
+            && now_ms - quiet_since > stale_after_ms
+        {
+            Some(Warning::Stale)
+        } else {
+            None
+        };
+        (SlaState::OnTrack, warning)
+    }
+
+    /// The key of what e-mails have told: a change of it is news.
+    pub fn news_key(&self) -> String {
+        match self.warning {
+            Some(w) => format!("{}+{}", self.state.as_str(), w.as_str()),
+            None => self.state.as_str().to_string(),
+        }
+    }
+
+    /// Whether this consignment still needs tracking requests.
+    pub fn wants_polling(&self) -> bool {
+        self.status != Tracking::Delivered
+    }
+
+    /// Why it is unknown, in words.
+    pub fn unknown_reason(&self) -> Option<String> {
+        if self.state != SlaState::Unknown {
+            return None;
+        }
+        Some(match (&self.error, self.status) {
+            (Some(e), _) => e.clone(),
+            (None, Tracking::Unknown) if self.last_ok_ms.is_some() => match &self.status_raw {
+                Some(raw) => format!("unknown status {raw:?} (add it to status_map)"),
+                None => "the tracking API gave no status".to_string(),
+            },
+            _ => "not tracked yet".to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(status: Tracking) -> Consignment {
+        Consignment {
+            tracking: "EMS1".into(),
+            operator: "vnpost".into(),
+            kind: "exam_paper".into(),
+            description: None,
+            origin: None,
+            destination: None,
+            accepted_ms: 0,
+            deadline_ms: 100_000,
+            contacts: Vec::new(),
+            source: "csv".into(),
+            status,
+            status_raw: None,
+            location: None,
+            last_event_ms: Some(1_000),
+            delivered_ms: None,
+            last_poll_ms: Some(1_000),
+            last_ok_ms: Some(1_000),
+            error: None,
+            state: SlaState::Unknown,
+            warning: None,
+            notified: None,
+        }
+    }
+
+    #[test]
+    fn states_follow_the_contract() {
+        let (stale, risk) = (50_000, 10_000);
+        assert_eq!(c(Tracking::InTransit).evaluate(2_000, stale, risk), (SlaState::OnTrack, None));
+        assert_eq!(c(Tracking::InTransit).evaluate(60_000, stale, risk), (SlaState::OnTrack, Some(Warning::Stale)));
+        assert_eq!(c(Tracking::InTransit).evaluate(95_000, stale, risk), (SlaState::OnTrack, Some(Warning::AtRisk)));
+        assert_eq!(c(Tracking::OutForDelivery).evaluate(95_000, stale, risk), (SlaState::OnTrack, None));
+        assert_eq!(c(Tracking::InTransit).evaluate(100_001, stale, risk), (SlaState::Overdue, None));
+        let mut d = c(Tracking::Delivered);
+        d.delivered_ms = Some(100_000);
+        assert_eq!(d.evaluate(200_000, stale, risk).0, SlaState::DeliveredOnTime);
+        d.delivered_ms = Some(100_001);
+        assert_eq!(d.evaluate(200_000, stale, risk).0, SlaState::DeliveredLate);
+        assert_eq!(c(Tracking::Lost).evaluate(2_000, stale, risk).0, SlaState::Failed);
+        assert_eq!(c(Tracking::Returned).evaluate(2_000, stale, risk).0, SlaState::Failed);
+        let mut u = c(Tracking::InTransit);
+        u.error = Some("status 500".into());
+        assert_eq!(u.evaluate(2_000, stale, risk).0, SlaState::Unknown);
+        // Past the deadline an unreachable API does not hide the breach.
+        assert_eq!(u.evaluate(100_001, stale, risk).0, SlaState::Overdue);
+    }
+}
