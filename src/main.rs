@@ -96,7 +96,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::TestEmail { config, to, lang } => test_email(&config, &to, lang),
         Command::Backup { config, to } => backup(&config, &to),
-        Command::Rules { config, job } => match load(&config) {
+        Command::Rules { config, job } => match load_offline(&config) {
             Ok(c) => {
                 print!("{}", thongsuot::rules::generate(&c, &job));
                 ExitCode::SUCCESS
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
 }
 
 fn backup(path: &std::path::Path, to: &std::path::Path) -> ExitCode {
-    let config = match load(path) {
+    let config = match load_offline(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -231,7 +231,7 @@ fn report(
 ) -> ExitCode {
     use thongsuot::config::Language;
     use thongsuot::sla::spans::Span;
-    let config = match load(path) {
+    let config = match load_offline(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -306,7 +306,17 @@ fn init_logging() {
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
-    match Config::load(path) {
+    report_errors(path, Config::load(path))
+}
+
+/// For commands that read the store but never use a secret (`report`, `rules`, `backup`): a
+/// secret missing from the environment is not an error there.
+fn load_offline(path: &std::path::Path) -> Result<Config, ExitCode> {
+    report_errors(path, Config::load_with_env(path, &|k| Some(std::env::var(k).unwrap_or_else(|_| "unused".into()))))
+}
+
+fn report_errors(path: &std::path::Path, loaded: Result<Config, ConfigError>) -> Result<Config, ExitCode> {
+    match loaded {
         Ok(c) => Ok(c),
         Err(e @ ConfigError::Read { .. }) => {
             eprintln!("error: {e}");
@@ -352,6 +362,14 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
     let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let n = |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
+    // The consignments file is data, not config: its bad rows are warnings (the daemon loads the rest).
+    if let Some(csv) = config.postal.as_ref().and_then(|p| p.consignments.as_ref()) {
+        let (rows, errors) = thongsuot::postal::intake::load_csv(csv, &config, chrono::Utc::now());
+        for e in &errors {
+            eprintln!("warning: {e}");
+        }
+        println!("{}: {} loaded, {} with errors", csv.display(), n(rows.len(), "consignment"), errors.len());
+    }
     println!(
         "{}: OK: {} ({}), {}, {}, {}, {}",
         path.display(),

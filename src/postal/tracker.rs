@@ -100,17 +100,21 @@ fn reregister(old: &mut Consignment, new: Consignment) {
     old.source = new.source;
 }
 
-/// Applies a usable tracking answer.
+/// Applies a usable tracking answer. An answer whose newest event is older than what is already
+/// known (a pushed event, say) does not set the status back.
 fn apply_parsed(c: &mut Consignment, p: &Parsed, now: i64) {
-    c.status = p.status;
-    c.status_raw = Some(p.raw.clone());
+    let current = p.last_event().is_none_or(|e| c.last_event_ms.is_none_or(|t| e.at_ms >= t));
+    if current {
+        c.status = p.status;
+        c.status_raw = Some(p.raw.clone());
+    }
     if let Some(e) = p.last_event() {
         c.last_event_ms = Some(c.last_event_ms.map_or(e.at_ms, |t| t.max(e.at_ms)));
-        if e.location.is_some() {
+        if current && e.location.is_some() {
             c.location = e.location.clone();
         }
     }
-    if p.status == Tracking::Delivered && c.delivered_ms.is_none() {
+    if c.status == Tracking::Delivered && c.delivered_ms.is_none() {
         // The delivery event's time; without events, the first answer that said delivered.
         c.delivered_ms = Some(p.delivered_ms().or(c.last_event_ms).unwrap_or(now));
     }
@@ -181,12 +185,14 @@ impl Tracker {
                 last_csv = Instant::now();
                 self.check_csv().await;
             }
-            self.start_rounds(&cancel);
+            // Evaluate before starting new rounds: an operator whose round just ended is idle now,
+            // and its news goes out in one e-mail.
             let dirty = self.lock().dirty;
             if dirty || last_eval.elapsed() >= EVALUATE_EVERY {
                 last_eval = Instant::now();
                 self.evaluate().await;
             }
+            self.start_rounds(&cancel);
         }
     }
 
@@ -377,7 +383,9 @@ impl Tracker {
                     _ = cancel.cancelled() => {}
                     _ = me.round(&op, due) => {}
                 }
-                me.lock().polling.remove(&name);
+                let mut st = me.lock();
+                st.polling.remove(&name);
+                st.dirty = true;
             });
         }
     }
@@ -592,6 +600,8 @@ impl Tracker {
         {
             let mut st = self.lock();
             st.dirty = false;
+            // An operator's news waits for the end of its polling round: one e-mail per round.
+            let busy = st.polling.clone();
             for c in st.items.values_mut() {
                 let (state, warning) = c.evaluate(now_ms, stale, risk);
                 let changed_state = (state, warning) != (c.state, c.warning);
@@ -611,7 +621,11 @@ impl Tracker {
                         None
                     };
                     let group = postal.operator(&c.operator).map_or(c.operator.as_str(), |o| o.group.as_str());
-                    let silenced = crate::notify::in_maintenance(&config, "", group, now);
+                    // Not tracked yet: its first answer may change the news (and joins its round's e-mail).
+                    let untracked = c.last_poll_ms.is_none() && c.last_ok_ms.is_none();
+                    let silenced = crate::notify::in_maintenance(&config, "", group, now)
+                        || busy.contains(&c.operator)
+                        || untracked;
                     match item {
                         Some(_) if silenced => {}
                         Some(n) => {
@@ -702,7 +716,8 @@ impl Tracker {
             // address -> (language, severity the address accepts, consignments it concerns (None: all))
             let mut to: BTreeMap<String, (Language, Severity, Option<HashSet<&str>>)> = BTreeMap::new();
             if let Some(g) = group {
-                for sev in [Severity::Breach, Severity::Warning] {
+                // Those who take warnings first: they get everything; the others breaches only.
+                for sev in [Severity::Warning, Severity::Breach] {
                     for (lang, addrs) in crate::notify::recipients(config, g, sev, now, false) {
                         for a in addrs {
                             to.entry(a).or_insert((lang, sev, None));

@@ -70,7 +70,8 @@ impl ApiHealth {
         crate::tls::ensure_crypto_provider();
         let c = reqwest::Client::builder()
             .no_proxy()
-            .user_agent(concat!("thongsuot/", env!("CARGO_PKG_VERSION")))
+            // Operators can tell these from the polling of consignments.
+            .user_agent(concat!("thongsuot/", env!("CARGO_PKG_VERSION"), " (health check)"))
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()
             .map_err(|e| Failure::new(FailureKind::Setup, crate::text::error_chain(&e)))?;

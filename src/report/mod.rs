@@ -2,6 +2,7 @@
 //! and the config with the pure ledger. Used by `thongsuot report`, the SLA metrics and (later)
 //! the status page and e-mails.
 
+pub mod postal;
 pub mod render;
 
 use chrono::{DateTime, Utc};
@@ -48,6 +49,8 @@ pub struct Report {
     pub observed: Vec<Span>,
     pub groups: Vec<GroupReport>,
     pub total: Figures,
+    /// Consignments of the window, with a `[postal]` section in the config.
+    pub postal: Option<postal::PostalReport>,
 }
 
 /// The objective in force for a target: the target's own, else its group's, else the period's,
@@ -193,6 +196,10 @@ pub fn build(
     }
     let parts: Vec<&Figures> = groups.iter().flat_map(|g| g.targets.iter().map(|t| &t.figures)).collect();
     let total = ledger::aggregate(&parts, config.defaults.objective);
+    let postal = match config.postal {
+        Some(_) => postal::build(config, store.consignments()?, window, now_ms),
+        None => None,
+    };
     Ok(Report {
         window_name: window_name.to_string(),
         from: DateTime::from_timestamp_millis(window.start).unwrap_or_default(),
@@ -203,6 +210,7 @@ pub fn build(
         observed: observed_all.spans().to_vec(),
         groups,
         total,
+        postal,
     })
 }
 

@@ -151,8 +151,20 @@ fn words(lang: Language) -> &'static Words {
 
 pub fn render(report: &Report, format: Format, lang: Language, tz: Tz) -> String {
     match format {
-        Format::Text => text(report, words(lang), tz),
-        Format::Md => markdown(report, words(lang), tz),
+        Format::Text => {
+            let mut o = text(report, words(lang), tz);
+            if let Some(p) = &report.postal {
+                o.push_str(&super::postal::text(p, lang, tz, report.generated_at.timestamp_millis()));
+            }
+            o
+        }
+        Format::Md => {
+            let mut o = markdown(report, words(lang), tz);
+            if let Some(p) = &report.postal {
+                o.push_str(&super::postal::markdown(p, lang, tz, report.generated_at.timestamp_millis()));
+            }
+            o
+        }
         Format::Csv => csv(report, tz),
         Format::Json => serde_json::to_string_pretty(report).unwrap_or_default(),
         Format::Html => html(report, words(lang), lang, tz),
@@ -582,6 +594,9 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
             }
             o.push_str("</table>");
         }
+    }
+    if let Some(p) = &r.postal {
+        o.push_str(&super::postal::html(p, lang, tz, r.generated_at.timestamp_millis()));
     }
     let _ = write!(o, "<p><small>{}</small></p></body></html>", esc(w.coverage_note));
     o

@@ -162,6 +162,11 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Every registered consignment (reports re-evaluate their states).
+    pub fn consignments(&self) -> Result<Vec<crate::postal::Consignment>, StoreError> {
+        crate::postal::db::read_all(&self.conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
+    }
+
     /// The daemon's runs overlapping `window`: when it was observing.
     pub fn runs(&self, window: Span) -> Result<Vec<Span>, StoreError> {
         let mut st = self

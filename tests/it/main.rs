@@ -6,6 +6,7 @@ mod daemon;
 mod dashboards;
 mod email;
 mod load;
+mod postal;
 mod probes;
 mod rules;
 mod sla;

@@ -1,0 +1,339 @@
+//! The postal section of the report: per operator and kind, how many consignments were
+//! delivered on time, late, failed or are overdue, the on-time ratio, and the list of breaches.
+//! States are as known when the report is made (a consignment delivered after the window's end
+//! is counted with what is known of it now).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::config::{Config, Language};
+use crate::postal::mail::state_word;
+use crate::postal::{Consignment, SlaState};
+use crate::report::render::dur;
+use crate::sla::spans::Span;
+use crate::text::{esc, local_ms};
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub operator: String,
+    /// Empty on an operator's total row.
+    pub kind: String,
+    pub total: usize,
+    pub delivered_on_time: usize,
+    pub delivered_late: usize,
+    pub failed: usize,
+    pub overdue: usize,
+    pub on_track: usize,
+    pub unknown: usize,
+    /// Delivered on time / (on time + late + failed + overdue); none while nothing is decided.
+    pub on_time_ratio: Option<f64>,
+}
+
+impl Counts {
+    fn add(&mut self, s: SlaState) {
+        self.total += 1;
+        match s {
+            SlaState::DeliveredOnTime => self.delivered_on_time += 1,
+            SlaState::DeliveredLate => self.delivered_late += 1,
+            SlaState::Failed => self.failed += 1,
+            SlaState::Overdue => self.overdue += 1,
+            SlaState::OnTrack => self.on_track += 1,
+            SlaState::Unknown => self.unknown += 1,
+        }
+        let decided = self.delivered_on_time + self.delivered_late + self.failed + self.overdue;
+        self.on_time_ratio = (decided > 0).then(|| self.delivered_on_time as f64 / decided as f64);
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Breach {
+    pub tracking: String,
+    pub operator: String,
+    pub kind: String,
+    pub description: Option<String>,
+    pub destination: Option<String>,
+    pub state: SlaState,
+    pub deadline_ms: i64,
+    pub delivered_ms: Option<i64>,
+    pub operator_status: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PostalReport {
+    pub operators: Vec<Counts>,
+    pub by_kind: Vec<Counts>,
+    pub breaches: Vec<Breach>,
+}
+
+/// Consignments alive in the window (accepted before its end, deadline not before its start).
+pub fn build(config: &Config, all: Vec<Consignment>, window: Span, now_ms: i64) -> Option<PostalReport> {
+    let postal = config.postal.as_ref()?;
+    let (stale, risk) = (postal.stale_after.as_millis() as i64, postal.at_risk_before.as_millis() as i64);
+    let mut ops: BTreeMap<String, Counts> = BTreeMap::new();
+    for o in &postal.operators {
+        ops.insert(o.name.clone(), Counts { operator: o.name.clone(), ..Counts::default() });
+    }
+    let mut kinds: BTreeMap<(String, String), Counts> = BTreeMap::new();
+    let mut breaches = Vec::new();
+    for c in all.into_iter().filter(|c| c.accepted_ms < window.end && c.deadline_ms >= window.start) {
+        let (state, _) = c.evaluate(now_ms, stale, risk);
+        ops.entry(c.operator.clone())
+            .or_insert_with(|| Counts { operator: c.operator.clone(), ..Counts::default() })
+            .add(state);
+        kinds
+            .entry((c.operator.clone(), c.kind.clone()))
+            .or_insert_with(|| Counts { operator: c.operator.clone(), kind: c.kind.clone(), ..Counts::default() })
+            .add(state);
+        if state.is_breach() {
+            breaches.push(Breach {
+                tracking: c.tracking,
+                operator: c.operator,
+                kind: c.kind,
+                description: c.description,
+                destination: c.destination,
+                state,
+                deadline_ms: c.deadline_ms,
+                delivered_ms: c.delivered_ms,
+                operator_status: c.status_raw,
+            });
+        }
+    }
+    breaches.sort_by(|a, b| (&a.operator, a.deadline_ms, &a.tracking).cmp(&(&b.operator, b.deadline_ms, &b.tracking)));
+    Some(PostalReport { operators: ops.into_values().collect(), by_kind: kinds.into_values().collect(), breaches })
+}
+
+struct W {
+    title: &'static str,
+    operator: &'static str,
+    kind: &'static str,
+    total: &'static str,
+    on_time: &'static str,
+    late: &'static str,
+    failed: &'static str,
+    overdue: &'static str,
+    on_track: &'static str,
+    unknown: &'static str,
+    ratio: &'static str,
+    breaches: &'static str,
+    tracking: &'static str,
+    state: &'static str,
+    deadline: &'static str,
+    delay: &'static str,
+    none: &'static str,
+    note: &'static str,
+}
+
+const EN: W = W {
+    title: "Postal consignments: delivered safely and on time",
+    operator: "Operator",
+    kind: "Kind",
+    total: "Total",
+    on_time: "On time",
+    late: "Late",
+    failed: "Failed",
+    overdue: "Overdue",
+    on_track: "On track",
+    unknown: "Unknown",
+    ratio: "On-time ratio",
+    breaches: "Breaches",
+    tracking: "Tracking",
+    state: "State",
+    deadline: "Deadline",
+    delay: "Late by",
+    none: "none",
+    note: "On-time ratio = delivered on time / (on time + late + failed + overdue). States as known when the report was made.",
+};
+
+const VI: W = W {
+    title: "Bưu gửi: phát an toàn, đúng hạn",
+    operator: "Doanh nghiệp",
+    kind: "Loại",
+    total: "Tổng",
+    on_time: "Đúng hạn",
+    late: "Trễ hạn",
+    failed: "Thất lạc/hoàn",
+    overdue: "Quá hạn",
+    on_track: "Đang phát",
+    unknown: "Chưa rõ",
+    ratio: "Tỷ lệ đúng hạn",
+    breaches: "Danh sách vi phạm",
+    tracking: "Số hiệu",
+    state: "Trạng thái",
+    deadline: "Hạn phát",
+    delay: "Trễ",
+    none: "không có",
+    note: "Tỷ lệ đúng hạn = số phát đúng hạn / (đúng hạn + trễ hạn + thất lạc/hoàn + quá hạn). Trạng thái tại thời điểm lập báo cáo.",
+};
+
+fn words(lang: Language) -> &'static W {
+    if lang == Language::Vi { &VI } else { &EN }
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "—".to_string(), |r| format!("{:.1} %", r * 100.0))
+}
+
+fn delay(b: &Breach, now_ms: i64) -> String {
+    match b.state {
+        SlaState::Overdue => dur(now_ms - b.deadline_ms),
+        SlaState::DeliveredLate => b.delivered_ms.map(|d| dur(d - b.deadline_ms)).unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// The rows of the counts table: each operator's total, then its kinds.
+fn rows(p: &PostalReport) -> Vec<&Counts> {
+    let mut v = Vec::new();
+    for o in &p.operators {
+        v.push(o);
+        v.extend(p.by_kind.iter().filter(|k| k.operator == o.operator));
+    }
+    v
+}
+
+pub fn text(p: &PostalReport, lang: Language, tz: Tz, now_ms: i64) -> String {
+    let w = words(lang);
+    let mut o = format!("\n== {}\n", w.title);
+    let _ = writeln!(
+        o,
+        "{:<14} {:<18} {:>6} {:>8} {:>8} {:>13} {:>8} {:>9} {:>8} {:>14}",
+        w.operator, w.kind, w.total, w.on_time, w.late, w.failed, w.overdue, w.on_track, w.unknown, w.ratio
+    );
+    for c in rows(p) {
+        let _ = writeln!(
+            o,
+            "{:<14} {:<18} {:>6} {:>8} {:>8} {:>13} {:>8} {:>9} {:>8} {:>14}",
+            if c.kind.is_empty() { c.operator.as_str() } else { "" },
+            if c.kind.is_empty() { "*" } else { c.kind.as_str() },
+            c.total,
+            c.delivered_on_time,
+            c.delivered_late,
+            c.failed,
+            c.overdue,
+            c.on_track,
+            c.unknown,
+            ratio(c.on_time_ratio)
+        );
+    }
+    let _ = writeln!(o, "\n{}:", w.breaches);
+    if p.breaches.is_empty() {
+        let _ = writeln!(o, "  {}", w.none);
+    }
+    for b in &p.breaches {
+        let _ = writeln!(
+            o,
+            "  {:<16} {:<12} {:<18} {:<28} {} {}  {} {}  {}",
+            b.tracking,
+            b.operator,
+            b.kind,
+            state_word(b.state, lang),
+            w.deadline,
+            local_ms(b.deadline_ms, tz),
+            w.delay,
+            delay(b, now_ms),
+            b.destination.as_deref().unwrap_or("")
+        );
+    }
+    let _ = writeln!(o, "\n{}", w.note);
+    o
+}
+
+pub fn markdown(p: &PostalReport, lang: Language, tz: Tz, now_ms: i64) -> String {
+    let w = words(lang);
+    let mut o = format!("\n## {}\n\n", w.title);
+    let _ = writeln!(
+        o,
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        w.operator, w.kind, w.total, w.on_time, w.late, w.failed, w.overdue, w.on_track, w.unknown, w.ratio
+    );
+    for c in rows(p) {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            if c.kind.is_empty() { format!("**{}**", c.operator) } else { String::new() },
+            if c.kind.is_empty() { "*" } else { c.kind.as_str() },
+            c.total,
+            c.delivered_on_time,
+            c.delivered_late,
+            c.failed,
+            c.overdue,
+            c.on_track,
+            c.unknown,
+            ratio(c.on_time_ratio)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n### {}\n\n| {} | {} | {} | {} | {} | {} |\n|---|---|---|---|---|---:|",
+        w.breaches, w.tracking, w.operator, w.kind, w.state, w.deadline, w.delay
+    );
+    for b in &p.breaches {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} |",
+            b.tracking,
+            b.operator,
+            b.kind,
+            state_word(b.state, lang),
+            local_ms(b.deadline_ms, tz),
+            delay(b, now_ms)
+        );
+    }
+    let _ = writeln!(o, "\n_{}_", w.note);
+    o
+}
+
+pub fn html(p: &PostalReport, lang: Language, tz: Tz, now_ms: i64) -> String {
+    let w = words(lang);
+    let mut o = format!("<h2>{}</h2><table><tr>", esc(w.title));
+    for h in [w.operator, w.kind, w.total, w.on_time, w.late, w.failed, w.overdue, w.on_track, w.unknown, w.ratio] {
+        let _ = write!(o, "<th>{}</th>", esc(h));
+    }
+    o.push_str("</tr>");
+    for c in rows(p) {
+        let bad = c.delivered_late + c.failed + c.overdue > 0;
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+            esc(if c.kind.is_empty() { &c.operator } else { "" }),
+            esc(if c.kind.is_empty() { "*" } else { &c.kind }),
+            c.total,
+            c.delivered_on_time,
+            c.delivered_late,
+            c.failed,
+            c.overdue,
+            c.on_track,
+            c.unknown,
+            if bad { "breach" } else { "ok" },
+            ratio(c.on_time_ratio)
+        );
+    }
+    let _ = write!(o, "</table><h3>{}</h3>", esc(w.breaches));
+    if p.breaches.is_empty() {
+        let _ = write!(o, "<p>{}</p>", esc(w.none));
+    } else {
+        let _ = write!(o, "<table><tr>");
+        for h in [w.tracking, w.operator, w.kind, w.state, w.deadline, w.delay] {
+            let _ = write!(o, "<th>{}</th>", esc(h));
+        }
+        o.push_str("</tr>");
+        for b in &p.breaches {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"breach\">{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&b.tracking),
+                esc(&b.operator),
+                esc(&b.kind),
+                esc(state_word(b.state, lang)),
+                local_ms(b.deadline_ms, tz),
+                delay(b, now_ms)
+            );
+        }
+        o.push_str("</table>");
+    }
+    let _ = write!(o, "<p><small>{}</small></p>", esc(w.note));
+    o
+}
