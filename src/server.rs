@@ -211,6 +211,7 @@ async fn index(
         return r.into_response();
     }
     let (config, targets, reports, incidents) = page_input(&s).await;
+    let (postal, consignments) = (s.postal.summaries(), s.postal.noteworthy(50));
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     let lang = crate::web::language(q.lang.as_deref(), accept, config.daemon.language);
     let input = crate::web::PageInput {
@@ -221,6 +222,8 @@ async fn index(
         lang,
         now: chrono::Utc::now(),
         link_suffix: suffix(&q),
+        postal: &postal,
+        consignments: &consignments,
     };
     let body = crate::web::status_body(&input);
     if q.fragment == Some(1) {
@@ -244,6 +247,7 @@ async fn target_page(
     let Some(t) = targets.iter().find(|t| t.name == name) else {
         return (StatusCode::NOT_FOUND, "no such target\n").into_response();
     };
+    let (postal, consignments) = (Vec::new(), Vec::new());
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     let lang = crate::web::language(q.lang.as_deref(), accept, config.daemon.language);
     let input = crate::web::PageInput {
@@ -254,6 +258,8 @@ async fn target_page(
         lang,
         now: chrono::Utc::now(),
         link_suffix: suffix(&q),
+        postal: &postal,
+        consignments: &consignments,
     };
     let body = crate::web::target_body(&input, t);
     if q.fragment == Some(1) {

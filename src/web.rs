@@ -184,6 +184,10 @@ pub struct PageInput<'a> {
     pub now: DateTime<Utc>,
     /// Appended to every link of the page (`&token=…` when the page needs the token).
     pub link_suffix: String,
+    /// Consignment counts per postal operator (empty without `[postal]`).
+    pub postal: &'a [crate::postal::tracker::OperatorSummary],
+    /// Consignments in breach or with an early warning.
+    pub consignments: &'a [crate::postal::Consignment],
 }
 
 /// Percent-encodes a query value.
@@ -283,6 +287,7 @@ pub fn status_body(p: &PageInput<'_>) -> String {
         }
         o.push_str("</section>");
     }
+    postal_section(&mut o, p);
     let _ = write!(o, "<section class=\"group\"><h2>{}</h2>", w.incidents);
     if p.incidents.is_empty() {
         let _ = write!(o, "<p>{}</p>", w.no_incidents);
@@ -305,6 +310,74 @@ pub fn status_body(p: &PageInput<'_>) -> String {
     }
     let _ = write!(o, "</section><p class=\"small\">{}: {} ({})</p>", w.updated, local(p.now, tz), tz);
     o
+}
+
+/// Consignments per operator, then those in breach or at risk.
+fn postal_section(o: &mut String, p: &PageInput<'_>) {
+    use crate::postal::mail::{state_word as consignment_state, warning_word};
+    if p.postal.is_empty() {
+        return;
+    }
+    let vi = p.lang == Language::Vi;
+    let tz = p.config.daemon.timezone;
+    let t = |en: &'static str, vi_s: &'static str| if vi { vi_s } else { en };
+    let _ = write!(
+        o,
+        "<section class=\"group\" id=\"postal\"><h2>{}</h2><table>",
+        t("Postal consignments", "Bưu gửi đề thi, giấy báo")
+    );
+    let _ = write!(
+        o,
+        "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        t("Operator", "Doanh nghiệp"),
+        t("Total", "Tổng"),
+        t("On time", "Đúng hạn"),
+        t("Late", "Trễ hạn"),
+        t("Overdue", "Quá hạn"),
+        t("Failed", "Thất lạc/hoàn"),
+        t("At risk", "Nguy cơ trễ"),
+        t("On-time ratio", "Tỷ lệ đúng hạn"),
+    );
+    for s in p.postal {
+        let n = |k: &str| s.states.get(k).copied().unwrap_or(0);
+        let bad = n("overdue") + n("delivered_late") + n("failed") > 0;
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"st {}\">{}</td></tr>",
+            esc(&s.operator),
+            s.total,
+            n("delivered_on_time"),
+            n("delivered_late"),
+            n("overdue"),
+            n("failed"),
+            s.warnings,
+            if bad { "down" } else { "up" },
+            s.on_time_ratio.map_or_else(|| "—".into(), |r| format!("{:.1} %", r * 100.0))
+        );
+    }
+    o.push_str("</table>");
+    if !p.consignments.is_empty() {
+        o.push_str("<table class=\"consignments\">");
+        for c in p.consignments {
+            let what = match c.warning {
+                Some(w) if !c.state.is_breach() => warning_word(w, p.lang),
+                _ => consignment_state(c.state, p.lang),
+            };
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"st {}\">{}</td><td class=\"small\">{} {}</td></tr>",
+                esc(&c.tracking),
+                esc(&c.operator),
+                esc(c.destination.as_deref().unwrap_or("")),
+                if c.state.is_breach() { "down" } else { "degraded" },
+                esc(what),
+                t("deadline", "hạn"),
+                DateTime::<Utc>::from_timestamp_millis(c.deadline_ms).map(|d| local(d, tz)).unwrap_or_default()
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("</section>");
 }
 
 /// The refreshable body of `/targets/{name}`.

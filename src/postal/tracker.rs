@@ -347,6 +347,15 @@ impl Tracker {
         out.into_values().collect()
     }
 
+    /// Consignments in breach, then those with an early warning, nearest deadline first.
+    pub fn noteworthy(&self, limit: usize) -> Vec<Consignment> {
+        let st = self.lock();
+        let mut v: Vec<&Consignment> =
+            st.items.values().filter(|c| c.state.is_breach() || c.warning.is_some()).collect();
+        v.sort_by_key(|c| (!c.state.is_breach(), c.deadline_ms));
+        v.into_iter().take(limit).cloned().collect()
+    }
+
     /// Starts a polling round for each operator that has consignments due and none in flight.
     fn start_rounds(self: &Arc<Self>, cancel: &CancellationToken) {
         let config = self.config.borrow().clone();

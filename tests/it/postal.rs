@@ -321,17 +321,19 @@ fn consignments_are_tracked_against_their_deadlines_end_to_end() {
     assert_eq!(answer["registered"].as_array().map(Vec::len), Some(4), "{answer}");
     assert_eq!(answer["errors"][0]["index"], 4, "{answer}");
     let monday = fri + Days::days(3);
-    let get = |t: &str| -> Value {
+    let get = |d: &Daemon, t: &str| -> Value {
         serde_json::from_str(&d.get(&format!("/api/v1/consignments/{t}")).expect("consignment")).expect("json")
     };
     let want_monday = local(&format!("{monday}T23:59:59"));
     for t in ["EMS-FRI", "EMS-SAT"] {
-        let dl =
-            get(t)["deadline"].as_str().map(|s| DateTime::parse_from_rfc3339(s).expect("rfc3339")).expect("deadline");
+        let dl = get(&d, t)["deadline"]
+            .as_str()
+            .map(|s| DateTime::parse_from_rfc3339(s).expect("rfc3339"))
+            .expect("deadline");
         assert_eq!(dl, want_monday, "{t}");
     }
     let thu =
-        get("EMS-THU")["deadline"].as_str().map(|s| DateTime::parse_from_rfc3339(s).expect("t")).expect("deadline");
+        get(&d, "EMS-THU")["deadline"].as_str().map(|s| DateTime::parse_from_rfc3339(s).expect("t")).expect("deadline");
     assert_eq!(thu, local(&format!("{fri}T23:59:59")), "J+1 from Thursday 23:59 is Friday");
 
     // Wait for every consignment with an answer to be tracked.
@@ -472,6 +474,25 @@ fn consignments_are_tracked_against_their_deadlines_end_to_end() {
         "{vi_text}"
     );
 
+    // The status page shows the operators' counts and the consignments in breach.
+    let page = d.get("/?lang=en").expect("status page");
+    for needle in ["Postal consignments", "EMS-OVERDUE", "EMS-RISK", "deadline near, not out for delivery", "20.0 %"] {
+        assert!(page.contains(needle), "status page lacks {needle:?}");
+    }
+
+    // kill -9 and restart: what was told is in the store, so nothing is told twice.
+    let told = smtp.messages().len();
+    let d = Daemon::restart(d.kill9(), &env);
+    std::thread::sleep(Duration::from_secs(6)); // three polling rounds
+    let after = smtp.messages();
+    assert_eq!(
+        after.len(),
+        told,
+        "e-mails after restart: {:?}",
+        after.iter().map(|m| &m["subject"]).collect::<Vec<_>>()
+    );
+    assert_eq!(states(&d)["EMS-OVERDUE"]["state"], "overdue", "state restored from the store");
+
     // The signed webhook: wrong signature refused, right one accepted; delivery is on time.
     let push = json!([{"tracking": "EMS-PUSHED", "status": "DELIVERED", "time": fmt_local(now), "location": "Tam Đảo"},
                       {"tracking": "EMS-NOBODY", "status": "DELIVERED", "time": fmt_local(now)}])
@@ -490,7 +511,7 @@ fn consignments_are_tracked_against_their_deadlines_end_to_end() {
     d.wait_until("pushed delivery evaluated", Duration::from_secs(15), || {
         states(&d).get("EMS-PUSHED").is_some_and(|c| c["state"] == "delivered_on_time")
     });
-    let pushed = get("EMS-PUSHED");
+    let pushed = get(&d, "EMS-PUSHED");
     assert_eq!(pushed["events"].as_array().map(|e| e.iter().any(|x| x["source"] == "push")), Some(true), "{pushed}");
 
     // The report has a postal section.
