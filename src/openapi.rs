@@ -95,7 +95,43 @@ fn schemas() -> Value {
                         } }
                     }
                 } },
-                "total": { "$ref": "#/components/schemas/Figures" }
+                "total": { "$ref": "#/components/schemas/Figures" },
+                "postal": { "type": "object", "nullable": true, "required": ["operators", "by_kind", "breaches"],
+                    "description": "With a [postal] section: consignments per operator and kind, and the breaches.",
+                    "properties": {
+                        "operators": { "type": "array", "items": { "type": "object" } },
+                        "by_kind": { "type": "array", "items": { "type": "object" } },
+                        "breaches": { "type": "array", "items": { "type": "object" } }
+                    } }
+            }
+        },
+        "Consignment": {
+            "type": "object",
+            "required": ["tracking", "operator", "kind", "accepted_at", "deadline", "contacts", "source", "state", "tracking_status"],
+            "properties": {
+                "tracking": { "type": "string" }, "operator": { "type": "string" }, "kind": { "type": "string" },
+                "description": nullable("string"), "origin": nullable("string"), "destination": nullable("string"),
+                "accepted_at": { "type": "string" }, "deadline": { "type": "string" },
+                "contacts": { "type": "array", "items": { "type": "string" } },
+                "source": { "type": "string", "enum": ["csv", "api"] },
+                "state": { "type": "string", "enum": ["on_track", "delivered_on_time", "delivered_late", "overdue", "failed", "unknown"] },
+                "warning": { "type": "string", "enum": ["stale", "at_risk"], "nullable": true },
+                "tracking_status": { "type": "string", "enum": ["pre_transit", "in_transit", "out_for_delivery", "delivered", "failed_attempt", "exception", "returned", "lost", "unknown"] },
+                "operator_status": nullable("string"), "location": nullable("string"),
+                "last_event_at": nullable("string"), "delivered_at": nullable("string"), "last_poll_at": nullable("string"),
+                "last_ok_at": nullable("string"), "error": nullable("string"), "unknown_reason": nullable("string"),
+                "events": { "type": "array", "items": { "type": "object", "required": ["at", "status", "operator_status", "source"],
+                    "properties": { "at": { "type": "string" }, "status": { "type": "string" }, "operator_status": { "type": "string" },
+                        "location": nullable("string"), "source": { "type": "string", "enum": ["poll", "push"] } } } }
+            }
+        },
+        "OperatorSummary": {
+            "type": "object",
+            "required": ["operator", "total", "states", "warnings"],
+            "properties": {
+                "operator": { "type": "string" }, "total": { "type": "integer" },
+                "states": { "type": "object", "additionalProperties": { "type": "integer" } },
+                "warnings": { "type": "integer" }, "on_time_ratio": nullable("number")
             }
         },
         "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } }
@@ -168,6 +204,39 @@ pub fn document() -> Value {
                 "summary": "A push from a heartbeat target", "security": token,
                 "parameters": [{ "name": "target", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "responses": { "200": { "description": "Recorded" }, "401": { "description": "No or wrong token" }, "404": { "description": "No heartbeat target of that name" } } } },
+            "/api/v1/consignments": {
+                "get": {
+                    "summary": "Consignments (nearest deadline first), counts per operator, and the CSV file's bad rows",
+                    "parameters": [{ "name": "state", "in": "query", "schema": { "type": "string" } },
+                                   { "name": "operator", "in": "query", "schema": { "type": "string" } },
+                                   { "name": "limit", "in": "query", "schema": { "type": "integer", "default": 1000 } }, read],
+                    "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["generated_at", "operators", "csv_errors", "total", "consignments"],
+                        "properties": {
+                            "generated_at": { "type": "string" }, "total": { "type": "integer" },
+                            "operators": { "type": "array", "items": r("OperatorSummary") },
+                            "csv_errors": { "type": "array", "items": { "type": "string" } },
+                            "consignments": { "type": "array", "items": r("Consignment") }
+                        } } } } },
+                        "400": { "description": "Unknown state" } } },
+                "post": {
+                    "summary": "Register one consignment (an object) or many (an array)", "security": token,
+                    "responses": { "200": { "description": "Registered (errors list the refused ones by index)" },
+                                   "400": { "description": "Not JSON" }, "401": { "description": "No or wrong token" },
+                                   "422": { "description": "Nothing registered" } } } },
+            "/api/v1/consignments/{tracking}": { "get": {
+                "summary": "One consignment with its tracking events",
+                "parameters": [{ "name": "tracking", "in": "path", "required": true, "schema": { "type": "string" } }, read],
+                "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": r("Consignment") } } },
+                               "404": { "description": "No such consignment" } } } },
+            "/api/v1/postal/{operator}/events": { "post": {
+                "summary": "Tracking events pushed by an operator, signed: X-Signature-256: sha256=<hex HMAC-SHA256 of the body>",
+                "parameters": [{ "name": "operator", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": { "200": { "description": "Accepted (unknown tracking numbers and bad events are listed)" },
+                               "400": { "description": "Not a JSON object or array" },
+                               "401": { "description": "Missing or wrong signature" },
+                               "403": { "description": "Pushes not enabled for this operator" },
+                               "404": { "description": "No such operator" } } } },
             "/-/reload": { "post": { "summary": "Re-read the config file", "security": token,
                 "responses": { "200": { "description": "Applied" }, "400": { "description": "Rejected; the old config keeps running" }, "401": { "description": "No or wrong token" } } } },
             "/healthz": { "get": { "summary": "Liveness", "responses": { "200": { "description": "alive" } } } },

@@ -50,6 +50,7 @@ pub struct Report {
     pub groups: Vec<GroupReport>,
     pub total: Figures,
     /// Consignments of the window, with a `[postal]` section in the config.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub postal: Option<postal::PostalReport>,
 }
 

@@ -392,6 +392,15 @@ fn consignments_are_tracked_against_their_deadlines_end_to_end() {
     );
     assert!(reason("EMS-FRI").contains("does not know"), "{}", reason("EMS-FRI"));
     let hist: Value = serde_json::from_str(&d.get("/api/v1/consignments/EMS-LOST").expect("one")).expect("json");
+    // Both answers are as the OpenAPI document says.
+    let doc: Value = serde_json::from_str(&d.get("/api/v1/openapi.json").expect("openapi")).expect("json");
+    let mut errors = Vec::new();
+    let all: Value = serde_json::from_str(&d.get("/api/v1/consignments").expect("list")).expect("json");
+    for (value, path) in [(&all, "/api/v1/consignments"), (&hist, "/api/v1/consignments/{tracking}")] {
+        let schema = &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        crate::web::validate(&doc, schema, value, path, &mut errors);
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
     assert_eq!(hist["events"].as_array().map(Vec::len), Some(2), "{hist}");
     assert_eq!(hist["events"][1]["status"], "lost");
     let listing: Value =

@@ -128,7 +128,7 @@ fn status_page_renders_in_chromium_in_vietnamese() {
 }
 
 /// Checks `value` against an OpenAPI schema (the subset the document uses).
-fn validate(doc: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
+pub fn validate(doc: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
     if let Some(r) = schema["$ref"].as_str() {
         let name = r.rsplit('/').next().unwrap_or("");
         return validate(doc, &doc["components"]["schemas"][name], value, path, errors);
