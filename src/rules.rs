@@ -169,6 +169,56 @@ pub fn generate(config: &Config, job: &str) -> String {
             ],
         );
     }
+    // Postal consignments, per operator (every daemon tracks every consignment: max across them).
+    for op in config.postal.iter().flat_map(|p| &p.operators) {
+        let name = lit(&op.name);
+        let contingency = config.group(&op.group).and_then(|g| g.contingency.clone()).unwrap_or_default();
+        let labels = [("severity", "breach".to_string()), ("group", op.group.clone())];
+        let series = |state: &str| {
+            format!("thongsuot_postal_consignments{{job=\"{job}\",operator=\"{name}\",state=\"{state}\"}}")
+        };
+        let notes = |summary: String| {
+            vec![
+                ("summary", summary),
+                ("contingency", contingency.clone()),
+                ("status_page", status.clone()),
+                ("description", "The list: GET /api/v1/consignments?state=… on the daemon.".to_string()),
+            ]
+        };
+        alert(
+            &mut o,
+            "ThongsuotConsignmentsOverdue",
+            &format!("max by (operator) ({}) > 0", series("overdue")),
+            "",
+            &labels,
+            &notes(format!("{{{{ $value }}}} consignment(s) of {} are past their deadline, not delivered", op.name)),
+        );
+        // Failed and late consignments stay so: alert when their number grows.
+        for (alert_name, state, what) in [
+            ("ThongsuotConsignmentFailed", "failed", "lost, returned or damaged"),
+            ("ThongsuotConsignmentDeliveredLate", "delivered_late", "delivered after its deadline"),
+        ] {
+            alert(
+                &mut o,
+                alert_name,
+                &format!("delta({}[15m]) > 0", series(state)),
+                "",
+                &labels,
+                &notes(format!("a consignment of {} was {what} in the last 15 minutes", op.name)),
+            );
+        }
+        alert(
+            &mut o,
+            "ThongsuotConsignmentsAtRisk",
+            &format!("max by (operator, warning) (thongsuot_postal_warnings{{job=\"{job}\",operator=\"{name}\"}}) > 0"),
+            "",
+            &[("severity", "warning".to_string()), ("group", op.group.clone())],
+            &notes(format!(
+                "{{{{ $value }}}} consignment(s) of {} are {{{{ $labels.warning }}}} (early warning)",
+                op.name
+            )),
+        );
+    }
     // The monitor itself.
     alert(
         &mut o,

@@ -25,6 +25,12 @@ name = "a"
 group = "vnpt"
 kind = "tcp"
 address = "127.0.0.1:1"
+
+[postal]
+[[postal.operator]]
+name = "vnpost"
+track_url = "http://127.0.0.1:1/track/{tracking}"
+status_pointer = "/status"
 "#;
 
 const TESTS: &str = r#"
@@ -50,6 +56,12 @@ tests:
         values: '0 0 1 1 1 1 1 1 1 1 1 1'
       - series: 'thongsuot_period_active{job="thongsuot",period="exam-day-1",vantage="v1"}'
         values: '1 1 1 1 1 1 1 1 1 1 1 1'
+      - series: 'thongsuot_postal_consignments{job="thongsuot",operator="vnpost",state="overdue",vantage="v1"}'
+        values: '0 0 2 2 2 2 2 2 2 2 2 2'
+      - series: 'thongsuot_postal_consignments{job="thongsuot",operator="vnpost",state="failed",vantage="v1"}'
+        values: '0 0 0 1 1 1 1 1 1 1 1 1'
+      - series: 'thongsuot_postal_consignments{job="thongsuot",operator="vnpost",state="delivered_late",vantage="v1"}'
+        values: '0 0 0 0 0 0 0 0 0 0 0 0'
       - series: 'up{job="thongsuot",instance="d1"}'
         values: '1 1 1 1 0 0 0 0 0 0 0 0'
     alert_rule_test:
@@ -100,6 +112,25 @@ tests:
           - exp_labels: {severity: none}
             exp_annotations:
               summary: "Always firing: if this stops arriving, the alerting pipeline is broken."
+      - eval_time: 1m
+        alertname: ThongsuotConsignmentsOverdue
+        exp_alerts:
+          - exp_labels: {severity: breach, group: vnpost, operator: vnpost}
+            exp_annotations:
+              summary: "2 consignment(s) of vnpost are past their deadline, not delivered"
+              description: "The list: GET /api/v1/consignments?state=… on the daemon."
+              status_page: "http://thongsuot.example.vn/"
+      - eval_time: 1m
+        alertname: ThongsuotConsignmentFailed
+        exp_alerts:
+          - exp_labels: {severity: breach, group: vnpost, job: thongsuot, operator: vnpost, state: failed, vantage: v1}
+            exp_annotations:
+              summary: "a consignment of vnpost was lost, returned or damaged in the last 15 minutes"
+              description: "The list: GET /api/v1/consignments?state=… on the daemon."
+              status_page: "http://thongsuot.example.vn/"
+      - eval_time: 1m
+        alertname: ThongsuotConsignmentDeliveredLate
+        exp_alerts: []
       - eval_time: 2m
         alertname: ThongsuotDown
         exp_alerts:
