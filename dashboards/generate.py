@@ -141,8 +141,43 @@ def self_monitoring():
     ])
 
 
+OPERATOR_VAR = var_query("operator", "Postal operator", "label_values(thongsuot_postal_consignments, operator)")
+
+
+def postal():
+    _id[0] = 0
+    o = 'operator=~"$operator", vantage=~"$vantage"'
+    return dashboard("thongsuot-postal", "thongsuot — postal consignments", [
+        panel("stat", "On-time ratio (objective 100 %)", [("thongsuot_postal_on_time_ratio{" + o + "}", "{{operator}}")],
+              0, 0, 8, 6, unit="percentunit", thresholds=RED_GREEN_100,
+              options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background", "textMode": "value_and_name"},
+              description="Delivered on time / consignments whose outcome is known (delivered, failed or overdue)."),
+        panel("stat", "Overdue now", [('sum(thongsuot_postal_consignments{state="overdue", ' + o + "}) or vector(0)", "overdue")],
+              8, 0, 4, 6, thresholds=ZERO_GREEN, options={"colorMode": "background"}),
+        panel("stat", "Failed (lost, returned, damaged)", [('sum(thongsuot_postal_consignments{state="failed", ' + o + "}) or vector(0)", "failed")],
+              12, 0, 4, 6, thresholds=ZERO_GREEN, options={"colorMode": "background"}),
+        panel("stat", "Delivered late", [('sum(thongsuot_postal_consignments{state="delivered_late", ' + o + "}) or vector(0)", "late")],
+              16, 0, 4, 6, thresholds=ZERO_GREEN, options={"colorMode": "background"}),
+        panel("stat", "Early warnings (stale, at risk)", [("sum(thongsuot_postal_warnings{" + o + "}) or vector(0)", "warnings")],
+              20, 0, 4, 6, thresholds=ZERO_GREEN, options={"colorMode": "background"}),
+        panel("timeseries", "Consignments by state", [("sum by (operator, state) (thongsuot_postal_consignments{" + o + "})", "{{operator}} {{state}}")],
+              0, 6, 12, 8),
+        panel("timeseries", "Delivery time p50 / p90 (accepted → delivered, since the daemon started)",
+              [("histogram_quantile(0.5, sum by (le, operator) (thongsuot_postal_delivery_seconds_bucket{" + o + "}))", "p50 {{operator}}"),
+               ("histogram_quantile(0.9, sum by (le, operator) (thongsuot_postal_delivery_seconds_bucket{" + o + "}))", "p90 {{operator}}")],
+              12, 6, 12, 8, unit="s"),
+        panel("state-timeline", "Tracking API up (1) / down (0)", ['thongsuot_target_up{kind="postal", vantage=~"$vantage"}'],
+              0, 14, 12, 8, thresholds=RED_GREEN_100, options=UP_MAPPING),
+        panel("timeseries", "Tracking requests per second by result",
+              [("sum by (operator, result) (rate(thongsuot_postal_tracking_requests_total{" + o + "}[$__rate_interval]))", "{{operator}} {{result}}")],
+              12, 14, 12, 8, unit="reqps"),
+        panel("stat", "Bad rows in the consignments file", [("max(thongsuot_postal_csv_errors)", "rows")],
+              0, 22, 6, 4, thresholds=ZERO_GREEN, options={"colorMode": "background"}),
+    ], extra_vars=[OPERATOR_VAR])
+
+
 def main():
-    for d in (overview(), carrier(), self_monitoring()):
+    for d in (overview(), carrier(), self_monitoring(), postal()):
         with open(os.path.join(HERE, d["uid"] + ".json"), "w") as f:
             json.dump(d, f, indent=2, ensure_ascii=False)
             f.write("\n")

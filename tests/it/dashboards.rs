@@ -51,6 +51,7 @@ fn substitute(expr: &str) -> String {
         .replace("$target", ".*")
         .replace("$vantage", ".*")
         .replace("$period", ".*")
+        .replace("$operator", ".*")
 }
 
 #[test]
@@ -89,6 +90,16 @@ fn every_dashboard_query_returns_data_from_a_live_prometheus() {
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let listener = rt.block_on(TcpServer::start(None));
+    // A tracking API (`/json` answers DELIVERED) and consignments for the postal dashboard.
+    let tracking = rt.block_on(HttpServer::start());
+    let csv_dir = tempfile::tempdir().expect("tempdir");
+    let csv = csv_dir.path().join("consignments.csv");
+    let accepted = (chrono::Utc::now() - chrono::Duration::hours(20)).to_rfc3339();
+    std::fs::write(
+        &csv,
+        format!("tracking,operator,kind,accepted_at\nEMS1,vnpost,exam_paper,{accepted}\nEMS2,vnpost,admission_notice,{accepted}\n"),
+    )
+    .expect("csv");
     let _guard = rt.enter();
     let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Ho_Chi_Minh);
     let config = format!(
@@ -129,7 +140,18 @@ kind = "icmp"
 host = "127.0.0.1"
 count = 2
 spacing = "50ms"
+[postal]
+consignments = "{csv}"
+[[postal.operator]]
+name = "vnpost"
+track_url = "{tracking}?t={{tracking}}"
+poll = "2s"
+health_interval = "1s"
+status_pointer = "/data/status"
+standard = "J+2"
 "#,
+        csv = csv.display(),
+        tracking = tracking.url("/json"),
         start = (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S"),
         end = (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S"),
         up = listener.addr,
