@@ -409,6 +409,10 @@ fn consignments_are_tracked_against_their_deadlines_end_to_end() {
     assert_eq!(listing["csv_errors"].as_array().map(Vec::len), Some(2), "{listing}");
     assert_eq!(blocking_request("GET", &d.url("/api/v1/consignments?state=late"), None, None).map(|r| r.0), Some(400));
 
+    // The CSV file is re-read when it changes: a new row appears, the bad rows are still reported.
+    std::fs::write(&csv_path, format!("{csv}EMS-NEW,vnpost,dossier,,,,{},,\n", dl(now))).expect("append");
+    d.wait_until("the new CSV row registered", Duration::from_secs(20), || states(&d).contains_key("EMS-NEW"));
+
     // Batch mode: 25 numbers in batches of 10 is 3 requests per round, not 25.
     let (batch_hits, track_hits, max_conc, max_batch) = {
         let a = api.lock().expect("lock");
