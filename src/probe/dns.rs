@@ -112,7 +112,8 @@ pub fn parse_rcode(s: &str) -> Option<ResponseCode> {
     Some(ResponseCode::from_low(n))
 }
 
-fn decode(buf: &[u8], id: u16) -> Result<Option<Message>, Failure> {
+/// Decodes an answer; `None` when it answers another query (a different id). Public for fuzzing.
+pub fn decode(buf: &[u8], id: u16) -> Result<Option<Message>, Failure> {
     let msg = Message::from_vec(buf)
         .map_err(|e| Failure::new(FailureKind::Protocol, format!("malformed DNS answer: {e}")))?;
     if msg.metadata.id != id {
