@@ -64,7 +64,7 @@ pub fn router(state: AppState) -> Router {
                 .post(crate::postal::api::register)
                 .layer(DefaultBodyLimit::max(crate::postal::api::MAX_BODY)),
         )
-        .route("/api/v1/consignments/{tracking}", get(crate::postal::api::one))
+        .route("/api/v1/consignments/{tracking}", get(crate::postal::api::one).delete(crate::postal::api::remove))
         .route(
             "/api/v1/postal/{operator}/events",
             post(crate::postal::api::push).layer(DefaultBodyLimit::max(crate::postal::api::MAX_BODY)),

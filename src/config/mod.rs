@@ -416,8 +416,15 @@ impl Config {
         let shard = self.daemon.shard;
         self.targets.iter().filter(move |t| match shard {
             None => true,
+            // Postal tracking runs on shard 1 only, its tracking API targets with it.
+            Some((i, _)) if matches!(t.spec, ProbeSpec::Postal(_)) => i == 1,
             Some((i, n)) => shard_of(&t.name, n) == i,
         })
+    }
+
+    /// Whether this daemon tracks consignments: with a `[postal]` section, on shard 1 (or unsharded).
+    pub fn tracks_postal(&self) -> bool {
+        self.postal.is_some() && self.daemon.shard.is_none_or(|(i, _)| i == 1)
     }
 }
 
@@ -820,6 +827,27 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
             let health_interval = cx
                 .duration(&raw_o.health_interval, &format!("postal operator {:?}: health_interval: ", o.name))
                 .unwrap_or(builtin::POSTAL_HEALTH);
+            if o.timeout >= health_interval {
+                let span = raw_o.health_interval.as_ref().map_or_else(|| raw_o.name.span(), |h| h.span());
+                cx.error(
+                    span,
+                    format!(
+                        "postal operator {:?}: timeout ({}) must be shorter than health_interval ({}): a probe must end before the next one starts",
+                        o.name,
+                        crate::probe::fmt_duration(o.timeout),
+                        crate::probe::fmt_duration(health_interval)
+                    ),
+                );
+            }
+            if o.api_target.len() > 128 {
+                cx.error(
+                    raw_o.name.span(),
+                    format!(
+                        "postal operator {:?}: name too long: its target {:?} would exceed 128 characters",
+                        o.name, o.api_target
+                    ),
+                );
+            }
             targets.push(Target {
                 name: o.api_target.clone(),
                 group: o.group.clone(),

@@ -52,9 +52,16 @@ pub fn map_status(op: &PostalOperator, raw: &str) -> Tracking {
     Tracking::parse(&raw.to_ascii_lowercase()).unwrap_or(Tracking::Unknown)
 }
 
+/// The most a push may weigh (many events in one call).
+pub const MAX_PUSH: usize = 8 << 20;
+
 fn decode(body: &[u8]) -> Result<Value, String> {
-    if body.len() > MAX_BODY {
-        return Err(format!("answer larger than {} KiB", MAX_BODY / 1024));
+    decode_at_most(body, MAX_BODY)
+}
+
+fn decode_at_most(body: &[u8], limit: usize) -> Result<Value, String> {
+    if body.len() > limit {
+        return Err(format!("answer larger than {} KiB", limit / 1024));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err("empty answer".into());
@@ -169,7 +176,7 @@ pub fn parse_batch(op: &PostalOperator, body: &[u8], tz: Tz) -> Result<Vec<Answe
 /// Pushed events (the webhook): one object or an array of objects, each with the tracking
 /// number at `item_tracking_pointer` and the event fields.
 pub fn parse_push(op: &PostalOperator, body: &[u8], tz: Tz) -> Result<Vec<PushedEvent>, String> {
-    let v = decode(body)?;
+    let v = decode_at_most(body, MAX_PUSH)?;
     let items: Vec<&Value> = match &v {
         Value::Array(a) => a.iter().collect(),
         Value::Object(_) => vec![&v],

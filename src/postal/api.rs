@@ -111,6 +111,19 @@ pub async fn one(
     axum::Json(v).into_response()
 }
 
+/// Forgets a consignment registered by mistake (bearer token). A row still in the CSV file comes
+/// back at the file's next change.
+pub async fn remove(State(s): State<AppState>, Path(tracking): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorized(&s.config.borrow().clone(), &headers) {
+        return e.into_response();
+    }
+    match s.postal.remove(&tracking).await {
+        Ok(true) => (StatusCode::OK, "removed\n").into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, "no consignment with that tracking number\n").into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
 /// Registers one consignment (a JSON object) or many (an array). Bearer token required.
 pub async fn register(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let config = s.config.borrow().clone();
@@ -119,6 +132,10 @@ pub async fn register(State(s): State<AppState>, headers: HeaderMap, body: Bytes
     }
     if config.postal.is_none() {
         return (StatusCode::CONFLICT, "no [postal] section in the config\n").into_response();
+    }
+    if !config.tracks_postal() {
+        return (StatusCode::CONFLICT, "postal tracking runs on the daemon of shard 1: register there\n")
+            .into_response();
     }
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

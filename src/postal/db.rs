@@ -195,6 +195,16 @@ impl PostalDb {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
+    pub fn delete(&mut self, tracking: &str) -> Result<bool, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        let n = tx.execute("DELETE FROM consignments WHERE tracking = ?1", [tracking]).map_err(err)?;
+        tx.execute("DELETE FROM consignment_events WHERE tracking = ?1", [tracking]).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(n > 0)
+    }
+
     pub fn exists(&self, tracking: &str) -> Result<bool, StoreError> {
         self.conn
             .query_row("SELECT 1 FROM consignments WHERE tracking = ?1", [tracking], |_| Ok(()))

@@ -62,22 +62,23 @@ pub fn parse_when(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     if s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse::<i64>().ok().and_then(from_epoch).ok_or_else(|| format!("{s:?} is not a plausible Unix time"));
     }
-    const FORMATS: [&str; 7] = [
+    const FORMATS: [&str; 6] = [
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M",
         "%Y-%m-%d %H:%M",
         "%d/%m/%Y %H:%M:%S",
         "%d/%m/%Y %H:%M",
-        "%d/%m/%Y",
     ];
     for f in FORMATS {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
             return Ok(local(t, tz));
         }
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%d/%m/%Y") {
-        return Ok(local(d.and_time(NaiveTime::MIN), tz));
+    for f in ["%Y-%m-%d", "%d/%m/%Y"] {
+        if let Ok(d) = NaiveDate::parse_from_str(s, f) {
+            return Ok(local(d.and_time(NaiveTime::MIN), tz));
+        }
     }
     Err(format!("{s:?} is not a timestamp (expected RFC 3339 or local YYYY-MM-DDTHH:MM:SS)"))
 }
@@ -173,5 +174,8 @@ mod tests {
         assert!(parse_when("99999999999999999999", HCM).is_err());
         assert!(parse_when("", HCM).is_err());
         assert_eq!(parse_deadline("2021-07-06", HCM), Ok(at("2021-07-06T23:59:59")));
+        // A bare date as a time is midnight, in either form.
+        assert_eq!(at("2021-07-05"), at("2021-07-05T00:00:00"));
+        assert_eq!(at("05/07/2021"), at("2021-07-05T00:00:00"));
     }
 }

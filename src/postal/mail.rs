@@ -16,7 +16,7 @@ use crate::text::{esc, local_ms};
 pub enum News {
     Breach,
     Warning,
-    /// Delivered on time, or back on track, after a warning or a breach was sent.
+    /// Delivered on time after a warning was sent about it.
     Cleared,
 }
 

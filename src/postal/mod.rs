@@ -15,6 +15,9 @@ pub mod tracker;
 
 use serde::Serialize;
 
+/// How long after its deadline an undelivered consignment is still polled.
+pub const POLL_AFTER_DEADLINE_MS: i64 = 30 * 86_400_000;
+
 /// The normalised tracking vocabulary (DESIGN.md), what operators' statuses map to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -219,9 +222,10 @@ impl Consignment {
         }
     }
 
-    /// Whether this consignment still needs tracking requests.
-    pub fn wants_polling(&self) -> bool {
-        self.status != Tracking::Delivered
+    /// Whether this consignment still needs tracking requests at `now_ms`: not once delivered,
+    /// nor a month after its deadline (the ledger keeps what was known).
+    pub fn wants_polling(&self, now_ms: i64) -> bool {
+        self.status != Tracking::Delivered && now_ms - self.deadline_ms < POLL_AFTER_DEADLINE_MS
     }
 
     /// Why it is unknown, in words.

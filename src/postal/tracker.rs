@@ -34,7 +34,8 @@ const ROUND_MAX: usize = 20_000;
 struct State {
     items: HashMap<String, Consignment>,
     csv_errors: Vec<String>,
-    csv_stamp: Option<(SystemTime, u64)>,
+    /// Size and modification time at the last reading (`Some(None)`: the file was missing).
+    csv_stamp: Option<Option<(SystemTime, u64)>>,
     /// Operators with a polling round in flight.
     polling: HashSet<String>,
     /// Something changed since the last evaluation.
@@ -176,10 +177,21 @@ impl Tracker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_csv = Instant::now() - CSV_CHECK;
         let mut last_eval = Instant::now() - EVALUATE_EVERY;
+        let mut seen_config: Option<Arc<Config>> = None;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => {}
+            }
+            let config = self.config.borrow().clone();
+            if !config.tracks_postal() {
+                continue;
+            }
+            // A new config (operators, standards, holidays) re-reads the file even if unchanged.
+            if !seen_config.as_ref().is_some_and(|c| Arc::ptr_eq(c, &config)) {
+                seen_config = Some(config);
+                self.lock().csv_stamp = None;
+                last_csv = Instant::now() - CSV_CHECK;
             }
             if last_csv.elapsed() >= CSV_CHECK {
                 last_csv = Instant::now();
@@ -201,7 +213,7 @@ impl Tracker {
         let config = self.config.borrow().clone();
         let Some(path) = config.postal.as_ref().and_then(|p| p.consignments.clone()) else { return };
         let stamp = std::fs::metadata(&path).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
-        if stamp.is_some() && stamp == self.lock().csv_stamp {
+        if Some(stamp) == self.lock().csv_stamp {
             return;
         }
         let (cfg, p) = (config.clone(), path.clone());
@@ -223,7 +235,7 @@ impl Tracker {
         }
         let mut st = self.lock();
         st.csv_errors = errors;
-        st.csv_stamp = stamp;
+        st.csv_stamp = Some(stamp);
     }
 
     /// Stores and adopts registrations; returns how many were new.
@@ -317,6 +329,15 @@ impl Tracker {
         Some((c, events))
     }
 
+    /// Forgets a consignment (a mistaken registration): memory and store, events included.
+    pub async fn remove(&self, tracking: &str) -> Result<bool, String> {
+        let t = tracking.to_string();
+        let found = blocking(&self.db, move |db| db.delete(&t)).await?;
+        let was = self.lock().items.remove(tracking).is_some();
+        self.lock().dirty = true;
+        Ok(found || was)
+    }
+
     pub fn csv_errors(&self) -> Vec<String> {
         self.lock().csv_errors.clone()
     }
@@ -371,7 +392,7 @@ impl Tracker {
                 let mut due: Vec<(i64, String)> = st
                     .items
                     .values()
-                    .filter(|c| c.operator == op.name && c.wants_polling())
+                    .filter(|c| c.operator == op.name && c.wants_polling(now))
                     .filter(|c| c.last_poll_ms.is_none_or(|t| now - t >= poll))
                     .map(|c| (c.last_poll_ms.unwrap_or(0), c.tracking.clone()))
                     .collect();
@@ -770,7 +791,8 @@ impl Tracker {
             for (addr, (lang, sev, only)) in to {
                 let mine: Vec<(News, &Consignment)> = items
                     .iter()
-                    .filter(|(n, _)| *n != News::Warning || sev == Severity::Warning)
+                    // Warnings, and the all-clear after them, only to those who take warnings.
+                    .filter(|(n, _)| *n == News::Breach || sev == Severity::Warning)
                     .filter(|(_, c)| only.as_ref().is_none_or(|s| s.contains(c.tracking.as_str())))
                     .map(|(n, c)| (*n, c))
                     .collect();
@@ -802,7 +824,7 @@ async fn fetch(client: &reqwest::Client, op: &PostalOperator, chunk: &[String]) 
     }
     let mut resp = req.send().await.map_err(crate::probe::http::classify)?;
     let status = resp.status().as_u16();
-    if status == 404 && chunk.len() == 1 {
+    if status == 404 && op.batch_size == 1 {
         // The API works; it does not know this number (yet).
         return Err(Failure::new(FailureKind::Answer, "the operator does not know this tracking number (404)"));
     }

@@ -60,7 +60,9 @@ fn every_shipped_config_parses() {
 #[test]
 fn design_minimal_config_works_as_written() {
     let cfg = Config::load_with_env(&repo_path("config/minimal.toml"), &|_| None).expect("minimal config");
-    assert_eq!(cfg.targets.len(), 4);
+    // The four of the file, and the tracking API of its postal operator.
+    assert_eq!(cfg.targets.len(), 5);
+    assert!(cfg.targets.iter().any(|t| t.name == "vnpost-tracking-api" && t.spec.kind() == "postal"));
     assert_eq!(cfg.defaults.confirm, 3);
     assert_eq!(cfg.daemon.listen.to_string(), "127.0.0.1:9798");
     // Local times are read in Asia/Ho_Chi_Minh (UTC+7).
@@ -94,15 +96,19 @@ fn shards_split_targets_stably() {
             "[[target]]\nname = \"site-{i}\"\ngroup = \"g\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n"
         ));
     }
+    // Postal tracking, with its tracking API target, runs on shard 1 only.
+    text.push_str("[postal]\n[[postal.operator]]\nname = \"vnpost\"\ntrack_url = \"http://127.0.0.1:1/{tracking}\"\nstatus_pointer = \"/s\"\n");
     let mut total = 0;
     for i in 1..=3 {
         let t = format!("[daemon]\nshard = \"{i}/3\"\n{text}");
         let cfg = Config::parse(Path::new("x.toml"), &t, &|_| None).expect("valid");
         let n = cfg.active_targets().count();
-        assert!(n > 5, "shard {i}/3 got only {n} of 60");
+        assert!(n > 5, "shard {i}/3 got only {n} of 61");
+        let api = cfg.active_targets().any(|t| t.name == "vnpost-tracking-api");
+        assert_eq!((api, cfg.tracks_postal()), (i == 1, i == 1), "shard {i}");
         total += n;
     }
-    assert_eq!(total, 60, "every target in exactly one shard");
+    assert_eq!(total, 61, "every target in exactly one shard");
 }
 
 #[test]

@@ -147,6 +147,7 @@ name = "vnpost"
 track_url = "{tracking}?t={{tracking}}"
 poll = "2s"
 health_interval = "1s"
+timeout = "800ms"
 status_pointer = "/data/status"
 standard = "J+2"
 "#,

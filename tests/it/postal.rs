@@ -159,7 +159,7 @@ group = "vnpost"
 track_url = "http://{api}/track/{{tracking}}"
 poll = "2s"
 timeout = "1s"
-health_interval = "1s"
+health_interval = "1500ms"
 status_pointer = "/data/status"
 events_pointer = "/data/events"
 standard = "J+1"
@@ -412,6 +412,12 @@ fn consignments_are_tracked_against_their_deadlines_end_to_end() {
     // The CSV file is re-read when it changes: a new row appears, the bad rows are still reported.
     std::fs::write(&csv_path, format!("{csv}EMS-NEW,vnpost,dossier,,,,{},,\n", dl(now))).expect("append");
     d.wait_until("the new CSV row registered", Duration::from_secs(20), || states(&d).contains_key("EMS-NEW"));
+    // A mistaken registration can be removed (token required).
+    let del = d.url("/api/v1/consignments/EMS-FRI");
+    assert_eq!(blocking_request("DELETE", &del, None, None).map(|r| r.0), Some(401));
+    assert_eq!(blocking_request("DELETE", &del, Some(TOKEN), None).map(|r| r.0), Some(200));
+    assert_eq!(blocking_request("DELETE", &del, Some(TOKEN), None).map(|r| r.0), Some(404));
+    assert!(!states(&d).contains_key("EMS-FRI"));
 
     // Batch mode: 25 numbers in batches of 10 is 3 requests per round, not 25.
     let (batch_hits, track_hits, max_conc, max_batch) = {
