@@ -188,6 +188,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     let mut scheduler = Scheduler::new(shared, root.clone());
     let applied = scheduler.apply(&config).await;
     record_targets(&store_handle, &config);
+    record_config(&store_handle, &config);
     metrics.config_reload_success.set(1);
     metrics.config_reload_timestamp.set(unix_now());
     tracing::info!(
@@ -293,6 +294,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
                 let result = reload(&config_tx, &mut scheduler, &metrics).await;
                 if result.is_ok() {
                     record_targets(&store_handle, &config_tx.borrow());
+                    record_config(&store_handle, &config_tx.borrow());
                     // Removed targets must leave the SLA series now, not in 30 s.
                     sla_now.notify_one();
                 }
@@ -346,6 +348,16 @@ fn record_targets(store: &StoreHandle, config: &Config) {
     let targets =
         config.active_targets().map(|t| (t.name.clone(), t.group.clone(), t.spec.kind().to_string())).collect();
     store.send(Op::Targets { at: unix_ms(), targets });
+}
+
+/// Puts the hash of the config file in force into the ledger.
+fn record_config(store: &StoreHandle, config: &Config) {
+    let Ok(text) = std::fs::read_to_string(&config.path) else { return };
+    store.send(Op::Config {
+        at: unix_ms(),
+        path: config.path.display().to_string(),
+        sha256: crate::store::chain::digest(&text),
+    });
 }
 
 async fn heartbeats(store: StoreHandle, run: i64) {

@@ -47,6 +47,12 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Check the tamper-evident ledger of the store: every entry follows the one before it, and
+    /// the outages, incidents and e-mails in the store are what the ledger recorded. Exit 3 if not.
+    Verify {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Send a sample breach e-mail to ADDRESS through the configured [smtp], to check the
     /// settings (or write it as an .eml file when no [smtp] is configured).
     TestEmail {
@@ -84,9 +90,10 @@ enum Command {
     },
 }
 
-/// Exit codes: 0 ok, 1 invalid config, 2 the daemon could not run.
+/// Exit codes: 0 ok, 1 invalid config, 2 the daemon could not run, 3 the ledger does not verify.
 const EXIT_CONFIG: u8 = 1;
 const EXIT_RUNTIME: u8 = 2;
+const EXIT_LEDGER: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -96,6 +103,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::TestEmail { config, to, lang } => test_email(&config, &to, lang),
         Command::Backup { config, to } => backup(&config, &to),
+        Command::Verify { config } => verify(&config),
         Command::Rules { config, job } => match load_offline(&config) {
             Ok(c) => {
                 print!("{}", thongsuot::rules::generate(&c, &job));
@@ -129,6 +137,45 @@ fn backup(path: &std::path::Path, to: &std::path::Path) -> ExitCode {
             ExitCode::from(EXIT_RUNTIME)
         }
     }
+}
+
+fn verify(path: &std::path::Path) -> ExitCode {
+    let config = match load_offline(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let src = thongsuot::store::Store::path_in(&config.daemon.state_dir);
+    let verdict = match thongsuot::store::Store::open_read_only(&src).and_then(|s| s.verify()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let head = verdict.head.as_ref().map_or_else(|| "empty".to_string(), |h| format!("entry #{} {}", h.seq, h.hash));
+    if verdict.breaks.is_empty() {
+        println!(
+            "{}: ledger OK: {} entries, head {head}{}",
+            src.display(),
+            verdict.entries,
+            if verdict.unchained > 0 {
+                format!(" ({} records older than the ledger are not covered)", verdict.unchained)
+            } else {
+                String::new()
+            }
+        );
+        return ExitCode::SUCCESS;
+    }
+    for b in &verdict.breaks {
+        println!("{}: BROKEN: {b}", src.display());
+    }
+    println!(
+        "{}: ledger does NOT verify: {} problem(s); {} entries, head {head}",
+        src.display(),
+        verdict.breaks.len(),
+        verdict.entries
+    );
+    ExitCode::from(EXIT_LEDGER)
 }
 
 fn parse_lang(

@@ -96,6 +96,9 @@ fn schemas() -> Value {
                     }
                 } },
                 "total": { "$ref": "#/components/schemas/Figures" },
+                "ledger": { "type": "object", "nullable": true, "required": ["seq", "hash"],
+                    "description": "The newest entry of the tamper-evident ledger the report was built from.",
+                    "properties": { "seq": { "type": "integer" }, "hash": { "type": "string" } } },
                 "postal": { "type": "object", "nullable": true, "required": ["operators", "by_kind", "breaches"],
                     "description": "With a [postal] section: consignments per operator and kind, and the breaches.",
                     "properties": {

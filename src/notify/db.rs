@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+use crate::store::chain;
 
 use crate::store::StoreError;
 
@@ -75,14 +78,19 @@ pub struct OutboxRow {
     pub attempts: i64,
 }
 
-/// Queues one e-mail on `conn` (inside the caller's transaction, if any).
+/// Queues one e-mail on `conn`, with its ledger entry, inside the caller's `BEGIN IMMEDIATE`
+/// transaction.
 pub fn enqueue_on(conn: &Connection, mail: &Outgoing, now: i64) -> rusqlite::Result<i64> {
+    let recipients = mail.recipients.join(",");
     conn.execute(
         "INSERT INTO outbox (created_ms, kind, incident_opened_ms, recipients, subject, text_body, html_body, next_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?1)",
-        params![now, mail.kind, mail.incident_opened_ms, mail.recipients.join(","), mail.subject, mail.text, mail.html],
+        params![now, mail.kind, mail.incident_opened_ms, recipients, mail.subject, mail.text, mail.html],
     )?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    let payload = chain::mail_queued(id, mail.kind, &recipients, &mail.subject, &mail.text, &mail.html);
+    chain::append(conn, now, "mail.queued", Some(id), &payload)?;
+    Ok(id)
 }
 
 pub struct NotifyDb {
@@ -137,20 +145,31 @@ impl NotifyDb {
         detail: Option<&str>,
         silenced: bool,
     ) -> Result<i64, StoreError> {
-        self.conn
-            .execute(
+        chain::immediate(&self.conn, |c| {
+            c.execute(
                 "INSERT INTO incidents (grp, target, kind, since_ms, opened_ms, reason, detail, silenced) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![group, target, kind.as_str(), since_ms, opened_ms, reason, detail, i64::from(silenced)],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+            )?;
+            let id = c.last_insert_rowid();
+            let payload = chain::incident_open(id, group, target, kind.as_str(), since_ms, opened_ms, reason, detail);
+            chain::append(c, opened_ms, "incident.open", Some(id), &payload)?;
+            Ok(id)
+        })
+        .map_err(|e| self.err(e))
     }
 
     pub fn close_incident(&self, id: i64, closed_ms: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute("UPDATE incidents SET closed_ms = ?2 WHERE id = ?1 AND closed_ms IS NULL", params![id, closed_ms])
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        chain::immediate(&self.conn, |c| {
+            let n = c.execute(
+                "UPDATE incidents SET closed_ms = ?2 WHERE id = ?1 AND closed_ms IS NULL",
+                params![id, closed_ms],
+            )?;
+            if n > 0 {
+                chain::append(c, closed_ms, "incident.close", Some(id), &json!({"id": id, "closed": closed_ms}))?;
+            }
+            Ok(())
+        })
+        .map_err(|e| self.err(e))
     }
 
     pub fn open_incidents(&self) -> Result<Vec<IncidentRow>, StoreError> {
@@ -222,19 +241,26 @@ impl NotifyDb {
 
     /// Acknowledges an incident; false if there is no such incident.
     pub fn ack(&self, id: i64, at: i64, by: &str) -> Result<bool, StoreError> {
-        let n = self
-            .conn
-            .execute(
-                "UPDATE incidents SET acked_ms = COALESCE(acked_ms, ?2), acked_by = COALESCE(acked_by, ?3) WHERE id = ?1",
+        chain::immediate(&self.conn, |c| {
+            let n = c.execute(
+                "UPDATE incidents SET acked_ms = ?2, acked_by = ?3 WHERE id = ?1 AND acked_ms IS NULL",
                 params![id, at, by],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(n > 0)
+            )?;
+            if n > 0 {
+                chain::append(c, at, "incident.ack", Some(id), &json!({"id": id, "at": at, "by": by}))?;
+                return Ok(true);
+            }
+            // Already acknowledged (the first acknowledgement stands), or no such incident.
+            c.query_row("SELECT 1 FROM incidents WHERE id = ?1", params![id], |_| Ok(()))
+                .optional()
+                .map(|r| r.is_some())
+        })
+        .map_err(|e| self.err(e))
     }
 
     /// Queues one e-mail; it is on disk before anything tries to send it.
     pub fn enqueue(&self, mail: &Outgoing, now: i64) -> Result<i64, StoreError> {
-        enqueue_on(&self.conn, mail, now).map_err(|e| self.err(e))
+        chain::immediate(&self.conn, |c| enqueue_on(c, mail, now)).map_err(|e| self.err(e))
     }
 
     pub fn due(&self, now: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
@@ -270,13 +296,14 @@ impl NotifyDb {
     }
 
     pub fn mark_sent(&self, id: i64, at: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
+        chain::immediate(&self.conn, |c| {
+            c.execute(
                 "UPDATE outbox SET state = 'sent', sent_ms = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
                 params![id, at],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+            )?;
+            chain::append(c, at, "mail.sent", Some(id), &json!({"id": id, "at": at}))
+        })
+        .map_err(|e| self.err(e))
     }
 
     pub fn mark_retry(&self, id: i64, next: i64, error: &str) -> Result<(), StoreError> {
@@ -290,13 +317,15 @@ impl NotifyDb {
     }
 
     pub fn mark_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
+        chain::immediate(&self.conn, |c| {
+            c.execute(
                 "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
                 params![id, error],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+            )?;
+            let at = chrono::Utc::now().timestamp_millis();
+            chain::append(c, at, "mail.failed", Some(id), &json!({"id": id, "error": error}))
+        })
+        .map_err(|e| self.err(e))
     }
 
     pub fn count(&self, state: &str) -> Result<i64, StoreError> {

@@ -157,7 +157,8 @@ impl PostalDb {
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(err)?;
+        // Immediate: the e-mails' ledger entries extend the chain's head.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
         {
             let mut st = tx
                 .prepare_cached("UPDATE consignments SET state = ?2, warning = ?3, notified = ?4 WHERE tracking = ?1")

@@ -52,6 +52,8 @@ pub struct Report {
     /// Consignments of the window, with a `[postal]` section in the config.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postal: Option<postal::PostalReport>,
+    /// The newest ledger entry when the report was built (`thongsuot verify` checks the ledger).
+    pub ledger: Option<crate::store::chain::Head>,
 }
 
 /// The objective in force for a target: the target's own, else its group's, else the period's,
@@ -212,6 +214,7 @@ pub fn build(
         groups,
         total,
         postal,
+        ledger: store.chain_head()?,
     })
 }
 

@@ -68,6 +68,8 @@ struct Words {
     contingency: &'static str,
     removed: &'static str,
     coverage_note: &'static str,
+    /// (label, "entry", how to check)
+    ledger: (&'static str, &'static str, &'static str),
 }
 
 const EN: Words = Words {
@@ -104,6 +106,7 @@ const EN: Words = Words {
     contingency: "Contingency plan",
     removed: "no longer configured",
     coverage_note: "Availability is computed over observed time; coverage is the share of the period the monitor was running.",
+    ledger: ("Ledger", "built from entry", "check with `thongsuot verify`"),
 };
 
 const VI: Words = Words {
@@ -140,6 +143,7 @@ const VI: Words = Words {
     contingency: "Phương án dự phòng",
     removed: "không còn trong cấu hình",
     coverage_note: "Tỷ lệ sẵn sàng tính trên thời gian được giám sát; thời gian giám sát là tỷ lệ thời gian của giai đoạn mà hệ thống giám sát hoạt động.",
+    ledger: ("Sổ ghi chống sửa đổi", "lập từ mục", "kiểm tra bằng `thongsuot verify`"),
 };
 
 fn words(lang: Language) -> &'static Words {
@@ -274,6 +278,9 @@ fn text(r: &Report, w: &Words, tz: Tz) -> String {
         let _ = writeln!(o, "  {}", w.none);
     }
     let _ = writeln!(o, "\n{}", w.coverage_note);
+    if let Some(h) = &r.ledger {
+        let _ = writeln!(o, "{}: {} #{} {} ({})", w.ledger.0, w.ledger.1, h.seq, h.hash, w.ledger.2);
+    }
     o
 }
 
@@ -343,6 +350,9 @@ fn markdown(r: &Report, w: &Words, tz: Tz) -> String {
         }
     }
     let _ = writeln!(o, "\n_{}_", w.coverage_note);
+    if let Some(h) = &r.ledger {
+        let _ = writeln!(o, "\n{}: {} #{} `{}` ({})", w.ledger.0, w.ledger.1, h.seq, h.hash, w.ledger.2);
+    }
     o
 }
 
@@ -598,7 +608,19 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
     if let Some(p) = &r.postal {
         o.push_str(&super::postal::html(p, lang, tz, r.generated_at.timestamp_millis()));
     }
-    let _ = write!(o, "<p><small>{}</small></p></body></html>", esc(w.coverage_note));
+    let _ = write!(o, "<p><small>{}</small></p>", esc(w.coverage_note));
+    if let Some(h) = &r.ledger {
+        let _ = write!(
+            o,
+            "<p><small>{}: {} #{} <code>{}</code> ({})</small></p>",
+            esc(w.ledger.0),
+            esc(w.ledger.1),
+            h.seq,
+            esc(&h.hash),
+            esc(w.ledger.2)
+        );
+    }
+    o.push_str("</body></html>");
     o
 }
 

@@ -3,7 +3,8 @@
 //! targets it has seen. Writes go through one writer thread that batches them into
 //! transactions, off the probe path; reads open their own connection.
 
-mod schema;
+pub mod chain;
+pub(crate) mod schema;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -162,6 +163,16 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// The newest ledger entry.
+    pub fn chain_head(&self) -> Result<Option<chain::Head>, StoreError> {
+        chain::head(&self.conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
+    }
+
+    /// Checks the ledger against the records (`thongsuot verify`).
+    pub fn verify(&self) -> Result<chain::Verdict, StoreError> {
+        chain::verify(&self.conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
+    }
+
     /// Every registered consignment (reports re-evaluate their states).
     pub fn consignments(&self) -> Result<Vec<crate::postal::Consignment>, StoreError> {
         crate::postal::db::read_all(&self.conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
@@ -290,7 +301,8 @@ impl Store {
     pub fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(err)?;
+        // Immediate: ledger entries extend the chain's head, shared with other connections.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
         for op in ops {
             writer::apply_one(&tx, op).map_err(err)?;
         }

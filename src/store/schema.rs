@@ -111,6 +111,16 @@ const MIGRATIONS: &[&str] = &[
         source TEXT NOT NULL,
         UNIQUE (tracking, at_ms, raw)
      );",
+    // 4: the tamper-evident ledger (store/chain.rs).
+    "CREATE TABLE chain (
+        seq INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        ref_id INTEGER,
+        payload TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+     );",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

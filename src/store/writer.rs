@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{IntervalKind, Store};
+use super::{IntervalKind, Store, chain};
 
 #[derive(Debug)]
 pub enum Op {
@@ -39,6 +39,12 @@ pub enum Op {
         event: &'static str,
         detail: Option<String>,
     },
+    /// A config was loaded (start-up or reload): its file's hash goes into the ledger.
+    Config {
+        at: i64,
+        path: String,
+        sha256: String,
+    },
     Flush(oneshot::Sender<()>),
 }
 
@@ -58,20 +64,21 @@ pub(super) fn apply_one(tx: &Transaction<'_>, op: &Op) -> Result<(), rusqlite::E
         }
         Op::Open { target, group, kind, start, reason, detail } => {
             // Never two open intervals of a kind per target.
-            tx.execute(
-                "UPDATE intervals SET end_ms = ?3 WHERE target = ?1 AND kind = ?2 AND end_ms IS NULL",
-                params![target, kind.as_str(), start],
-            )?;
+            close_open(tx, target, kind.as_str(), *start)?;
             tx.execute(
                 "INSERT INTO intervals (target, grp, kind, start_ms, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![target, group, kind.as_str(), start, reason, detail],
             )?;
+            let id = tx.last_insert_rowid();
+            let payload =
+                chain::interval_open(id, target, group, kind.as_str(), *start, reason.as_deref(), detail.as_deref());
+            chain::append(tx, *start, "interval.open", Some(id), &payload)?;
         }
         Op::Close { target, kind, end } => {
-            tx.execute(
-                "UPDATE intervals SET end_ms = MAX(start_ms, ?3) WHERE target = ?1 AND kind = ?2 AND end_ms IS NULL",
-                params![target, kind.as_str(), end],
-            )?;
+            close_open(tx, target, kind.as_str(), *end)?;
+        }
+        Op::Config { at, path, sha256 } => {
+            chain::append(tx, *at, "config", None, &serde_json::json!({"path": path, "sha256": sha256}))?;
         }
         Op::Event { at, target, event, detail } => {
             tx.execute(
@@ -80,6 +87,22 @@ pub(super) fn apply_one(tx: &Transaction<'_>, op: &Op) -> Result<(), rusqlite::E
             )?;
         }
         Op::Flush(_) => {}
+    }
+    Ok(())
+}
+
+/// Ends the open interval of `kind` of `target` at `end` (not before its start), with its
+/// ledger entry.
+fn close_open(tx: &Transaction<'_>, target: &str, kind: &str, end: i64) -> Result<(), rusqlite::Error> {
+    let open: Vec<(i64, i64)> = {
+        let mut st =
+            tx.prepare_cached("SELECT id, start_ms FROM intervals WHERE target = ?1 AND kind = ?2 AND end_ms IS NULL")?;
+        st.query_map(params![target, kind], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+    };
+    for (id, start) in open {
+        let end = end.max(start);
+        tx.execute("UPDATE intervals SET end_ms = ?2 WHERE id = ?1", params![id, end])?;
+        chain::append(tx, end, "interval.close", Some(id), &serde_json::json!({"id": id, "end": end}))?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod config;
 mod daemon;
 mod dashboards;
 mod email;
+mod ledger;
 mod load;
 mod postal;
 mod probes;
