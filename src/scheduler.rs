@@ -100,7 +100,8 @@ pub struct Carried {
 }
 
 struct Running {
-    target: Target,
+    /// Shared with the target's task: one copy besides the config's.
+    target: Arc<Target>,
     cancel: CancellationToken,
     handle: JoinHandle<Carried>,
 }
@@ -152,7 +153,7 @@ impl Scheduler {
         for t in config.active_targets() {
             *counts.entry(t.spec.kind()).or_default() += 1;
             let carried = match self.running.get(&t.name) {
-                Some(r) if r.target == *t => {
+                Some(r) if *r.target == *t => {
                     applied.unchanged += 1;
                     continue;
                 }
@@ -181,6 +182,7 @@ impl Scheduler {
     }
 
     fn spawn(&mut self, target: Target, carried: Option<Carried>) {
+        let target = Arc::new(target);
         self.next_ident = self.next_ident.wrapping_add(1);
         let ident = self.next_ident;
         let cancel = self.root.child_token();
@@ -344,7 +346,7 @@ fn next_slot(after_ms: u64, interval_ms: u64, offset_ms: u64) -> u64 {
 }
 
 async fn run_target(
-    target: Target,
+    target: Arc<Target>,
     shared: Arc<Shared>,
     mut carried: Carried,
     ident: u16,
@@ -436,7 +438,8 @@ async fn run_target(
         shared.metrics.probes_in_flight.dec();
         drop(permit);
 
-        record(&target, &shared, &mut carried, &mut tm, &outcome, at, interval).await;
+        // Boxed: its state (events, store ops) would otherwise sit in every idle target's task.
+        Box::pin(record(&target, &shared, &mut carried, &mut tm, &outcome, at, interval)).await;
 
         // Next slot; after a stall, skip the missed ones (counted) rather than burst.
         interval = shared.config.borrow().interval_for(&target, Utc::now());

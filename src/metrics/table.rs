@@ -199,6 +199,8 @@ struct Slots {
 #[derive(Default)]
 pub struct Table {
     slots: RwLock<Slots>,
+    /// Text per cell at the last render, to size the next one.
+    bytes_per_cell: AtomicUsize,
 }
 
 impl Table {
@@ -242,7 +244,11 @@ impl Table {
             let g = self.slots.read().unwrap_or_else(|p| p.into_inner());
             g.cells.iter().flatten().cloned().collect()
         };
-        out.reserve(cells.len() * 600);
+        // As long as the last text per cell, and a little more: growing a 100 MB string by
+        // doubling would copy it and hold twice the memory at the peak.
+        let per_cell = self.bytes_per_cell.load(Relaxed).max(200);
+        let start = out.len();
+        out.reserve(cells.len() * per_cell * 11 / 10);
         let live = |c: &Cell| c.live.load(Relaxed);
         gauge(out, &cells, "thongsuot_probe_success", "1 if the last probe of the target succeeded, else 0.", |c| {
             c.success.get()
@@ -391,6 +397,9 @@ impl Table {
                 }
             },
         );
+        if !cells.is_empty() {
+            self.bytes_per_cell.store((out.len() - start) / cells.len(), Relaxed);
+        }
     }
 }
 

@@ -5,6 +5,8 @@ mod config;
 mod daemon;
 mod dashboards;
 mod email;
+mod faults;
+mod fuzz_smoke;
 mod ledger;
 mod load;
 mod postal;
