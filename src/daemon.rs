@@ -422,35 +422,31 @@ fn evaluate_sla(
     for (name, window, period) in crate::report::metric_windows(config, now) {
         reports.push(crate::report::build(config, store, &name, window, period, now, Some(run_started))?);
     }
-    for v in [&metrics.sla_availability, &metrics.sla_coverage, &metrics.sla_budget] {
-        v.reset();
-    }
-    metrics.sla_breach.reset();
     metrics.period_active.reset();
     for (name, window, _) in crate::report::metric_windows(config, now) {
         let active = window.start <= now.timestamp_millis() && now.timestamp_millis() < window.end;
         metrics.period_active.with_label_values(&[name.as_str(), vantage]).set(i64::from(active));
     }
+    let mut rows = Vec::new();
     for r in &reports {
         let p = r.window_name.as_str();
         for g in &r.groups {
-            let set = |t: &str, kind: &str, f: &crate::sla::ledger::Figures| {
-                let l = [t, g.name.as_str(), kind, vantage, p];
-                if let Some(a) = f.availability {
-                    metrics.sla_availability.with_label_values(&l).set(a);
-                }
-                metrics.sla_coverage.with_label_values(&l).set(f.coverage);
-                metrics.sla_breach.with_label_values(&l).set(i64::from(f.breach));
-                if let Some(b) = f.error_budget_remaining {
-                    metrics.sla_budget.with_label_values(&l).set(b);
-                }
+            let mut row = |t: &str, kind: &str, f: &crate::sla::ledger::Figures| {
+                rows.push(crate::metrics::table::SlaRow {
+                    labels: crate::metrics::table::SlaRow::labels(t, &g.name, kind, vantage, p),
+                    availability: f.availability,
+                    coverage: f.coverage,
+                    breach: f.breach,
+                    budget: f.error_budget_remaining,
+                });
             };
-            set("", "", &g.figures);
+            row("", "", &g.figures);
             for t in g.targets.iter().filter(|t| t.in_config) {
-                set(&t.name, &t.kind, &t.figures);
+                row(&t.name, &t.kind, &t.figures);
             }
         }
     }
+    metrics.sla.replace(rows);
     metrics.sla_eval_seconds.set(started.elapsed().as_secs_f64());
     *cache.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reports);
     Ok(())

@@ -16,6 +16,8 @@ pub struct Metrics {
     per_target_histograms: bool,
     /// Per-target series (rendered by [`table::Table`], not the registry).
     pub per_target: table::Table,
+    /// The SLA series of the last evaluation (targets and groups), rendered like the table.
+    pub sla: table::SlaSeries,
     pub scheduler_lag: Histogram,
     pub probes_skipped: IntCounter,
     pub probes_in_flight: IntGauge,
@@ -23,11 +25,7 @@ pub struct Metrics {
     pub config_reload_success: IntGauge,
     pub config_reload_timestamp: Gauge,
     pub events_dropped: IntCounter,
-    pub sla_availability: GaugeVec,
-    pub sla_coverage: GaugeVec,
-    pub sla_breach: IntGaugeVec,
     pub period_active: IntGaugeVec,
-    pub sla_budget: GaugeVec,
     pub store_errors: IntCounter,
     pub sla_eval_seconds: Gauge,
     pub notifications: IntCounterVec,
@@ -40,9 +38,6 @@ pub struct Metrics {
     pub postal_requests: IntCounterVec,
     pub postal_csv_errors: IntGauge,
 }
-
-/// Labels of the SLA series: a target's (with `group`), or a group's (`target=""`, `kind=""`).
-pub const SLA_LABELS: [&str; 5] = ["target", "group", "kind", "vantage", "period"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("metrics registry: {0}")]
@@ -58,6 +53,7 @@ impl Metrics {
         let m = Metrics {
             per_target_histograms,
             per_target: table::Table::default(),
+            sla: table::SlaSeries::default(),
             scheduler_lag: Histogram::with_opts(
                 HistogramOpts::new("thongsuot_scheduler_lag_seconds", "Actual minus planned start of each probe.")
                     .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
@@ -80,40 +76,12 @@ impl Metrics {
                 "thongsuot_events_dropped_total",
                 "State events dropped because their consumer was stalled.",
             ))?,
-            sla_availability: GaugeVec::new(
-                opts(
-                    "thongsuot_sla_availability_ratio",
-                    "Availability over observed time in the period (group series have target=\"\").",
-                ),
-                &SLA_LABELS,
-            )?,
-            sla_coverage: GaugeVec::new(
-                opts(
-                    "thongsuot_sla_coverage_ratio",
-                    "Observed time / elapsed time of the period: time the monitor was not running is unobserved.",
-                ),
-                &SLA_LABELS,
-            )?,
-            sla_breach: IntGaugeVec::new(
-                opts(
-                    "thongsuot_sla_breach",
-                    "1 if the objective of the period is breached (availability, max outage, or congestion at 100 %).",
-                ),
-                &SLA_LABELS,
-            )?,
             period_active: IntGaugeVec::new(
                 opts(
                     "thongsuot_period_active",
                     "1 while the period is in force (last-24h always), 0 once it has ended.",
                 ),
                 &["period", "vantage"],
-            )?,
-            sla_budget: GaugeVec::new(
-                opts(
-                    "thongsuot_sla_error_budget_remaining_ratio",
-                    "Share of the error budget left in the period (objectives below 100 % only).",
-                ),
-                &SLA_LABELS,
             )?,
             store_errors: IntCounter::with_opts(opts(
                 "thongsuot_store_errors_total",
@@ -209,11 +177,7 @@ impl Metrics {
         r.register(Box::new(m.config_reload_success.clone()))?;
         r.register(Box::new(m.config_reload_timestamp.clone()))?;
         r.register(Box::new(m.events_dropped.clone()))?;
-        r.register(Box::new(m.sla_availability.clone()))?;
-        r.register(Box::new(m.sla_coverage.clone()))?;
-        r.register(Box::new(m.sla_breach.clone()))?;
         r.register(Box::new(m.period_active.clone()))?;
-        r.register(Box::new(m.sla_budget.clone()))?;
         r.register(Box::new(m.store_errors.clone()))?;
         r.register(Box::new(m.sla_eval_seconds.clone()))?;
         r.register(Box::new(m.notifications.clone()))?;
@@ -301,6 +265,7 @@ impl Metrics {
         }
         let mut out = String::from_utf8(buf).unwrap_or_default();
         self.per_target.render(&mut out);
+        self.sla.render(&mut out);
         out
     }
 }

@@ -403,6 +403,79 @@ impl Table {
     }
 }
 
+/// One SLA series set: a target's (or a group's, with `target=""`) figures in one window.
+pub struct SlaRow {
+    /// `target="…",group="…",kind="…",vantage="…",period="…"`.
+    pub labels: String,
+    pub availability: Option<f64>,
+    pub coverage: f64,
+    pub breach: bool,
+    pub budget: Option<f64>,
+}
+
+impl SlaRow {
+    pub fn labels(target: &str, group: &str, kind: &str, vantage: &str, period: &str) -> String {
+        format!(
+            "target=\"{}\",group=\"{}\",kind=\"{}\",vantage=\"{}\",period=\"{}\"",
+            esc(target),
+            esc(group),
+            esc(kind),
+            esc(vantage),
+            esc(period)
+        )
+    }
+}
+
+/// The SLA families, replaced as a whole at each evaluation (every 30 s).
+#[derive(Default)]
+pub struct SlaSeries {
+    rows: RwLock<Arc<Vec<SlaRow>>>,
+}
+
+impl SlaSeries {
+    pub fn replace(&self, rows: Vec<SlaRow>) {
+        *self.rows.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rows);
+    }
+
+    pub fn render(&self, out: &mut String) {
+        let rows = self.rows.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let series = |out: &mut String, name: &str, help: &str, value: &dyn Fn(&SlaRow) -> Option<f64>| {
+            family(out, name, help, "gauge", |out| {
+                for r in rows.iter() {
+                    if let Some(v) = value(r) {
+                        let _ = write!(out, "{name}{{{}}} ", r.labels);
+                        num(out, v);
+                    }
+                }
+            });
+        };
+        series(
+            out,
+            "thongsuot_sla_availability_ratio",
+            "Availability over observed time in the period (group series have target=\"\").",
+            &|r| r.availability,
+        );
+        series(
+            out,
+            "thongsuot_sla_coverage_ratio",
+            "Observed time / elapsed time of the period: time the monitor was not running is unobserved.",
+            &|r| Some(r.coverage),
+        );
+        series(
+            out,
+            "thongsuot_sla_breach",
+            "1 if the objective of the period is breached (availability, max outage, or congestion at 100 %).",
+            &|r| Some(if r.breach { 1.0 } else { 0.0 }),
+        );
+        series(
+            out,
+            "thongsuot_sla_error_budget_remaining_ratio",
+            "Share of the error budget left in the period (objectives below 100 % only).",
+            &|r| r.budget,
+        );
+    }
+}
+
 /// A number as the text format writes it.
 fn num(out: &mut String, v: f64) {
     if v.is_infinite() {

@@ -110,18 +110,18 @@ fn seeds_and_mutations_never_panic() {
     batch_op.status_pointer = "/status".into();
     batch_op.events_pointer = Some("/events".into());
     let tz = chrono_tz::Asia::Ho_Chi_Minh;
-    let mut total = run("postal_adapter", 3000, |b| {
+    let mut total = run("postal_adapter", 12_000, |b| {
         let _ = adapter::parse(&op, b, tz);
         let _ = adapter::parse_batch(&batch_op, b, tz);
         let _ = adapter::parse_push(&op, b, tz);
     });
     let now = chrono::Utc::now();
-    total += run("postal_csv", 1500, |b| {
+    total += run("postal_csv", 5000, |b| {
         let (ok, errors) = intake::read_csv(b, "fuzz.csv", &config, now);
         assert!(ok.iter().all(|c| c.deadline_ms > c.accepted_ms));
         assert!(errors.iter().all(|e| e.starts_with("fuzz.csv")));
     });
-    total += run("config", 300, |b| {
+    total += run("config", 1000, |b| {
         if let Ok(text) = std::str::from_utf8(b) {
             let _ = Config::parse(Path::new("fuzz.toml"), text, &|_| Some("secret".into()));
         }
@@ -129,7 +129,7 @@ fn seeds_and_mutations_never_panic() {
     let probe_text = std::fs::read_to_string(repo_path("fuzz/fuzz_targets/probe_checks.rs")).expect("target");
     let probe_toml = probe_text.split("r#\"").nth(1).and_then(|r| r.split("\"#").next()).expect("config");
     let probes = Config::parse(Path::new("fuzz.toml"), probe_toml, &|_| None).expect("probe config");
-    total += run("probe_checks", 3000, |b| {
+    total += run("probe_checks", 12_000, |b| {
         if b.len() < 2 {
             return;
         }
