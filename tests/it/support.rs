@@ -779,7 +779,8 @@ pub fn start_kamailio(code: u16, reason: &str) -> Option<(Proc, u16, tempfile::T
         .into_iter()
         .find(|p| Path::new(p).join("sl.so").exists())
         .expect("kamailio modules (sl.so)");
-    for _ in 0..5 {
+    let mut last_log = String::new();
+    for attempt in 0..8 {
         let port = free_udp_port();
         let cfg = dir.path().join("kamailio.cfg");
         std::fs::write(
@@ -795,9 +796,13 @@ pub fn start_kamailio(code: u16, reason: &str) -> Option<(Proc, u16, tempfile::T
             .arg("-f")
             .arg(&cfg)
             .args(["-DD", "-E", "-P"])
-            .arg(dir.path().join("kamailio.pid"))
+            .arg(dir.path().join(format!("kamailio-{attempt}.pid")))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::File::create(dir.path().join("kamailio.log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .spawn()
             .expect("spawn kamailio");
         let mut p = Proc(child);
@@ -812,6 +817,8 @@ pub fn start_kamailio(code: u16, reason: &str) -> Option<(Proc, u16, tempfile::T
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = p.0.kill();
+        let _ = p.0.wait();
+        last_log = std::fs::read_to_string(dir.path().join("kamailio.log")).unwrap_or_default();
     }
-    panic!("kamailio did not start");
+    panic!("kamailio did not start (8 attempts); its last log:\n{last_log}");
 }
