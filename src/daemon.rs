@@ -51,6 +51,51 @@ pub enum DaemonError {
     Smtp(String),
 }
 
+/// The daemon's own health, for `/readyz` besides start-up and shutdown.
+#[derive(Default)]
+pub struct SelfHealth {
+    /// Whether the store's writer can commit.
+    pub writer: Arc<crate::store::writer::WriterHealth>,
+    /// Why the scheduler is overloaded, while it is.
+    overloaded: std::sync::Mutex<Option<String>>,
+}
+
+impl SelfHealth {
+    pub fn overloaded(&self) -> Option<String> {
+        self.overloaded.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// How often the scheduler's load is judged.
+const LOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Past saturation the scheduler skips slots and starts probes late: say so in `/readyz` and the
+/// log (a late probe is never a failure; time not probed is unobserved).
+async fn watch_load(metrics: Arc<Metrics>, health: Arc<SelfHealth>) {
+    let mut tick = tokio::time::interval(LOAD_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = (0, 0, 0);
+    loop {
+        tick.tick().await;
+        let now = (metrics.probes_skipped.get(), metrics.probes_late.get(), metrics.scheduler_lag.get_sample_count());
+        let (skipped, late, started) = (now.0 - last.0, now.1 - last.1, now.2 - last.2);
+        last = now;
+        let verdict = (skipped > 0 || late * 100 > started.max(1)).then(|| {
+            format!(
+                "overloaded: {skipped} probes skipped and {late} of {started} started more than 1 s late in the last {}s; intervals are stretched (lower the number of targets, raise intervals or add a shard)",
+                LOAD_EVERY.as_secs()
+            )
+        });
+        let mut g = health.overloaded.lock().unwrap_or_else(|p| p.into_inner());
+        match (&*g, &verdict) {
+            (None, Some(v)) => tracing::warn!("{v}"),
+            (Some(_), None) => tracing::info!("scheduler keeps its cadence again"),
+            _ => {}
+        }
+        *g = verdict;
+    }
+}
+
 /// The latest SLA reports (every started period and the last 24 h), for the status page and API.
 pub type SlaCache = Arc<std::sync::RwLock<Arc<Vec<crate::report::Report>>>>;
 
@@ -163,8 +208,11 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     let run_started = unix_ms();
     let run_id = store.begin_run(run_started, &config.daemon.vantage)?;
     let errors = metrics.clone();
+    let self_health = Arc::new(SelfHealth::default());
     let (store_handle, store_thread) =
-        crate::store::writer::spawn(store, move |_| errors.store_errors.inc()).map_err(DaemonError::Writer)?;
+        crate::store::writer::spawn(store, self_health.writer.clone(), move |_| errors.store_errors.inc())
+            .map_err(DaemonError::Writer)?;
+    let load = tokio::spawn(watch_load(metrics.clone(), self_health.clone()));
 
     let board = Arc::new(Board::default());
     let pushes = Arc::new(crate::probe::heartbeat::Heartbeats::default());
@@ -268,6 +316,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         store_path: store_path.clone(),
         run_started,
         postal: tracker,
+        health: self_health,
     });
     // systemd: ready now; the watchdog is fed from a task of the runtime, so a stalled runtime
     // (the failure the watchdog exists for) stops feeding it.
@@ -316,6 +365,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     drop(scheduler);
     heartbeat.abort();
     sla.abort();
+    load.abort();
     tracker_stop.cancel();
     let _ = tokio::time::timeout(grace, tracker_task).await;
     // The last observed instant, then everything committed before the writer stops.

@@ -393,6 +393,9 @@ async fn run_target(
         let started_ms = now_ms();
         let lag = Duration::from_millis(started_ms.saturating_sub(due));
         shared.metrics.scheduler_lag.observe(lag.as_secs_f64());
+        if lag > Duration::from_secs(1) {
+            shared.metrics.probes_late.inc();
+        }
         let at = Utc::now();
 
         shared.metrics.probes_in_flight.inc();

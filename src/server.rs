@@ -38,6 +38,7 @@ pub struct AppState {
     pub store_path: std::path::PathBuf,
     pub run_started: i64,
     pub postal: Arc<crate::postal::tracker::Tracker>,
+    pub health: Arc<crate::daemon::SelfHealth>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -108,11 +109,39 @@ async fn metrics(State(s): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
+/// How long a pending e-mail may wait before `/readyz` calls the outbox stuck.
+const OUTBOX_STUCK_MS: i64 = 15 * 60 * 1000;
+
+/// 200 "ready", or 503 with one line per problem: starting or stopping, the store not writable,
+/// the scheduler overloaded, e-mails stuck in the outbox.
 async fn readyz(State(s): State<AppState>) -> Response {
-    if s.ready.load(Ordering::Acquire) {
+    if !s.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n").into_response();
+    }
+    let mut problems = Vec::new();
+    if let Some((since, error)) = s.health.writer.failing() {
+        problems.push(format!(
+            "store: cannot write since {} (events are kept in memory and retried): {error}",
+            crate::text::local_ms(since, s.config.borrow().daemon.timezone)
+        ));
+    }
+    if let Some(o) = s.health.overloaded() {
+        problems.push(format!("scheduler {o}"));
+    }
+    let oldest =
+        crate::notify::outbox::with_db(&s.incidents, |d| d.oldest_pending()).await.and_then(Result::ok).flatten();
+    if let Some((created, n)) = oldest
+        && chrono::Utc::now().timestamp_millis() - created > OUTBOX_STUCK_MS
+    {
+        problems.push(format!(
+            "outbox: {n} e-mail(s) waiting, the oldest since {} (check the SMTP server)",
+            crate::text::local_ms(created, s.config.borrow().daemon.timezone)
+        ));
+    }
+    if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, problems.join("\n") + "\n").into_response()
     }
 }
 

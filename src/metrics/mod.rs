@@ -20,6 +20,7 @@ pub struct Metrics {
     pub sla: table::SlaSeries,
     pub scheduler_lag: Histogram,
     pub probes_skipped: IntCounter,
+    pub probes_late: IntCounter,
     pub probes_in_flight: IntGauge,
     pub targets: IntGaugeVec,
     pub config_reload_success: IntGauge,
@@ -61,6 +62,10 @@ impl Metrics {
             probes_skipped: IntCounter::with_opts(opts(
                 "thongsuot_probes_skipped_total",
                 "Planned probes skipped because the daemon could not run them on time.",
+            ))?,
+            probes_late: IntCounter::with_opts(opts(
+                "thongsuot_probes_late_total",
+                "Probes that started more than 1 s after their planned slot.",
             ))?,
             probes_in_flight: IntGauge::with_opts(opts("thongsuot_probes_in_flight", "Probes running now."))?,
             targets: IntGaugeVec::new(opts("thongsuot_targets", "Targets probed by this daemon, by kind."), &["kind"])?,
@@ -172,6 +177,7 @@ impl Metrics {
         r.register(Box::new(build))?;
         r.register(Box::new(m.scheduler_lag.clone()))?;
         r.register(Box::new(m.probes_skipped.clone()))?;
+        r.register(Box::new(m.probes_late.clone()))?;
         r.register(Box::new(m.probes_in_flight.clone()))?;
         r.register(Box::new(m.targets.clone()))?;
         r.register(Box::new(m.config_reload_success.clone()))?;

@@ -328,6 +328,15 @@ impl NotifyDb {
         .map_err(|e| self.err(e))
     }
 
+    /// When the oldest pending e-mail was queued, and how many are pending.
+    pub fn oldest_pending(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        self.conn
+            .query_row("SELECT MIN(created_ms), COUNT(*) FROM outbox WHERE state = 'pending'", [], |r| {
+                Ok(r.get::<_, Option<i64>>(0)?.map(|m| (m, r.get::<_, i64>(1).unwrap_or(0))))
+            })
+            .map_err(|e| self.err(e))
+    }
+
     pub fn count(&self, state: &str) -> Result<i64, StoreError> {
         self.conn
             .query_row("SELECT COUNT(*) FROM outbox WHERE state = ?1", params![state], |r| r.get(0))

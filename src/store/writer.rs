@@ -107,6 +107,36 @@ fn close_open(tx: &Transaction<'_>, target: &str, kind: &str, end: i64) -> Resul
     Ok(())
 }
 
+/// Whether the writer can write: since when its commits fail, and the last error. For `/readyz`.
+#[derive(Default)]
+pub struct WriterHealth {
+    failing_since_ms: std::sync::atomic::AtomicI64,
+    last_error: std::sync::Mutex<String>,
+}
+
+impl WriterHealth {
+    /// `Some((since_ms, error))` while commits fail.
+    pub fn failing(&self) -> Option<(i64, String)> {
+        let since = self.failing_since_ms.load(std::sync::atomic::Ordering::Relaxed);
+        (since != 0).then(|| (since, self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()))
+    }
+
+    fn ok(&self) {
+        self.failing_since_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn failed(&self, e: &super::StoreError) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let _ = self.failing_since_ms.compare_exchange(
+            0,
+            now,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+    }
+}
+
 /// Cheap to clone; sending never blocks the caller.
 #[derive(Clone)]
 pub struct StoreHandle {
@@ -134,6 +164,7 @@ const MAX_BATCH: usize = 2048;
 /// Starts the writer thread on an open store. It ends when every handle is dropped.
 pub fn spawn(
     mut store: Store,
+    health: std::sync::Arc<WriterHealth>,
     on_error: impl Fn(&super::StoreError) + Send + 'static,
 ) -> std::io::Result<(StoreHandle, std::thread::JoinHandle<()>)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
@@ -152,8 +183,12 @@ pub fn spawn(
             let mut delay = Duration::from_millis(100);
             loop {
                 match store.apply(&batch) {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        health.ok();
+                        break;
+                    }
                     Err(e) => {
+                        health.failed(&e);
                         on_error(&e);
                         tracing::error!("store write failed, retrying in {delay:?}: {e}");
                         std::thread::sleep(delay);

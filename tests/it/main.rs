@@ -12,6 +12,7 @@ mod load;
 mod postal;
 mod probes;
 mod rules;
+mod selfhealth;
 mod sla;
 mod support;
 mod web;
