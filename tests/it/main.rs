@@ -14,5 +14,6 @@ mod probes;
 mod rules;
 mod selfhealth;
 mod sla;
+mod soak;
 mod support;
 mod web;
