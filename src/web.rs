@@ -328,7 +328,7 @@ fn postal_section(o: &mut String, p: &PageInput<'_>) {
     );
     let _ = write!(
         o,
-        "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
         t("Operator", "Doanh nghiệp"),
         t("Total", "Tổng"),
         t("On time", "Đúng hạn"),
@@ -336,6 +336,7 @@ fn postal_section(o: &mut String, p: &PageInput<'_>) {
         t("Overdue", "Quá hạn"),
         t("Failed", "Thất lạc/hoàn"),
         t("At risk", "Nguy cơ trễ"),
+        t("Unknown", "Chưa rõ"),
         t("On-time ratio", "Tỷ lệ đúng hạn"),
     );
     for s in p.postal {
@@ -343,7 +344,7 @@ fn postal_section(o: &mut String, p: &PageInput<'_>) {
         let bad = n("overdue") + n("delivered_late") + n("failed") > 0;
         let _ = write!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"st {}\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"st {}\">{}</td></tr>",
             esc(&s.operator),
             s.total,
             n("delivered_on_time"),
@@ -351,6 +352,7 @@ fn postal_section(o: &mut String, p: &PageInput<'_>) {
             n("overdue"),
             n("failed"),
             s.warnings,
+            n("unknown"),
             if bad { "down" } else { "up" },
             s.on_time_ratio.map_or_else(|| "—".into(), |r| format!("{:.1} %", r * 100.0))
         );

@@ -99,14 +99,28 @@ impl Transport {
     }
 }
 
-/// Writes atomically: a reader never sees half a message.
+/// Writes atomically (a reader never sees half a message) and never over another message: the
+/// name carries a sequence number, and the final link fails rather than replace a file.
 fn write_eml(dir: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let name = format!("{}-{}.eml", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"), std::process::id());
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, dir.join(name))
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f");
+    let pid = std::process::id();
+    for _ in 0..100 {
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{stamp}-{pid}-{seq:06}.eml");
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        let linked = std::fs::hard_link(&tmp, dir.join(&name));
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("no free .eml file name"))
 }
 
 /// Builds the MIME message: multipart/alternative, UTF-8 text and HTML.
@@ -272,5 +286,18 @@ mod tests {
         let raw = String::from_utf8(m.formatted()).expect("ascii");
         assert!(raw.lines().any(|l| l.starts_with("Subject: ") && l.contains("=?utf-8?")), "{raw}");
         assert!(raw.contains("multipart/alternative"));
+    }
+
+    #[test]
+    fn eml_files_written_in_the_same_millisecond_do_not_replace_each_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for i in 0..50 {
+            super::write_eml(dir.path(), format!("message {i}").as_bytes()).expect("write");
+        }
+        let n = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".eml")))
+            .count();
+        assert_eq!(n, 50);
     }
 }

@@ -189,9 +189,7 @@ pub fn parse_push(op: &PostalOperator, body: &[u8], tz: Tz) -> Result<Vec<Pushed
     for (i, item) in items.into_iter().enumerate() {
         match item.pointer(&op.item_tracking_pointer).and_then(scalar) {
             Some(t) => out.push((t, event(op, item, tz))),
-            None => {
-                out.push((format!("#{}", i + 1), Err(format!("no tracking number at {}", op.item_tracking_pointer))))
-            }
+            None => out.push((format!("item {i}"), Err(format!("no tracking number at {}", op.item_tracking_pointer)))),
         }
     }
     Ok(out)

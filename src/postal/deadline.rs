@@ -80,7 +80,9 @@ pub fn parse_when(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
             return Ok(local(d.and_time(NaiveTime::MIN), tz));
         }
     }
-    Err(format!("{s:?} is not a timestamp (expected RFC 3339 or local YYYY-MM-DDTHH:MM:SS)"))
+    Err(format!(
+        "{s:?} is not a timestamp (expected RFC 3339, local YYYY-MM-DDTHH:MM[:SS] or DD/MM/YYYY HH:MM[:SS], a date, or Unix seconds or milliseconds)"
+    ))
 }
 
 /// A deadline as written: a timestamp, or a bare date meaning the end of that local day.

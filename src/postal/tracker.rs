@@ -88,6 +88,13 @@ async fn blocking<T: Send + 'static>(
     .map_err(|e| format!("store task failed: {e}"))?
 }
 
+/// A copy with its state and warning as of `clock` (the stored ones lag by up to a second).
+fn fresh(c: &Consignment, (now, stale, risk): (i64, i64, i64)) -> Consignment {
+    let mut c = c.clone();
+    (c.state, c.warning) = c.evaluate(now, stale, risk);
+    c
+}
+
 /// Sets the registered fields of `new` on `old`, keeping what tracking found.
 fn reregister(old: &mut Consignment, new: Consignment) {
     old.operator = new.operator;
@@ -309,21 +316,33 @@ impl Tracker {
         (names, errors)
     }
 
+    /// (now, stale_after, at_risk_before) in ms, to show states as of now.
+    fn clock(&self) -> (i64, i64, i64) {
+        let config = self.config.borrow().clone();
+        let (stale, risk) = config
+            .postal
+            .as_ref()
+            .map_or((i64::MAX, 0), |p| (p.stale_after.as_millis() as i64, p.at_risk_before.as_millis() as i64));
+        (now_ms(), stale, risk)
+    }
+
     pub fn list(&self, state: Option<&str>, operator: Option<&str>) -> Vec<Consignment> {
+        let clock = self.clock();
         let st = self.lock();
         let mut v: Vec<Consignment> = st
             .items
             .values()
-            .filter(|c| state.is_none_or(|s| c.state.as_str() == s))
             .filter(|c| operator.is_none_or(|o| c.operator == o))
-            .cloned()
+            .map(|c| fresh(c, clock))
+            .filter(|c| state.is_none_or(|s| c.state.as_str() == s))
             .collect();
         v.sort_by(|a, b| (a.deadline_ms, &a.tracking).cmp(&(b.deadline_ms, &b.tracking)));
         v
     }
 
     pub async fn get(&self, tracking: &str) -> Option<(Consignment, Vec<(TrackEvent, String)>)> {
-        let c = self.lock().items.get(tracking).cloned()?;
+        let clock = self.clock();
+        let c = self.lock().items.get(tracking).map(|c| fresh(c, clock))?;
         let t = tracking.to_string();
         let events = blocking(&self.db, move |db| db.events(&t)).await.unwrap_or_default();
         Some((c, events))
@@ -344,18 +363,20 @@ impl Tracker {
 
     pub fn summaries(&self) -> Vec<OperatorSummary> {
         let config = self.config.borrow().clone();
+        let clock = self.clock();
         let st = self.lock();
         let mut out: BTreeMap<String, OperatorSummary> = BTreeMap::new();
         for o in config.postal.iter().flat_map(|p| &p.operators) {
             out.insert(o.name.clone(), OperatorSummary { operator: o.name.clone(), ..OperatorSummary::default() });
         }
         for c in st.items.values() {
+            let (state, warning) = c.evaluate(clock.0, clock.1, clock.2);
             let s = out
                 .entry(c.operator.clone())
                 .or_insert_with(|| OperatorSummary { operator: c.operator.clone(), ..OperatorSummary::default() });
             s.total += 1;
-            *s.states.entry(c.state.as_str()).or_default() += 1;
-            s.warnings += usize::from(c.warning.is_some());
+            *s.states.entry(state.as_str()).or_default() += 1;
+            s.warnings += usize::from(warning.is_some());
         }
         for s in out.values_mut() {
             let get = |k: SlaState| s.states.get(k.as_str()).copied().unwrap_or(0);
@@ -370,11 +391,13 @@ impl Tracker {
 
     /// Consignments in breach, then those with an early warning, nearest deadline first.
     pub fn noteworthy(&self, limit: usize) -> Vec<Consignment> {
+        let clock = self.clock();
         let st = self.lock();
-        let mut v: Vec<&Consignment> =
-            st.items.values().filter(|c| c.state.is_breach() || c.warning.is_some()).collect();
+        let mut v: Vec<Consignment> =
+            st.items.values().map(|c| fresh(c, clock)).filter(|c| c.state.is_breach() || c.warning.is_some()).collect();
         v.sort_by_key(|c| (!c.state.is_breach(), c.deadline_ms));
-        v.into_iter().take(limit).cloned().collect()
+        v.truncate(limit);
+        v
     }
 
     /// Starts a polling round for each operator that has consignments due and none in flight.

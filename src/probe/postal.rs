@@ -100,6 +100,14 @@ pub async fn probe(spec: &PostalApiSpec, health: &ApiHealth, timeout: Duration) 
     }
     if failed > 0 {
         let f = last_failure.unwrap_or_else(|| Failure::new(FailureKind::Protocol, "tracking request failed"));
+        // Only broken numbers were asked for since the last probe? One that answered before
+        // tells whether the API itself is down.
+        if let Some(c) = canary.as_deref() {
+            let start = Instant::now();
+            if own_request(spec, health, c, timeout).await.is_ok() {
+                return Outcome { elapsed: start.elapsed(), ..Outcome::default() };
+            }
+        }
         let detail = format!("{failed} tracking request(s) failed, none answered: {}", f.detail);
         return Outcome { failure: Some(Failure::new(f.kind, detail)), elapsed, ..Outcome::default() };
     }

@@ -68,7 +68,8 @@ pub struct PostalReport {
     pub breaches: Vec<Breach>,
 }
 
-/// Consignments alive in the window (accepted before its end, deadline not before its start).
+/// Consignments of the window: accepted before its end, and either due in or after it, or not
+/// delivered before it began (one still overdue is reported in every window until delivered).
 pub fn build(config: &Config, all: Vec<Consignment>, window: Span, now_ms: i64) -> Option<PostalReport> {
     let postal = config.postal.as_ref()?;
     let (stale, risk) = (postal.stale_after.as_millis() as i64, postal.at_risk_before.as_millis() as i64);
@@ -78,7 +79,11 @@ pub fn build(config: &Config, all: Vec<Consignment>, window: Span, now_ms: i64) 
     }
     let mut kinds: BTreeMap<(String, String), Counts> = BTreeMap::new();
     let mut breaches = Vec::new();
-    for c in all.into_iter().filter(|c| c.accepted_ms < window.end && c.deadline_ms >= window.start) {
+    let in_window = |c: &Consignment| {
+        c.accepted_ms < window.end
+            && (c.deadline_ms >= window.start || c.delivered_ms.is_none_or(|d| d >= window.start))
+    };
+    for c in all.into_iter().filter(in_window) {
         let (state, _) = c.evaluate(now_ms, stale, risk);
         ops.entry(c.operator.clone())
             .or_insert_with(|| Counts { operator: c.operator.clone(), ..Counts::default() })
@@ -179,8 +184,8 @@ fn ratio(r: Option<f64>) -> String {
 fn delay(b: &Breach, now_ms: i64) -> String {
     match b.state {
         SlaState::Overdue => dur(now_ms - b.deadline_ms),
-        SlaState::DeliveredLate => b.delivered_ms.map(|d| dur(d - b.deadline_ms)).unwrap_or_default(),
-        _ => String::new(),
+        SlaState::DeliveredLate => b.delivered_ms.map_or_else(|| "—".into(), |d| dur(d - b.deadline_ms)),
+        _ => "—".into(),
     }
 }
 
