@@ -199,46 +199,66 @@ fn rows(p: &PostalReport) -> Vec<&Counts> {
     v
 }
 
+/// The cells of a counts row: operator (on its total row only), kind (`*` for the total), counts,
+/// ratio.
+fn cells(c: &Counts) -> [String; 10] {
+    let total_row = c.kind.is_empty();
+    [
+        if total_row { c.operator.clone() } else { String::new() },
+        if total_row { "*".to_string() } else { c.kind.clone() },
+        c.total.to_string(),
+        c.delivered_on_time.to_string(),
+        c.delivered_late.to_string(),
+        c.failed.to_string(),
+        c.overdue.to_string(),
+        c.on_track.to_string(),
+        c.unknown.to_string(),
+        ratio(c.on_time_ratio),
+    ]
+}
+
+fn headers(w: &W) -> [&'static str; 10] {
+    [w.operator, w.kind, w.total, w.on_time, w.late, w.failed, w.overdue, w.on_track, w.unknown, w.ratio]
+}
+
+/// The breaches' cells: tracking, operator, kind, state, deadline, how late.
+fn breach_cells(b: &Breach, lang: Language, tz: Tz, now_ms: i64) -> [String; 6] {
+    [
+        b.tracking.clone(),
+        b.operator.clone(),
+        b.kind.clone(),
+        state_word(b.state, lang).to_string(),
+        local_ms(b.deadline_ms, tz),
+        delay(b, now_ms),
+    ]
+}
+
 pub fn text(p: &PostalReport, lang: Language, tz: Tz, now_ms: i64) -> String {
     let w = words(lang);
     let mut o = format!("\n== {}\n", w.title);
-    let _ = writeln!(
-        o,
-        "{:<14} {:<18} {:>6} {:>8} {:>8} {:>13} {:>8} {:>9} {:>8} {:>14}",
-        w.operator, w.kind, w.total, w.on_time, w.late, w.failed, w.overdue, w.on_track, w.unknown, w.ratio
-    );
-    for c in rows(p) {
+    let line = |o: &mut String, v: [&str; 10]| {
         let _ = writeln!(
             o,
             "{:<14} {:<18} {:>6} {:>8} {:>8} {:>13} {:>8} {:>9} {:>8} {:>14}",
-            if c.kind.is_empty() { c.operator.as_str() } else { "" },
-            if c.kind.is_empty() { "*" } else { c.kind.as_str() },
-            c.total,
-            c.delivered_on_time,
-            c.delivered_late,
-            c.failed,
-            c.overdue,
-            c.on_track,
-            c.unknown,
-            ratio(c.on_time_ratio)
+            v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]
         );
+    };
+    line(&mut o, headers(w));
+    for c in rows(p) {
+        let v = cells(c);
+        line(&mut o, std::array::from_fn(|i| v[i].as_str()));
     }
     let _ = writeln!(o, "\n{}:", w.breaches);
     if p.breaches.is_empty() {
         let _ = writeln!(o, "  {}", w.none);
     }
     for b in &p.breaches {
+        let [t, op, kind, state, deadline, late] = breach_cells(b, lang, tz, now_ms);
         let _ = writeln!(
             o,
-            "  {:<16} {:<12} {:<18} {:<28} {} {}  {} {}  {}",
-            b.tracking,
-            b.operator,
-            b.kind,
-            state_word(b.state, lang),
+            "  {t:<16} {op:<12} {kind:<18} {state:<28} {} {deadline}  {} {late}  {}",
             w.deadline,
-            local_ms(b.deadline_ms, tz),
             w.delay,
-            delay(b, now_ms),
             b.destination.as_deref().unwrap_or("")
         );
     }
@@ -249,26 +269,13 @@ pub fn text(p: &PostalReport, lang: Language, tz: Tz, now_ms: i64) -> String {
 pub fn markdown(p: &PostalReport, lang: Language, tz: Tz, now_ms: i64) -> String {
     let w = words(lang);
     let mut o = format!("\n## {}\n\n", w.title);
-    let _ = writeln!(
-        o,
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        w.operator, w.kind, w.total, w.on_time, w.late, w.failed, w.overdue, w.on_track, w.unknown, w.ratio
-    );
+    let _ = writeln!(o, "| {} |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|", headers(w).join(" | "));
     for c in rows(p) {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            if c.kind.is_empty() { format!("**{}**", c.operator) } else { String::new() },
-            if c.kind.is_empty() { "*" } else { c.kind.as_str() },
-            c.total,
-            c.delivered_on_time,
-            c.delivered_late,
-            c.failed,
-            c.overdue,
-            c.on_track,
-            c.unknown,
-            ratio(c.on_time_ratio)
-        );
+        let mut v = cells(c);
+        if !v[0].is_empty() {
+            v[0] = format!("**{}**", v[0]);
+        }
+        let _ = writeln!(o, "| {} |", v.join(" | "));
     }
     let _ = writeln!(
         o,
@@ -276,16 +283,7 @@ pub fn markdown(p: &PostalReport, lang: Language, tz: Tz, now_ms: i64) -> String
         w.breaches, w.tracking, w.operator, w.kind, w.state, w.deadline, w.delay
     );
     for b in &p.breaches {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} | {} |",
-            b.tracking,
-            b.operator,
-            b.kind,
-            state_word(b.state, lang),
-            local_ms(b.deadline_ms, tz),
-            delay(b, now_ms)
-        );
+        let _ = writeln!(o, "| {} |", breach_cells(b, lang, tz, now_ms).join(" | "));
     }
     let _ = writeln!(o, "\n_{}_", w.note);
     o
@@ -294,27 +292,19 @@ pub fn markdown(p: &PostalReport, lang: Language, tz: Tz, now_ms: i64) -> String
 pub fn html(p: &PostalReport, lang: Language, tz: Tz, now_ms: i64) -> String {
     let w = words(lang);
     let mut o = format!("<h2>{}</h2><table><tr>", esc(w.title));
-    for h in [w.operator, w.kind, w.total, w.on_time, w.late, w.failed, w.overdue, w.on_track, w.unknown, w.ratio] {
+    for h in headers(w) {
         let _ = write!(o, "<th>{}</th>", esc(h));
     }
     o.push_str("</tr>");
     for c in rows(p) {
         let bad = c.delivered_late + c.failed + c.overdue > 0;
-        let _ = write!(
-            o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-            esc(if c.kind.is_empty() { &c.operator } else { "" }),
-            esc(if c.kind.is_empty() { "*" } else { &c.kind }),
-            c.total,
-            c.delivered_on_time,
-            c.delivered_late,
-            c.failed,
-            c.overdue,
-            c.on_track,
-            c.unknown,
-            if bad { "breach" } else { "ok" },
-            ratio(c.on_time_ratio)
-        );
+        o.push_str("<tr>");
+        let v = cells(c);
+        for (i, cell) in v.iter().enumerate() {
+            let class = if i == v.len() - 1 { if bad { " class=\"breach\"" } else { " class=\"ok\"" } } else { "" };
+            let _ = write!(o, "<td{class}>{}</td>", esc(cell));
+        }
+        o.push_str("</tr>");
     }
     let _ = write!(o, "</table><h3>{}</h3>", esc(w.breaches));
     if p.breaches.is_empty() {
@@ -326,16 +316,12 @@ pub fn html(p: &PostalReport, lang: Language, tz: Tz, now_ms: i64) -> String {
         }
         o.push_str("</tr>");
         for b in &p.breaches {
-            let _ = write!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"breach\">{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&b.tracking),
-                esc(&b.operator),
-                esc(&b.kind),
-                esc(state_word(b.state, lang)),
-                local_ms(b.deadline_ms, tz),
-                delay(b, now_ms)
-            );
+            o.push_str("<tr>");
+            for (i, cell) in breach_cells(b, lang, tz, now_ms).iter().enumerate() {
+                let class = if i == 3 { " class=\"breach\"" } else { "" };
+                let _ = write!(o, "<td{class}>{}</td>", esc(cell));
+            }
+            o.push_str("</tr>");
         }
         o.push_str("</table>");
     }

@@ -114,6 +114,37 @@ struct Entry {
     hash: String,
 }
 
+/// What the ledger (or the store) says of one record: its content when created, then the
+/// times set later (an interval's end, an incident's closing and acknowledgement, an e-mail's
+/// sending), by name.
+#[derive(Default, Clone, PartialEq)]
+struct Record {
+    content: Value,
+    times: std::collections::BTreeMap<&'static str, Option<i64>>,
+}
+
+/// A kind of record the ledger covers: its table, how its entries are named, and what can change.
+struct Kind {
+    /// Word for messages.
+    noun: &'static str,
+    /// Entry kinds: the creation, then `(entry kind, payload field, time name)` for later changes.
+    created: &'static str,
+    changes: &'static [(&'static str, &'static str, &'static str)],
+    /// Rows may leave the store by design (the outbox is pruned).
+    pruned: bool,
+}
+
+const INTERVALS: Kind =
+    Kind { noun: "interval", created: "interval.open", changes: &[("interval.close", "end", "end")], pruned: false };
+const INCIDENTS: Kind = Kind {
+    noun: "incident",
+    created: "incident.open",
+    changes: &[("incident.close", "closed", "closing time"), ("incident.ack", "at", "acknowledgement")],
+    pruned: false,
+};
+const MAILS: Kind =
+    Kind { noun: "e-mail", created: "mail.queued", changes: &[("mail.sent", "at", "sending time")], pruned: true };
+
 /// Checks the chain and the records it covers.
 pub fn verify(conn: &Connection) -> rusqlite::Result<Verdict> {
     let mut v = Verdict::default();
@@ -131,10 +162,9 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Verdict> {
     })?;
     let mut expected_prev = GENESIS.to_string();
     let mut expected_seq = 1;
-    // What the chain says of each record: the last word wins.
-    let mut intervals: std::collections::BTreeMap<i64, (Value, Option<i64>)> = Default::default();
-    let mut incidents: std::collections::BTreeMap<i64, (Value, Option<i64>, Option<i64>)> = Default::default();
-    let mut mails: std::collections::BTreeMap<i64, (Value, Option<i64>)> = Default::default();
+    // What the chain says of each record, per kind: the last word wins.
+    let kinds = [&INTERVALS, &INCIDENTS, &MAILS];
+    let mut ledger: Vec<std::collections::BTreeMap<i64, Record>> = vec![Default::default(); kinds.len()];
     for e in entries {
         let e = e?;
         v.entries += 1;
@@ -152,218 +182,143 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Verdict> {
         v.head = Some(Head { seq: e.seq, hash: e.hash.clone() });
         let p: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
         let id = e.ref_id.unwrap_or(-1);
-        match e.kind.as_str() {
-            "interval.open" => {
-                intervals.insert(id, (p, None));
+        for (k, map) in kinds.iter().zip(ledger.iter_mut()) {
+            if e.kind == k.created {
+                let times = k.changes.iter().map(|(_, _, name)| (*name, None)).collect();
+                map.insert(id, Record { content: p.clone(), times });
             }
-            "interval.close" => {
-                if let Some(x) = intervals.get_mut(&id) {
-                    x.1 = p["end"].as_i64();
-                } else {
-                    intervals.insert(id, (Value::Null, p["end"].as_i64()));
+            for (entry, field, name) in k.changes {
+                if e.kind == *entry {
+                    map.entry(id).or_default().times.insert(*name, p[*field].as_i64());
                 }
             }
-            "incident.open" => {
-                incidents.insert(id, (p, None, None));
-            }
-            "incident.close" => {
-                if let Some(x) = incidents.get_mut(&id) {
-                    x.1 = p["closed"].as_i64();
-                }
-            }
-            "incident.ack" => {
-                if let Some(x) = incidents.get_mut(&id) {
-                    x.2 = p["at"].as_i64();
-                }
-            }
-            "mail.queued" => {
-                mails.insert(id, (p, None));
-            }
-            "mail.sent" => {
-                if let Some(x) = mails.get_mut(&id) {
-                    x.1 = p["at"].as_i64();
-                }
-            }
-            _ => {}
         }
     }
-    check_intervals(conn, &intervals, &mut v)?;
-    check_incidents(conn, &incidents, &mut v)?;
-    check_mails(conn, &mails, &mut v)?;
+    let stored = [intervals(conn)?, incidents(conn)?, mails(conn)?];
+    for ((k, chained), rows) in kinds.iter().zip(&ledger).zip(stored) {
+        compare(k, chained, rows, &mut v);
+    }
     Ok(v)
 }
 
-/// Rows with an id above the first chained one must be chained; rows below it predate the chain.
-fn first_chained<T>(m: &std::collections::BTreeMap<i64, T>) -> i64 {
-    m.keys().next().copied().unwrap_or(i64::MAX)
+/// Compares the store's records of one kind with what the ledger says of them.
+fn compare(k: &Kind, chained: &std::collections::BTreeMap<i64, Record>, rows: Vec<(i64, Record)>, v: &mut Verdict) {
+    // Rows older than the first chained one predate the chain.
+    let first = chained.keys().next().copied().unwrap_or(i64::MAX);
+    let name = |r: &Record| match (&r.content["target"], &r.content["subject"]) {
+        (Value::String(t), _) => format!("{t:?}"),
+        (_, Value::String(s)) => format!("{s:?}"),
+        _ => String::new(),
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (id, row) in rows {
+        seen.insert(id);
+        let Some(rec) = chained.get(&id) else {
+            if id < first {
+                v.unchained += 1;
+            } else {
+                v.breaks.push(format!(
+                    "{} {id} ({}) is not in the ledger: added behind the daemon's back",
+                    k.noun,
+                    name(&row)
+                ));
+            }
+            continue;
+        };
+        if !rec.content.is_null() && rec.content != row.content {
+            v.breaks.push(format!(
+                "{} {id} ({}): changed since it was recorded (was {}, now {})",
+                k.noun,
+                name(&row),
+                rec.content,
+                row.content
+            ));
+        }
+        for (time, at) in &row.times {
+            let recorded = rec.times.get(time).copied().flatten();
+            if recorded != *at {
+                v.breaks.push(format!(
+                    "{} {id} ({}): its {time} was changed (ledger: {}, store: {})",
+                    k.noun,
+                    name(&row),
+                    when(recorded),
+                    when(*at)
+                ));
+            }
+        }
+    }
+    if !k.pruned {
+        for (id, rec) in chained {
+            if !seen.contains(id) {
+                v.breaks.push(format!("{} {id} ({}) was deleted from the store", k.noun, name(rec)));
+            }
+        }
+    }
 }
 
 /// A time in messages: RFC 3339 in UTC with milliseconds, or "open".
 fn when(ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis)
-        .map_or_else(|| "open".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .map_or_else(|| "none".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-fn check_intervals(
-    conn: &Connection,
-    chained: &std::collections::BTreeMap<i64, (Value, Option<i64>)>,
-    v: &mut Verdict,
-) -> rusqlite::Result<()> {
-    let first = first_chained(chained);
+fn record(content: Value, times: &[(&'static str, Option<i64>)]) -> Record {
+    Record { content, times: times.iter().copied().collect() }
+}
+
+fn intervals(conn: &Connection) -> rusqlite::Result<Vec<(i64, Record)>> {
     let mut st =
-        conn.prepare("SELECT id, target, grp, kind, start_ms, end_ms, reason, detail FROM intervals ORDER BY id")?;
-    let rows = st.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            interval_open(
-                r.get(0)?,
-                &r.get::<_, String>(1)?,
-                &r.get::<_, String>(2)?,
-                &r.get::<_, String>(3)?,
-                r.get(4)?,
-                r.get::<_, Option<String>>(6)?.as_deref(),
-                r.get::<_, Option<String>>(7)?.as_deref(),
-            ),
-            r.get::<_, Option<i64>>(5)?,
-        ))
-    })?;
-    let mut seen = std::collections::BTreeSet::new();
-    for row in rows {
-        let (id, content, end) = row?;
-        seen.insert(id);
-        match chained.get(&id) {
-            None if id < first => v.unchained += 1,
-            None => v.breaks.push(format!(
-                "interval {id} ({} {}) is not in the ledger: added behind the daemon's back",
-                content["target"], content["kind"]
-            )),
-            Some((open, chained_end)) => {
-                if !open.is_null() && *open != content {
-                    v.breaks.push(format!(
-                        "interval {id} ({}): changed since it was recorded (was {open}, now {content})",
-                        content["target"]
-                    ));
-                }
-                if *chained_end != end {
-                    v.breaks.push(format!(
-                        "interval {id} ({}): its end was changed (ledger: {}, store: {})",
-                        content["target"],
-                        when(*chained_end),
-                        when(end)
-                    ));
-                }
-            }
-        }
-    }
-    for (id, (open, _)) in chained {
-        if !seen.contains(id) {
-            v.breaks.push(format!("interval {id} ({}) was deleted from the store", open["target"]));
-        }
-    }
-    Ok(())
+        conn.prepare("SELECT id, target, grp, kind, start_ms, reason, detail, end_ms FROM intervals ORDER BY id")?;
+    st.query_map([], |r| {
+        let content = interval_open(
+            r.get(0)?,
+            &r.get::<_, String>(1)?,
+            &r.get::<_, String>(2)?,
+            &r.get::<_, String>(3)?,
+            r.get(4)?,
+            r.get::<_, Option<String>>(5)?.as_deref(),
+            r.get::<_, Option<String>>(6)?.as_deref(),
+        );
+        Ok((r.get(0)?, record(content, &[("end", r.get(7)?)])))
+    })?
+    .collect()
 }
 
-fn check_incidents(
-    conn: &Connection,
-    chained: &std::collections::BTreeMap<i64, (Value, Option<i64>, Option<i64>)>,
-    v: &mut Verdict,
-) -> rusqlite::Result<()> {
-    let first = first_chained(chained);
-    let mut st = conn.prepare("SELECT id, grp, target, kind, since_ms, opened_ms, reason, detail, closed_ms, acked_ms FROM incidents ORDER BY id")?;
-    let rows = st.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            incident_open(
-                r.get(0)?,
-                &r.get::<_, String>(1)?,
-                &r.get::<_, String>(2)?,
-                &r.get::<_, String>(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get::<_, Option<String>>(6)?.as_deref(),
-                r.get::<_, Option<String>>(7)?.as_deref(),
-            ),
-            r.get::<_, Option<i64>>(8)?,
-            r.get::<_, Option<i64>>(9)?,
-        ))
-    })?;
-    let mut seen = std::collections::BTreeSet::new();
-    for row in rows {
-        let (id, content, closed, acked) = row?;
-        seen.insert(id);
-        match chained.get(&id) {
-            None if id < first => v.unchained += 1,
-            None => v.breaks.push(format!(
-                "incident {id} ({}) is not in the ledger: added behind the daemon's back",
-                content["target"]
-            )),
-            Some((open, c, a)) => {
-                if *open != content {
-                    v.breaks.push(format!("incident {id} ({}): changed since it was recorded", content["target"]));
-                }
-                if *c != closed {
-                    v.breaks.push(format!("incident {id} ({}): its closing time was changed", content["target"]));
-                }
-                if *a != acked {
-                    v.breaks.push(format!("incident {id} ({}): its acknowledgement was changed", content["target"]));
-                }
-            }
-        }
-    }
-    for (id, (open, _, _)) in chained {
-        if !seen.contains(id) {
-            v.breaks.push(format!("incident {id} ({}) was deleted from the store", open["target"]));
-        }
-    }
-    Ok(())
+fn incidents(conn: &Connection) -> rusqlite::Result<Vec<(i64, Record)>> {
+    let mut st = conn.prepare(
+        "SELECT id, grp, target, kind, since_ms, opened_ms, reason, detail, closed_ms, acked_ms FROM incidents ORDER BY id",
+    )?;
+    st.query_map([], |r| {
+        let content = incident_open(
+            r.get(0)?,
+            &r.get::<_, String>(1)?,
+            &r.get::<_, String>(2)?,
+            &r.get::<_, String>(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get::<_, Option<String>>(6)?.as_deref(),
+            r.get::<_, Option<String>>(7)?.as_deref(),
+        );
+        Ok((r.get(0)?, record(content, &[("closing time", r.get(8)?), ("acknowledgement", r.get(9)?)])))
+    })?
+    .collect()
 }
 
-fn check_mails(
-    conn: &Connection,
-    chained: &std::collections::BTreeMap<i64, (Value, Option<i64>)>,
-    v: &mut Verdict,
-) -> rusqlite::Result<()> {
-    let first = first_chained(chained);
+fn mails(conn: &Connection) -> rusqlite::Result<Vec<(i64, Record)>> {
     let mut st =
         conn.prepare("SELECT id, kind, recipients, subject, text_body, html_body, sent_ms FROM outbox ORDER BY id")?;
-    let rows = st.query_map([], |r| {
-        let recipients: String = r.get(2)?;
-        Ok((
-            r.get::<_, i64>(0)?,
-            mail_queued(
-                r.get(0)?,
-                &r.get::<_, String>(1)?,
-                &recipients,
-                &r.get::<_, String>(3)?,
-                &r.get::<_, String>(4)?,
-                &r.get::<_, String>(5)?,
-            ),
-            r.get::<_, Option<i64>>(6)?,
-        ))
-    })?;
-    let mut seen = std::collections::BTreeSet::new();
-    for row in rows {
-        let (id, content, sent) = row?;
-        seen.insert(id);
-        match chained.get(&id) {
-            None if id < first => v.unchained += 1,
-            None => v.breaks.push(format!(
-                "e-mail {id} ({}) is not in the ledger: added behind the daemon's back",
-                content["subject"]
-            )),
-            Some((queued, s)) => {
-                if *queued != content {
-                    v.breaks.push(format!("e-mail {id}: changed since it was queued (recipients, subject or text)"));
-                }
-                if *s != sent {
-                    v.breaks.push(format!("e-mail {id}: its sending time was changed"));
-                }
-            }
-        }
-    }
-    // Old e-mails are pruned from the outbox by design: a missing one is not a break.
-    let _ = seen;
-    Ok(())
+    st.query_map([], |r| {
+        let content = mail_queued(
+            r.get(0)?,
+            &r.get::<_, String>(1)?,
+            &r.get::<_, String>(2)?,
+            &r.get::<_, String>(3)?,
+            &r.get::<_, String>(4)?,
+            &r.get::<_, String>(5)?,
+        );
+        Ok((r.get(0)?, record(content, &[("sending time", r.get(6)?)])))
+    })?
+    .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
