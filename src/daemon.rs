@@ -332,7 +332,9 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     });
     let server_stop = root.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { server_stop.cancelled().await }).await
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move { server_stop.cancelled().await })
+            .await
     });
 
     loop {

@@ -74,7 +74,54 @@ pub fn router(state: AppState) -> Router {
         // A request (body included) that takes longer than this is answered 408 and dropped.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(axum::middleware::from_fn(refuse_large_bodies))
+        .layer(axum::middleware::from_fn(limit_auth_failures))
         .with_state(state)
+}
+
+/// Wrong tokens and signatures allowed per client address and minute before it is refused.
+const AUTH_FAILURES_PER_MINUTE: u32 = 20;
+
+/// Failed authentications per client address: (minute it started, count). Bounded.
+static AUTH_FAILURES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (i64, u32)>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Guessing the token (or a push signature) is slowed to a crawl: after
+/// [`AUTH_FAILURES_PER_MINUTE`] answers 401 to one address within a minute, that address gets 429
+/// for the rest of the minute, on every path but `/healthz`, `/readyz` and `/metrics` (its
+/// monitoring keeps working). Requests without a client address (the router called directly) are
+/// not counted.
+async fn limit_auth_failures(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return next.run(req).await;
+    }
+    let ip = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let minute = chrono::Utc::now().timestamp() / 60;
+    if let Some(ip) = ip {
+        let map = AUTH_FAILURES.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&ip).is_some_and(|(m, n)| *m == minute && *n >= AUTH_FAILURES_PER_MINUTE) {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed authentications from this address; wait a minute\n",
+            )
+                .into_response();
+        }
+    }
+    let resp = next.run(req).await;
+    if let (Some(ip), StatusCode::UNAUTHORIZED) = (ip, resp.status()) {
+        let mut map = AUTH_FAILURES.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (m, _)| *m == minute);
+        }
+        let e = map.entry(ip).or_insert((minute, 0));
+        if e.0 != minute {
+            *e = (minute, 0);
+        }
+        e.1 += 1;
+        if e.1 == AUTH_FAILURES_PER_MINUTE {
+            tracing::warn!(%ip, "{AUTH_FAILURES_PER_MINUTE} failed authentications in a minute: refusing this address until the minute ends");
+        }
+    }
+    resp
 }
 
 /// The longest any request may take.

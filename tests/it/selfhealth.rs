@@ -124,3 +124,32 @@ fn past_saturation_the_scheduler_says_so_and_fails_no_healthy_target() {
     }
     assert!(d.stop().success());
 }
+
+#[test]
+fn guessing_the_token_is_refused_after_twenty_tries_a_minute() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = rt.enter();
+    let token = "the-right-token-0123456789abcdef";
+    let d = Daemon::start(
+        "[daemon]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\napi_token_env = \"THONGSUOT_API_TOKEN\"\n[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n",
+        &[("THONGSUOT_API_TOKEN", token)],
+    );
+    // A minute boundary in the middle would reset the count: start early in a minute.
+    let s = chrono::Utc::now().timestamp() % 60;
+    if s > 45 {
+        std::thread::sleep(Duration::from_secs((61 - s) as u64));
+    }
+    let reload = d.url("/-/reload");
+    let codes: Vec<u16> = (0..22)
+        .map(|i| blocking_request("POST", &reload, Some(&format!("guess-{i}")), None).map_or(0, |r| r.0))
+        .collect();
+    assert!(codes[..20].iter().all(|c| *c == 401), "{codes:?}");
+    assert_eq!(&codes[20..], &[429, 429], "{codes:?}");
+    // The right token does not help from that address for the rest of the minute...
+    assert_eq!(blocking_request("POST", &reload, Some(token), None).map(|r| r.0), Some(429));
+    // ...but its monitoring endpoints still answer.
+    assert_eq!(readyz(&d).0, 200);
+    assert!(d.get("/metrics").is_some());
+    assert!(d.log_text().contains("failed authentications in a minute"));
+    assert!(d.stop().success());
+}
