@@ -167,7 +167,10 @@ async fn dns_against_dnsmasq() {
 
     let o = run(&dns("query = \"thi.example.vn\"\nexpect_answer = [\"127.0.0.9\"]")).await;
     assert!(o.ok(), "{o:?}");
-    let o = run(&dns("query = \"thi.example.vn\"\ntransport = \"tcp\"\nexpect_answer = [\"127.0.0.9\"]")).await;
+    // dnsmasq forks a child per TCP connection: slow on a loaded machine, so a generous timeout.
+    let o =
+        run(&dns("query = \"thi.example.vn\"\ntransport = \"tcp\"\ntimeout = \"8s\"\nexpect_answer = [\"127.0.0.9\"]"))
+            .await;
     assert!(o.ok(), "tcp: {o:?}");
     let o = run(&dns("query = \"txt.example.vn\"\nrecord = \"TXT\"")).await;
     assert!(o.ok(), "txt: {o:?}");
