@@ -1100,11 +1100,12 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
         "tls" => &["address", "server_name", "min_days_left", "tls_verify", "ca_file"],
         "sip" => &["address", "transport", "expect_status", "any_response"],
         "heartbeat" => &["every"],
+        "call" => &["uri", "transport", "hold", "username", "password_env"],
         _ => return None,
     })
 }
 
-const PLANNED_KINDS: [&str; 2] = ["sms", "call"];
+const PLANNED_KINDS: [&str; 1] = ["sms"];
 
 fn validate_target(
     cx: &mut Cx<'_>,
@@ -1126,13 +1127,13 @@ fn validate_target(
             cx.error(
                 t.kind.span(),
                 format!(
-                    "{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns, tls, sip, heartbeat"
+                    "{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns, tls, sip, call, heartbeat"
                 ),
             );
         } else {
             cx.error(
                 t.kind.span(),
-                format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns, tls, sip, heartbeat"),
+                format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns, tls, sip, call, heartbeat"),
             );
         }
         return None;
@@ -1228,6 +1229,7 @@ fn validate_target(
         "dns" => dns_spec(cx, t, &p),
         "tls" => tls_spec(cx, t, &p, base),
         "sip" => sip_spec(cx, t, &p),
+        "call" => call_spec(cx, t, &p, timeout, env),
         "heartbeat" => {
             let every =
                 required(cx, &t.every, t, &p, "every").and_then(|_| cx.duration(&t.every, &format!("{p}every: ")));
@@ -1496,6 +1498,65 @@ fn sip_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
         transport,
         expect_status,
         any_response: t.any_response.as_ref().is_some_and(|b| *b.get_ref()),
+    }))
+}
+
+fn call_spec(
+    cx: &mut Cx<'_>,
+    t: &RawTarget,
+    p: &str,
+    timeout: Duration,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<ProbeSpec> {
+    let uri = required(cx, &t.uri, t, p, "uri")?;
+    // sip:user@host[:port][;params]
+    let parsed = uri.get_ref().strip_prefix("sip:").and_then(|rest| {
+        let hostport = rest.split(';').next().unwrap_or(rest);
+        let hostport = hostport.rsplit_once('@').map_or(hostport, |(_, h)| h);
+        match host_port(hostport) {
+            Some(hp) => Some(hp),
+            None if !hostport.is_empty() && !hostport.contains(':') => Some((hostport.to_string(), 5060)),
+            None => None,
+        }
+    });
+    let Some((host, port)) = parsed else {
+        cx.error(
+            uri.span(),
+            format!("{p}uri must be a SIP URI such as \"sip:1000@127.0.0.1:5080\", not {:?}", uri.get_ref()),
+        );
+        return None;
+    };
+    if let Some(tr) = &t.transport
+        && tr.get_ref() != "udp"
+    {
+        cx.error(
+            tr.span(),
+            format!("{p}test calls support transport = \"udp\" only in this version, not {:?}", tr.get_ref()),
+        );
+    }
+    let hold = cx.duration(&t.hold, &format!("{p}hold: ")).unwrap_or(Duration::from_secs(2));
+    if hold >= timeout {
+        let span = t.hold.as_ref().map_or_else(|| t.kind.span(), |h| h.span());
+        cx.error(
+            span,
+            format!(
+                "{p}hold ({}) must be shorter than the timeout ({}): the call is set up, held and hung up within one probe",
+                crate::probe::fmt_duration(hold),
+                crate::probe::fmt_duration(timeout)
+            ),
+        );
+    }
+    let password = cx.secret(&t.password_env, env, p);
+    if t.username.is_some() != t.password_env.is_some() {
+        cx.error(t.kind.span(), format!("{p}username and password_env go together (digest authentication)"));
+    }
+    Some(ProbeSpec::Call(crate::probe::call::CallSpec {
+        uri: uri.get_ref().clone(),
+        host,
+        port,
+        hold,
+        username: t.username.as_ref().map(|u| u.get_ref().clone()),
+        password,
     }))
 }
 

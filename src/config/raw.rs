@@ -168,6 +168,11 @@ pub struct RawTarget {
     pub any_response: Opt<bool>,
     // heartbeat
     pub every: Opt<String>,
+    // call
+    pub uri: Opt<String>,
+    pub hold: Opt<String>,
+    pub username: Opt<String>,
+    pub password_env: Opt<String>,
 }
 
 impl RawTarget {
@@ -215,7 +220,11 @@ impl RawTarget {
             server_name,
             min_days_left,
             any_response,
-            every
+            every,
+            uri,
+            hold,
+            username,
+            password_env
         );
         v
     }

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub notifications: IntCounterVec,
     pub outbox_pending: IntGauge,
     pub notification_latency: Histogram,
+    pub call_setup: HistogramVec,
+    pub call_post_dial: HistogramVec,
     pub postal_consignments: IntGaugeVec,
     pub postal_on_time: GaugeVec,
     pub postal_warnings: IntGaugeVec,
@@ -114,6 +116,19 @@ impl Metrics {
                 )
                 .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
             )?,
+            call_setup: HistogramVec::new(
+                HistogramOpts::new("thongsuot_call_setup_seconds", "Test calls: INVITE to answer (200 OK).")
+                    .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0]),
+                &["target", "group", "vantage"],
+            )?,
+            call_post_dial: HistogramVec::new(
+                HistogramOpts::new(
+                    "thongsuot_call_post_dial_delay_seconds",
+                    "Test calls: INVITE to the first 180 Ringing or 183 Session Progress.",
+                )
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0]),
+                &["target", "group", "vantage"],
+            )?,
             postal_consignments: IntGaugeVec::new(
                 opts(
                     "thongsuot_postal_consignments",
@@ -189,6 +204,8 @@ impl Metrics {
         r.register(Box::new(m.notifications.clone()))?;
         r.register(Box::new(m.outbox_pending.clone()))?;
         r.register(Box::new(m.notification_latency.clone()))?;
+        r.register(Box::new(m.call_setup.clone()))?;
+        r.register(Box::new(m.call_post_dial.clone()))?;
         r.register(Box::new(m.postal_consignments.clone()))?;
         r.register(Box::new(m.postal_on_time.clone()))?;
         r.register(Box::new(m.postal_warnings.clone()))?;
@@ -221,6 +238,15 @@ impl Metrics {
         }
         if let Some(e) = &outcome.echo {
             c.icmp(e.loss_ratio(), e.rtt_avg.map(|r| r.as_secs_f64()));
+        }
+        if let Some(call) = &outcome.call {
+            let [t, g, _, v] = c.values();
+            if let Some(s) = call.setup {
+                self.call_setup.with_label_values(&[t, g, v]).observe(s.as_secs_f64());
+            }
+            if let Some(p) = call.post_dial_delay {
+                self.call_post_dial.with_label_values(&[t, g, v]).observe(p.as_secs_f64());
+            }
         }
     }
 
@@ -260,6 +286,9 @@ impl Metrics {
     /// Drops every series of a target that left the config.
     pub fn remove_target(&self, tm: &TargetMetrics) {
         self.per_target.remove(&tm.cell);
+        let [t, g, _, v] = tm.cell.values();
+        let _ = self.call_setup.remove_label_values(&[t, g, v]);
+        let _ = self.call_post_dial.remove_label_values(&[t, g, v]);
     }
 
     /// The text exposition format: the registry's families, then the per-target ones.

@@ -120,6 +120,11 @@ impl Cell {
         }
     }
 
+    /// target, group, kind, vantage.
+    pub fn values(&self) -> [&str; 4] {
+        [&self.values[0], &self.values[1], &self.values[2], &self.values[3]]
+    }
+
     pub fn has_labels(&self, values: [&str; 4]) -> bool {
         self.values.iter().zip(values).all(|(a, b)| &**a == b)
     }

@@ -4,6 +4,7 @@
 //! [`FailureKind`] is a small closed set usable as a metric label. Probes never touch metrics,
 //! the SLA ledger or alerts; the scheduler does that with what they return.
 
+pub mod call;
 pub mod dns;
 pub mod heartbeat;
 pub mod http;
@@ -29,6 +30,8 @@ pub enum ProbeSpec {
     Heartbeat(heartbeat::HeartbeatSpec),
     /// A postal operator's tracking API (made by `config` for each `[[postal.operator]]`).
     Postal(postal::PostalApiSpec),
+    /// A test call (SIP INVITE … BYE).
+    Call(call::CallSpec),
 }
 
 impl ProbeSpec {
@@ -43,6 +46,7 @@ impl ProbeSpec {
             ProbeSpec::Sip(_) => "sip",
             ProbeSpec::Heartbeat(_) => "heartbeat",
             ProbeSpec::Postal(_) => "postal",
+            ProbeSpec::Call(_) => "call",
         }
     }
 }
@@ -270,6 +274,8 @@ pub struct Outcome {
     pub echo: Option<EchoStats>,
     /// Expiry of the peer's leaf certificate (Unix seconds): tls and https.
     pub cert_expiry: Option<i64>,
+    /// Test calls only: post-dial delay and setup time.
+    pub call: Option<call::CallStats>,
 }
 
 impl Outcome {
@@ -335,7 +341,8 @@ pub fn prepare(spec: &ProbeSpec, binding: &Binding, probers: &Probers) -> Result
         | ProbeSpec::Dns(_)
         | ProbeSpec::Sip(_)
         | ProbeSpec::Heartbeat(_)
-        | ProbeSpec::Postal(_) => Ok(Prepared::None),
+        | ProbeSpec::Postal(_)
+        | ProbeSpec::Call(_) => Ok(Prepared::None),
     }
 }
 
@@ -363,6 +370,7 @@ pub async fn run(
         ProbeSpec::Sip(s) => sip::probe(s, binding, timeout).await,
         ProbeSpec::Heartbeat(s) => heartbeat::probe(s, &probers.heartbeats),
         ProbeSpec::Postal(s) => postal::probe(s, &probers.postal, timeout).await,
+        ProbeSpec::Call(s) => call::probe(s, binding, timeout).await,
         ProbeSpec::Tls(s) => match prepared {
             Prepared::Tls(p) => tls::probe(s, p, binding, timeout).await,
             _ => Outcome {

@@ -1,5 +1,6 @@
 //! One integration-test binary (links once). Real servers, real sockets: see `support`.
 
+mod calls;
 mod cli;
 mod config;
 mod daemon;

@@ -1,0 +1,394 @@
+//! Test calls: a minimal SIP user agent client over UDP places a call to a test number (INVITE
+//! with an SDP offer), answers a digest challenge (401/407) once, waits for the answer, sends ACK,
+//! holds the call for `hold`, and hangs up (BYE). It measures the post-dial delay (INVITE → first
+//! 180/183) and the setup time (INVITE → 200). No media is sent. A call that is not answered
+//! within the probe's timeout is cancelled (CANCEL). Failure reasons follow the final response:
+//! busy (486, 600), unavailable (404, 410, 480, 484, 604), 5xx/6xx, timeout.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+
+use super::{Binding, Failure, FailureKind, Outcome, Phase, deadline, resolve_one};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSpec {
+    /// `sip:user@host:port` as written.
+    pub uri: String,
+    pub host: String,
+    pub port: u16,
+    pub hold: Duration,
+    /// Digest credentials (`username`, and the password from `password_env`).
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// What a call measured, for the histograms.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CallStats {
+    pub post_dial_delay: Option<Duration>,
+    pub setup: Option<Duration>,
+}
+
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+const MAX_MESSAGE: usize = 16 * 1024;
+
+fn token() -> String {
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A parsed SIP response (status line and the headers we need).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Response {
+    pub code: u16,
+    pub reason: String,
+    pub cseq: String,
+    pub to: String,
+    pub contact: Option<String>,
+    pub challenge: Option<(bool, String)>,
+}
+
+/// Parses a response for our Call-ID; `None` for requests, other calls and garbage (pure).
+pub fn parse(buf: &[u8], call_id: &str) -> Option<Response> {
+    let text = String::from_utf8_lossy(buf);
+    let mut lines = text.split("\r\n");
+    let status = lines.next()?.strip_prefix("SIP/2.0 ")?;
+    let (code, reason) = status.split_once(' ').unwrap_or((status, ""));
+    let code: u16 = code.parse().ok().filter(|c| (100..700).contains(c))?;
+    let mut r = Response { code, reason: reason.trim().to_string(), ..Response::default() };
+    let mut ours = false;
+    for l in lines.take_while(|l| !l.is_empty()) {
+        let Some((name, value)) = l.split_once(':') else { continue };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "call-id" | "i" => ours = value == call_id,
+            "cseq" => r.cseq = value.to_string(),
+            "to" | "t" => r.to = value.to_string(),
+            "contact" | "m" => {
+                r.contact =
+                    value.split_once('<').and_then(|(_, rest)| rest.split_once('>')).map(|(u, _)| u.to_string());
+            }
+            "www-authenticate" => r.challenge = Some((false, value.to_string())),
+            "proxy-authenticate" => r.challenge = Some((true, value.to_string())),
+            _ => {}
+        }
+    }
+    ours.then_some(r)
+}
+
+fn param(challenge: &str, key: &str) -> Option<String> {
+    let rest = challenge.trim().strip_prefix("Digest").unwrap_or(challenge);
+    for part in rest.split(',') {
+        let (k, v) = part.trim().split_once('=')?;
+        if k.trim().eq_ignore_ascii_case(key) {
+            return Some(v.trim().trim_matches('"').to_string());
+        }
+    }
+    None
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `Authorization` value answering a digest challenge (RFC 2617, MD5, qop auth or none).
+pub fn authorization(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    user: &str,
+    password: &str,
+    cnonce: &str,
+) -> Option<String> {
+    let realm = param(challenge, "realm")?;
+    let nonce = param(challenge, "nonce")?;
+    let ha1 = md5_hex(&format!("{user}:{realm}:{password}"));
+    let ha2 = md5_hex(&format!("{method}:{uri}"));
+    let opaque = param(challenge, "opaque").map(|o| format!(", opaque=\"{o}\"")).unwrap_or_default();
+    let qop_auth = param(challenge, "qop").is_some_and(|q| q.split(',').any(|x| x.trim() == "auth"));
+    Some(if qop_auth {
+        let nc = "00000001";
+        let response = md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+        format!(
+            "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"{cnonce}\"{opaque}"
+        )
+    } else {
+        let response = md5_hex(&format!("{ha1}:{nonce}:{ha2}"));
+        format!(
+            "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5{opaque}"
+        )
+    })
+}
+
+/// The words of a failed call, by final response.
+pub fn reason_word(code: u16) -> &'static str {
+    match code {
+        486 | 600 => "busy",
+        404 | 410 | 480 | 484 | 604 => "unavailable",
+        487 => "cancelled",
+        403 | 603 => "declined",
+        401 | 407 => "authentication failed",
+        408 => "no answer",
+        500..=599 => "server failure",
+        _ => "refused",
+    }
+}
+
+struct Dialog {
+    call_id: String,
+    from_tag: String,
+    local: SocketAddr,
+    uri: String,
+    user: String,
+}
+
+impl Dialog {
+    fn via(&self, branch: &str) -> String {
+        format!("SIP/2.0/UDP {};branch=z9hG4bK{branch};rport", self.local)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn request(&self, method: &str, ruri: &str, branch: &str, cseq: u32, to: &str, extra: &str, body: &str) -> String {
+        format!(
+            "{method} {ruri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: <sip:{}@{}>;tag={}\r\nTo: {to}\r\nCall-ID: {}\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sip:{}@{}>\r\nUser-Agent: thongsuot/{}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            self.via(branch),
+            self.user,
+            self.local.ip(),
+            self.from_tag,
+            self.call_id,
+            self.user,
+            self.local,
+            env!("CARGO_PKG_VERSION"),
+            body.len()
+        )
+    }
+
+    fn sdp(&self) -> String {
+        let ip = self.local.ip();
+        let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+        format!(
+            "v=0\r\no=thongsuot 1 1 IN {family} {ip}\r\ns=thongsuot test call\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+             m=audio 9 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n"
+        )
+    }
+}
+
+pub async fn probe(spec: &CallSpec, binding: &Binding, timeout: Duration) -> Outcome {
+    let start = Instant::now();
+    let mut out = Outcome::default();
+    let mut stats = CallStats::default();
+    let r = call(spec, binding, &mut out, &mut stats, start, timeout).await;
+    out.failure = r.err();
+    out.elapsed = start.elapsed();
+    out.call = Some(stats);
+    out
+}
+
+async fn call(
+    spec: &CallSpec,
+    binding: &Binding,
+    out: &mut Outcome,
+    stats: &mut CallStats,
+    start: Instant,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let end = deadline(start, timeout);
+    let addr = tokio::time::timeout_at(end, resolve_one(&spec.host, spec.port, binding))
+        .await
+        .map_err(|_| Failure::timeout(Phase::Resolve, timeout))??;
+    let local_bind = match binding.source {
+        Some(src) => SocketAddr::new(src, 0),
+        None if addr.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
+        None => SocketAddr::from(([0u16; 8], 0)),
+    };
+    let sock = UdpSocket::bind(local_bind).await.map_err(|e| Failure::io(&format!("bind {local_bind}"), &e))?;
+    if let Some(dev) = &binding.interface {
+        sock.bind_device(Some(dev.as_bytes())).map_err(|e| Failure::io(&format!("bind to device {dev}"), &e))?;
+    }
+    sock.connect(addr).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+    let local = sock.local_addr().map_err(|e| Failure::io("local address", &e))?;
+    let d = Dialog {
+        call_id: format!("{}@thongsuot", token()),
+        from_tag: token(),
+        local,
+        uri: spec.uri.clone(),
+        user: "thongsuot".into(),
+    };
+    let to = format!("<{}>", d.uri);
+    let sdp = d.sdp();
+    let mut cseq = 1;
+    let mut branch = token();
+    let mut auth = String::new();
+    let mut invite = d.request(
+        "INVITE",
+        &d.uri,
+        &branch,
+        cseq,
+        &to,
+        "Content-Type: application/sdp\r\nAllow: INVITE, ACK, CANCEL, BYE\r\n",
+        &sdp,
+    );
+    let t0 = Instant::now();
+    let send = |msg: String| {
+        let sock = &sock;
+        async move { sock.send(msg.as_bytes()).await.map_err(|e| Failure::io("send", &e)) }
+    };
+    send(invite.clone()).await?;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut wait = T1;
+    let mut provisional = false;
+    let mut authenticated = false;
+    // INVITE transaction: retransmit on T1 doubling until a provisional response, then wait.
+    let answer = loop {
+        let now = tokio::time::Instant::now();
+        if now >= end {
+            if provisional {
+                // Ringing but not answered in time: cancel the call, politely and without waiting.
+                let cancel = d.request("CANCEL", &d.uri, &branch, cseq, &to, "", "");
+                let _ = sock.send(cancel.as_bytes()).await;
+            }
+            return Err(Failure::new(
+                FailureKind::Timeout,
+                if provisional {
+                    format!("no answer within {} (ringing; cancelled)", super::fmt_duration(timeout))
+                } else {
+                    format!("no response to INVITE within {}", super::fmt_duration(timeout))
+                },
+            ));
+        }
+        let until = (now + wait).min(end);
+        let Ok(n) = tokio::time::timeout_at(until, sock.recv(&mut buf)).await else {
+            if !provisional {
+                send(invite.clone()).await?;
+                wait = (wait * 2).min(T2);
+            }
+            continue;
+        };
+        let n = n.map_err(|e| Failure::io("receive", &e))?;
+        let Some(r) = parse(&buf[..n], &d.call_id) else { continue };
+        if !r.cseq.ends_with("INVITE") {
+            continue;
+        }
+        match r.code {
+            100..=199 => {
+                provisional = true;
+                if matches!(r.code, 180 | 183) && stats.post_dial_delay.is_none() {
+                    stats.post_dial_delay = Some(t0.elapsed());
+                }
+            }
+            200..=299 => break r,
+            401 | 407 if !authenticated && spec.username.is_some() => {
+                // ACK the challenge (same transaction), then INVITE again with credentials.
+                let ack = d.request("ACK", &d.uri, &branch, cseq, &r.to, "", "");
+                send(ack).await?;
+                let Some((proxy, challenge)) = &r.challenge else {
+                    return Err(Failure::new(FailureKind::Protocol, format!("SIP {} without a challenge", r.code)));
+                };
+                let value = authorization(
+                    challenge,
+                    "INVITE",
+                    &d.uri,
+                    spec.username.as_deref().unwrap_or(""),
+                    spec.password.as_deref().unwrap_or(""),
+                    &token(),
+                )
+                .ok_or_else(|| Failure::new(FailureKind::Protocol, format!("unusable challenge: {challenge}")))?;
+                auth = format!("{}: {value}\r\n", if *proxy { "Proxy-Authorization" } else { "Authorization" });
+                authenticated = true;
+                cseq += 1;
+                branch = token();
+                invite = d.request(
+                    "INVITE",
+                    &d.uri,
+                    &branch,
+                    cseq,
+                    &to,
+                    &format!("{auth}Content-Type: application/sdp\r\nAllow: INVITE, ACK, CANCEL, BYE\r\n"),
+                    &sdp,
+                );
+                send(invite.clone()).await?;
+                wait = T1;
+                provisional = false;
+            }
+            code => {
+                let ack = d.request("ACK", &d.uri, &branch, cseq, &r.to, "", "");
+                let _ = send(ack).await;
+                return Err(Failure::new(
+                    FailureKind::Status,
+                    format!("SIP {code} {} ({})", r.reason, reason_word(code)),
+                ));
+            }
+        }
+    };
+    stats.setup = Some(t0.elapsed());
+    out.phases.set(Phase::Processing, t0.elapsed());
+    // The dialog: ACK (new transaction, to the remote target), hold, BYE.
+    let remote = answer.contact.clone().unwrap_or_else(|| d.uri.clone());
+    let ack = d.request("ACK", &remote, &token(), cseq, &answer.to, &auth, "");
+    send(ack.clone()).await?;
+    let hold_end = tokio::time::Instant::now() + spec.hold;
+    // While holding, a retransmitted 200 (our ACK lost) gets the ACK again.
+    while tokio::time::Instant::now() < hold_end.min(end) {
+        if let Ok(Ok(n)) = tokio::time::timeout_at(hold_end.min(end), sock.recv(&mut buf)).await
+            && parse(&buf[..n], &d.call_id).is_some_and(|r| (200..300).contains(&r.code) && r.cseq.ends_with("INVITE"))
+        {
+            send(ack.clone()).await?;
+        }
+    }
+    cseq += 1;
+    let bye_branch = token();
+    let bye = d.request("BYE", &remote, &bye_branch, cseq, &answer.to, &auth, "");
+    send(bye.clone()).await?;
+    let mut wait = T1;
+    // The call was set up: a BYE left unanswered is logged in the outcome, not a failed call.
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        match tokio::time::timeout_at((now + wait).min(end), sock.recv(&mut buf)).await {
+            Ok(Ok(n)) => {
+                if parse(&buf[..n], &d.call_id).is_some_and(|r| r.code >= 200 && r.cseq.ends_with("BYE")) {
+                    return Ok(());
+                }
+            }
+            Ok(Err(e)) => return Err(Failure::io("receive", &e)),
+            Err(_) => {
+                send(bye.clone()).await?;
+                wait = (wait * 2).min(T2);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_answers_match_rfc_2617() {
+        // RFC 2617 section 3.5 example (qop=auth).
+        let ch = r#"Digest realm="testrealm@host.com", qop="auth,auth-int", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41""#;
+        let a = authorization(ch, "GET", "/dir/index.html", "Mufasa", "Circle Of Life", "0a4f113b").expect("auth");
+        assert!(a.contains("response=\"6629fae49393a05397450978507c4ef1\""), "{a}");
+        assert!(a.contains("opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""));
+        assert!(authorization("Basic realm=x", "INVITE", "sip:a@b", "u", "p", "c").is_none());
+    }
+
+    #[test]
+    fn responses_of_our_call_only() {
+        let r = b"SIP/2.0 180 Ringing\r\nCall-ID: a@thongsuot\r\nCSeq: 1 INVITE\r\nTo: <sip:1000@x>;tag=9\r\nContact: <sip:1000@127.0.0.1:5080>\r\n\r\n";
+        let p = parse(r, "a@thongsuot").expect("ours");
+        assert_eq!((p.code, p.cseq.as_str(), p.contact.as_deref()), (180, "1 INVITE", Some("sip:1000@127.0.0.1:5080")));
+        assert!(parse(r, "b@thongsuot").is_none());
+        assert!(parse(b"INVITE sip:x SIP/2.0\r\n\r\n", "a").is_none());
+        assert_eq!(reason_word(486), "busy");
+        assert_eq!(reason_word(503), "server failure");
+    }
+}
