@@ -221,6 +221,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     let (config_tx, config_rx) = watch::channel(config.clone());
     let probers = Probers::with_heartbeats(pushes.clone());
     let postal_health = probers.postal.clone();
+    let sms_hub = probers.sms.clone();
     let shared = Arc::new(Shared {
         probers,
         metrics: metrics.clone(),
@@ -317,6 +318,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         run_started,
         postal: tracker,
         health: self_health,
+        sms: sms_hub,
     });
     // systemd: ready now; the watchdog is fed from a task of the runtime, so a stalled runtime
     // (the failure the watchdog exists for) stops feeding it.

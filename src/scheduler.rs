@@ -77,7 +77,8 @@ pub fn thresholds(target: &Target) -> Thresholds {
         | probe::ProbeSpec::Sip(_)
         | probe::ProbeSpec::Heartbeat(_)
         | probe::ProbeSpec::Postal(_)
-        | probe::ProbeSpec::Call(_) => Thresholds { max_loss: None, max_latency: None },
+        | probe::ProbeSpec::Call(_)
+        | probe::ProbeSpec::Sms(_) => Thresholds { max_loss: None, max_latency: None },
     }
 }
 
@@ -176,7 +177,7 @@ impl Scheduler {
             };
             self.spawn(t.clone(), carried);
         }
-        for kind in ["icmp", "tcp", "http", "dns", "tls", "sip", "heartbeat", "postal", "call"] {
+        for kind in ["icmp", "tcp", "http", "dns", "tls", "sip", "heartbeat", "postal", "call", "sms"] {
             self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
         }
         applied

@@ -39,6 +39,7 @@ pub struct AppState {
     pub run_started: i64,
     pub postal: Arc<crate::postal::tracker::Tracker>,
     pub health: Arc<crate::daemon::SelfHealth>,
+    pub sms: Arc<crate::probe::sms::SmsHub>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -58,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route("/-/reload", post(reload))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/heartbeat/{target}", post(heartbeat))
+        .route("/api/v1/sms/dlr/{id}", get(sms_dlr).post(sms_dlr))
+        .route("/api/v1/sms/inbound", get(sms_inbound).post(sms_inbound))
         .route("/api/v1/incidents/{id}/ack", get(ack_by_link).post(ack_post))
         .route(
             "/api/v1/consignments",
@@ -639,6 +642,59 @@ async fn ack_by_token(s: AppState, id: i64, headers: HeaderMap) -> Response {
         Ok(false) => (StatusCode::NOT_FOUND, "no such incident\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
     }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct SmsQuery {
+    status: Option<i64>,
+    from: Option<String>,
+    to: Option<String>,
+    text: Option<String>,
+    token: Option<String>,
+}
+
+/// A gateway's delivery report for test message `id` (Kannel calls `dlr-url` with `%d`). The id
+/// is an unguessable nonce of the probe: it is the credential. Always 200, so gateways do not
+/// retry reports that came too late.
+async fn sms_dlr(
+    State(s): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SmsQuery>,
+) -> Response {
+    let Some(status) = q.status else {
+        return (StatusCode::BAD_REQUEST, "status missing (?status=%d)\n").into_response();
+    };
+    if !s.sms.dlr(&id, status) {
+        tracing::debug!(%id, status, "delivery report for no waiting test message (late or unknown)");
+    }
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// A message received by a test SIM, forwarded by its modem or gateway (Kannel smsbox `get-url`
+/// with `from=%p&to=%P&text=%a`): bearer token or `?token=`.
+async fn sms_inbound(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<SmsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let config = s.config.borrow().clone();
+    let by_query = match (q.token.as_deref(), config.daemon.api_token.as_deref()) {
+        (Some(t), Some(expected)) => bool::from(t.as_bytes().ct_eq(expected.as_bytes())),
+        _ => false,
+    };
+    if !by_query && let Err(e) = authorized(&config, &headers) {
+        return e.into_response();
+    }
+    let text = q.text.unwrap_or_default();
+    match s.sms.inbound(&text) {
+        Some(id) => tracing::debug!(%id, from = q.from.as_deref().unwrap_or(""), "test message received"),
+        None => tracing::debug!(
+            from = q.from.as_deref().unwrap_or(""),
+            to = q.to.as_deref().unwrap_or(""),
+            "inbound message matches no test message"
+        ),
+    }
+    (StatusCode::OK, "ok\n").into_response()
 }
 
 /// A push from a heartbeat target (an exam site behind NAT): bearer token required.

@@ -743,7 +743,9 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
     let mut targets = Vec::new();
     for t in &raw.target {
         target_names.add(cx, &t.name);
-        if let Some(target) = validate_target(cx, t, &group_names, &defaults, &periods, base, env) {
+        if let Some(target) =
+            validate_target(cx, t, &group_names, &defaults, &periods, base, env, daemon.public_url.as_deref())
+        {
             targets.push(target);
         }
     }
@@ -1101,12 +1103,26 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
         "sip" => &["address", "transport", "expect_status", "any_response"],
         "heartbeat" => &["every"],
         "call" => &["uri", "transport", "hold", "username", "password_env"],
+        "sms" => &[
+            "daily_cap",
+            "gateway",
+            "url",
+            "method",
+            "body",
+            "headers",
+            "headers_env",
+            "username",
+            "password_env",
+            "from",
+            "to",
+            "deadline",
+            "confirm_by",
+        ],
         _ => return None,
     })
 }
 
-const PLANNED_KINDS: [&str; 1] = ["sms"];
-
+#[allow(clippy::too_many_arguments)]
 fn validate_target(
     cx: &mut Cx<'_>,
     t: &RawTarget,
@@ -1115,6 +1131,7 @@ fn validate_target(
     periods: &[Period],
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    public_url: Option<&str>,
 ) -> Option<Target> {
     let name = cx.name(&t.name, "target");
     let p = format!("target {name:?}: ");
@@ -1123,19 +1140,10 @@ fn validate_target(
     }
     let kind = t.kind.get_ref().as_str();
     let Some(allowed) = kind_keys(kind) else {
-        if PLANNED_KINDS.contains(&kind) {
-            cx.error(
-                t.kind.span(),
-                format!(
-                    "{p}kind {kind:?} is not supported by this version yet; supported kinds: icmp, tcp, http, dns, tls, sip, call, heartbeat"
-                ),
-            );
-        } else {
-            cx.error(
-                t.kind.span(),
-                format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns, tls, sip, call, heartbeat"),
-            );
-        }
+        cx.error(
+            t.kind.span(),
+            format!("{p}unknown kind {kind:?}; supported kinds: icmp, tcp, http, dns, tls, sip, call, sms, heartbeat"),
+        );
         return None;
     };
     for (key, span) in t.kind_keys() {
@@ -1155,7 +1163,7 @@ fn validate_target(
             .filter_map(|p| p.interval.map(|i| (i, format!("the interval of period {:?}", p.name))))
             .fold((defaults.interval, "defaults.interval".to_string()), |a, b| if b.0 < a.0 { b } else { a }),
     };
-    let timeout = match explicit_timeout {
+    let mut timeout = match explicit_timeout {
         Some(to) => {
             if to > shortest
                 && let Some(s) = &t.timeout
@@ -1230,6 +1238,7 @@ fn validate_target(
         "tls" => tls_spec(cx, t, &p, base),
         "sip" => sip_spec(cx, t, &p),
         "call" => call_spec(cx, t, &p, timeout, env),
+        "sms" => sms_spec(cx, t, &p, public_url, env),
         "heartbeat" => {
             let every =
                 required(cx, &t.every, t, &p, "every").and_then(|_| cx.duration(&t.every, &format!("{p}every: ")));
@@ -1239,6 +1248,47 @@ fn validate_target(
         }
         _ => None,
     }?;
+    // A test message's probe lasts its submit and its deadline.
+    if let ProbeSpec::Sms(s) = &spec {
+        let needed = s.deadline + Duration::from_secs(15);
+        match explicit_timeout {
+            None => timeout = needed,
+            Some(to) if to < needed => {
+                let span = t.timeout.as_ref().map_or_else(|| t.kind.span(), |x| x.span());
+                cx.error(
+                    span,
+                    format!(
+                        "{p}timeout ({}) must be at least deadline + 15s ({}): the probe submits, then waits for the confirmation",
+                        crate::probe::fmt_duration(to),
+                        crate::probe::fmt_duration(needed)
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+        // Messages cost money: the schedule must stay within the daily cap.
+        let cap = cx.count(&t.daily_cap, &format!("{p}daily_cap: "), 1, 100_000).unwrap_or(300);
+        let per_day = 86_400 / shortest.as_secs().max(1);
+        if per_day > u64::from(cap) {
+            cx.error(
+                t.daily_cap.as_ref().map_or_else(|| t.kind.span(), |c| c.span()),
+                format!(
+                    "{p}{source} ({}) sends {per_day} test messages a day, more than daily_cap ({cap}): raise the interval or the cap",
+                    crate::probe::fmt_duration(shortest)
+                ),
+            );
+        }
+        if timeout > shortest {
+            cx.error(
+                t.deadline.as_ref().map_or_else(|| t.kind.span(), |d| d.span()),
+                format!(
+                    "{p}deadline + 15s ({}) is longer than {source} ({}): give the target a longer `interval` (test messages cost money: minutes)",
+                    crate::probe::fmt_duration(timeout),
+                    crate::probe::fmt_duration(shortest)
+                ),
+            );
+        }
+    }
     if let (ProbeSpec::Dns(d), Some(s)) = (&spec, &t.source) {
         for src in sources.iter().filter(|src| src.is_ipv4() != d.server.is_ipv4()) {
             cx.error(s.span(), format!("{p}source {src} and server {} are of different address families", d.server));
@@ -1498,6 +1548,84 @@ fn sip_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
         transport,
         expect_status,
         any_response: t.any_response.as_ref().is_some_and(|b| *b.get_ref()),
+    }))
+}
+
+fn sms_spec(
+    cx: &mut Cx<'_>,
+    t: &RawTarget,
+    p: &str,
+    public_url: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<ProbeSpec> {
+    use crate::probe::sms::{ConfirmBy, Gateway};
+    let gateway = match t.gateway.as_ref().map(|g| (g.get_ref().as_str(), g.span())) {
+        None | Some(("kannel", _)) => Gateway::Kannel,
+        Some(("http", _)) => Gateway::Http,
+        Some((other, span)) => {
+            cx.error(span, format!("{p}gateway must be \"kannel\" or \"http\", not {other:?}"));
+            return None;
+        }
+    };
+    let url = required(cx, &t.url, t, p, "url")?;
+    if let Err(e) = reqwest::Url::parse(&url.get_ref().replace(['{', '}'], "")) {
+        cx.error(url.span(), format!("{p}url: {e}"));
+    }
+    let to = required(cx, &t.to, t, p, "to")?.get_ref().clone();
+    let from = t.from.as_ref().map(|f| f.get_ref().clone()).unwrap_or_default();
+    if gateway == Gateway::Kannel && from.is_empty() {
+        cx.error(
+            t.kind.span(),
+            format!("{p}gateway \"kannel\" needs `from` (Kannel rejects a message without a sender)"),
+        );
+    }
+    let confirm_by = match t.confirm_by.as_ref().map(|c| (c.get_ref().as_str(), c.span())) {
+        None | Some(("dlr", _)) => ConfirmBy::Dlr,
+        Some(("inbound", _)) => ConfirmBy::Inbound,
+        Some(("both", _)) => ConfirmBy::Both,
+        Some((other, span)) => {
+            cx.error(span, format!("{p}confirm_by must be \"dlr\", \"inbound\" or \"both\", not {other:?}"));
+            ConfirmBy::Dlr
+        }
+    };
+    if confirm_by != ConfirmBy::Inbound && public_url.is_none() {
+        cx.error(
+            t.kind.span(),
+            format!("{p}delivery reports come back to daemon.public_url: set it (or confirm_by = \"inbound\")"),
+        );
+    }
+    let deadline = cx.duration(&t.deadline, &format!("{p}deadline: ")).unwrap_or(Duration::from_secs(60));
+    let method = match &t.method {
+        None => reqwest::Method::GET,
+        Some(m) => reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()).unwrap_or_else(|_| {
+            cx.error(m.span(), format!("{p}invalid HTTP method {:?}", m.get_ref()));
+            reqwest::Method::GET
+        }),
+    };
+    let mut headers: Vec<(String, String)> =
+        t.headers.as_ref().map(|h| h.get_ref().clone().into_iter().collect()).unwrap_or_default();
+    if let Some(h) = &t.headers_env {
+        for (k, var) in h.get_ref() {
+            match env(var).filter(|v| !v.is_empty()) {
+                Some(v) => headers.push((k.clone(), v)),
+                None => cx
+                    .error(h.span(), format!("{p}headers_env: environment variable {var} (for header {k}) is not set")),
+            }
+        }
+    }
+    Some(ProbeSpec::Sms(crate::probe::sms::SmsSpec {
+        gateway,
+        url: url.get_ref().clone(),
+        method,
+        body: t.body.as_ref().map(|b| b.get_ref().clone()),
+        headers,
+        username: t.username.as_ref().map(|u| u.get_ref().clone()),
+        password: cx.secret(&t.password_env, env, p),
+        from,
+        to,
+        deadline,
+        confirm_by,
+        public_url: public_url.map(str::to_string),
     }))
 }
 

@@ -173,6 +173,13 @@ pub struct RawTarget {
     pub hold: Opt<String>,
     pub username: Opt<String>,
     pub password_env: Opt<String>,
+    // sms
+    pub gateway: Opt<String>,
+    pub from: Opt<String>,
+    pub to: Opt<String>,
+    pub deadline: Opt<String>,
+    pub confirm_by: Opt<String>,
+    pub daily_cap: Opt<i64>,
 }
 
 impl RawTarget {
@@ -224,7 +231,13 @@ impl RawTarget {
             uri,
             hold,
             username,
-            password_env
+            password_env,
+            gateway,
+            from,
+            to,
+            deadline,
+            confirm_by,
+            daily_cap
         );
         v
     }

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub notification_latency: Histogram,
     pub call_setup: HistogramVec,
     pub call_post_dial: HistogramVec,
+    pub sms_delivery: HistogramVec,
+    pub sms_dlr: HistogramVec,
     pub postal_consignments: IntGaugeVec,
     pub postal_on_time: GaugeVec,
     pub postal_warnings: IntGaugeVec,
@@ -129,6 +131,22 @@ impl Metrics {
                 .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0]),
                 &["target", "group", "vantage"],
             )?,
+            sms_delivery: HistogramVec::new(
+                HistogramOpts::new(
+                    "thongsuot_sms_delivery_seconds",
+                    "Test messages: submit to delivery (arrival at the test SIM, or the delivery report when that alone confirms).",
+                )
+                .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]),
+                &["target", "group", "vantage"],
+            )?,
+            sms_dlr: HistogramVec::new(
+                HistogramOpts::new(
+                    "thongsuot_sms_delivery_report_seconds",
+                    "Test messages: submit to the gateway's delivery report saying delivered.",
+                )
+                .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]),
+                &["target", "group", "vantage"],
+            )?,
             postal_consignments: IntGaugeVec::new(
                 opts(
                     "thongsuot_postal_consignments",
@@ -206,6 +224,8 @@ impl Metrics {
         r.register(Box::new(m.notification_latency.clone()))?;
         r.register(Box::new(m.call_setup.clone()))?;
         r.register(Box::new(m.call_post_dial.clone()))?;
+        r.register(Box::new(m.sms_delivery.clone()))?;
+        r.register(Box::new(m.sms_dlr.clone()))?;
         r.register(Box::new(m.postal_consignments.clone()))?;
         r.register(Box::new(m.postal_on_time.clone()))?;
         r.register(Box::new(m.postal_warnings.clone()))?;
@@ -246,6 +266,15 @@ impl Metrics {
             }
             if let Some(p) = call.post_dial_delay {
                 self.call_post_dial.with_label_values(&[t, g, v]).observe(p.as_secs_f64());
+            }
+        }
+        if let Some(sms) = &outcome.sms {
+            let [t, g, _, v] = c.values();
+            if let (Some(d), None) = (sms.delivered, &outcome.failure) {
+                self.sms_delivery.with_label_values(&[t, g, v]).observe(d.as_secs_f64());
+            }
+            if let Some(d) = sms.dlr {
+                self.sms_dlr.with_label_values(&[t, g, v]).observe(d.as_secs_f64());
             }
         }
     }
@@ -289,6 +318,8 @@ impl Metrics {
         let [t, g, _, v] = tm.cell.values();
         let _ = self.call_setup.remove_label_values(&[t, g, v]);
         let _ = self.call_post_dial.remove_label_values(&[t, g, v]);
+        let _ = self.sms_delivery.remove_label_values(&[t, g, v]);
+        let _ = self.sms_dlr.remove_label_values(&[t, g, v]);
     }
 
     /// The text exposition format: the registry's families, then the per-target ones.

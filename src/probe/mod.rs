@@ -11,6 +11,7 @@ pub mod http;
 pub mod icmp;
 pub mod postal;
 pub mod sip;
+pub mod sms;
 pub mod tcp;
 pub mod tls;
 
@@ -32,6 +33,8 @@ pub enum ProbeSpec {
     Postal(postal::PostalApiSpec),
     /// A test call (SIP INVITE … BYE).
     Call(call::CallSpec),
+    /// A test message (gateway submit, delivery report, arrival).
+    Sms(sms::SmsSpec),
 }
 
 impl ProbeSpec {
@@ -47,6 +50,7 @@ impl ProbeSpec {
             ProbeSpec::Heartbeat(_) => "heartbeat",
             ProbeSpec::Postal(_) => "postal",
             ProbeSpec::Call(_) => "call",
+            ProbeSpec::Sms(_) => "sms",
         }
     }
 }
@@ -276,6 +280,8 @@ pub struct Outcome {
     pub cert_expiry: Option<i64>,
     /// Test calls only: post-dial delay and setup time.
     pub call: Option<call::CallStats>,
+    /// Test messages only: submit, delivery report and delivery times.
+    pub sms: Option<sms::SmsStats>,
 }
 
 impl Outcome {
@@ -300,6 +306,8 @@ pub struct Probers {
     pub heartbeats: std::sync::Arc<heartbeat::Heartbeats>,
     /// Shared with the consignment poller, which records every tracking request.
     pub postal: std::sync::Arc<postal::ApiHealth>,
+    /// Test messages in flight, shared with the HTTP server (delivery reports, inbound SMS).
+    pub sms: std::sync::Arc<sms::SmsHub>,
 }
 
 impl Probers {
@@ -313,6 +321,7 @@ impl Probers {
             http: http::HttpClients::default(),
             heartbeats,
             postal: std::sync::Arc::default(),
+            sms: std::sync::Arc::default(),
         }
     }
 }
@@ -342,7 +351,8 @@ pub fn prepare(spec: &ProbeSpec, binding: &Binding, probers: &Probers) -> Result
         | ProbeSpec::Sip(_)
         | ProbeSpec::Heartbeat(_)
         | ProbeSpec::Postal(_)
-        | ProbeSpec::Call(_) => Ok(Prepared::None),
+        | ProbeSpec::Call(_)
+        | ProbeSpec::Sms(_) => Ok(Prepared::None),
     }
 }
 
@@ -371,6 +381,7 @@ pub async fn run(
         ProbeSpec::Heartbeat(s) => heartbeat::probe(s, &probers.heartbeats),
         ProbeSpec::Postal(s) => postal::probe(s, &probers.postal, timeout).await,
         ProbeSpec::Call(s) => call::probe(s, binding, timeout).await,
+        ProbeSpec::Sms(s) => sms::probe(s, &probers.sms, timeout).await,
         ProbeSpec::Tls(s) => match prepared {
             Prepared::Tls(p) => tls::probe(s, p, binding, timeout).await,
             _ => Outcome {

@@ -15,6 +15,7 @@ mod probes;
 mod rules;
 mod selfhealth;
 mod sla;
+mod sms;
 mod soak;
 mod support;
 mod web;
