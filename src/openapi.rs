@@ -96,6 +96,8 @@ fn schemas() -> Value {
                     }
                 } },
                 "total": { "$ref": "#/components/schemas/Figures" },
+                "kpis": { "type": "array", "description": "Test calls and messages: success ratio and times per target.",
+                    "items": { "type": "object", "required": ["target", "kind", "attempts", "successes"] } },
                 "ledger": { "type": "object", "nullable": true, "required": ["seq", "hash"],
                     "description": "The newest entry of the tamper-evident ledger the report was built from.",
                     "properties": { "seq": { "type": "integer" }, "hash": { "type": "string" } } },

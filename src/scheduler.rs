@@ -556,6 +556,28 @@ async fn record(
         }
         None => {}
     }
+    // Test calls and messages are counted one by one: the report's KPIs (call setup success,
+    // SMS completion, times) come from these.
+    let kpi = match (&outcome.call, &outcome.sms) {
+        (Some(c), _) => Some((c.setup, c.post_dial_delay)),
+        (_, Some(s)) => Some((s.delivered, None)),
+        _ => None,
+    };
+    if let Some((time, pdd)) = kpi {
+        let ms_of = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+        let detail = serde_json::json!({
+            "ok": outcome.ok(),
+            "ms": ms_of(time).filter(|_| outcome.ok()),
+            "pdd_ms": ms_of(pdd),
+            "reason": outcome.failure.as_ref().map(|f| f.kind.label()),
+        });
+        shared.store.send(Op::Event {
+            at: ms(at),
+            target: target.name.clone(),
+            event: "kpi",
+            detail: Some(detail.to_string()),
+        });
+    }
     if obs.flap {
         shared.store.send(Op::Event {
             at: ms(at),

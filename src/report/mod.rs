@@ -2,6 +2,7 @@
 //! and the config with the pure ledger. Used by `thongsuot report`, the SLA metrics and (later)
 //! the status page and e-mails.
 
+pub mod kpi;
 pub mod postal;
 pub mod render;
 
@@ -52,6 +53,9 @@ pub struct Report {
     /// Consignments of the window, with a `[postal]` section in the config.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postal: Option<postal::PostalReport>,
+    /// Test calls and messages of the window: success ratios and times, per target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kpis: Vec<kpi::Kpi>,
     /// The newest ledger entry when the report was built (`thongsuot verify` checks the ledger).
     pub ledger: Option<crate::store::chain::Head>,
 }
@@ -214,6 +218,7 @@ pub fn build(
         groups,
         total,
         postal,
+        kpis: kpi::build(config, store.kpi_events(window)?),
         ledger: store.chain_head()?,
     })
 }

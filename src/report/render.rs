@@ -157,6 +157,9 @@ pub fn render(report: &Report, format: Format, lang: Language, tz: Tz) -> String
     match format {
         Format::Text => {
             let mut o = text(report, words(lang), tz);
+            if !report.kpis.is_empty() {
+                o.push_str(&super::kpi::text(&report.kpis, lang));
+            }
             if let Some(p) = &report.postal {
                 o.push_str(&super::postal::text(p, lang, tz, report.generated_at.timestamp_millis()));
             }
@@ -164,6 +167,9 @@ pub fn render(report: &Report, format: Format, lang: Language, tz: Tz) -> String
         }
         Format::Md => {
             let mut o = markdown(report, words(lang), tz);
+            if !report.kpis.is_empty() {
+                o.push_str(&super::kpi::markdown(&report.kpis, lang));
+            }
             if let Some(p) = &report.postal {
                 o.push_str(&super::postal::markdown(p, lang, tz, report.generated_at.timestamp_millis()));
             }
@@ -604,6 +610,9 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
             }
             o.push_str("</table>");
         }
+    }
+    if !r.kpis.is_empty() {
+        o.push_str(&super::kpi::html(&r.kpis, lang));
     }
     if let Some(p) = &r.postal {
         o.push_str(&super::postal::html(p, lang, tz, r.generated_at.timestamp_millis()));

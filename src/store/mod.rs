@@ -173,6 +173,22 @@ impl Store {
         chain::verify(&self.conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
     }
 
+    /// The per-probe records of test calls and messages in `window`: (target, detail JSON).
+    pub fn kpi_events(&self, window: Span) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT target, detail FROM events WHERE event = 'kpi' AND at_ms >= ?1 AND at_ms < ?2 ORDER BY target, at_ms",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![window.start, window.end], |r| {
+                Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default()))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     /// Every registered consignment (reports re-evaluate their states).
     pub fn consignments(&self) -> Result<Vec<crate::postal::Consignment>, StoreError> {
         crate::postal::db::read_all(&self.conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })

@@ -144,5 +144,18 @@ async fn test_calls_against_sipp() {
     })
     .await
     .expect("daemon");
+    // The report's KPIs: call setup success and times, from every test call.
+    let out = d.command(&["report", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report json");
+    let k = report["kpis"]
+        .as_array()
+        .and_then(|a| a.iter().find(|k| k["target"] == "vnpt-call"))
+        .cloned()
+        .expect("call KPIs");
+    eprintln!("call KPIs: {k}");
+    assert!(k["attempts"].as_u64().is_some_and(|n| n >= 2) && k["success_ratio"] == 1.0, "{k}");
+    assert!(k["p95_ms"].as_u64().is_some() && k["post_dial_p95_ms"].as_u64().is_some(), "{k}");
+    let text = String::from_utf8_lossy(&d.command(&["report", "--lang", "en"]).stdout).to_string();
+    assert!(text.contains("call setup") && text.contains("100.0 %"), "{text}");
     assert!(d.stop().success());
 }

@@ -175,5 +175,10 @@ fn test_messages_through_kannel() {
     let why = t["target"]["last_failure"].as_str().unwrap_or("").to_string();
     eprintln!("no delivery report: {why}");
     assert!(why.contains("delivery report"), "{why}");
+    let text = String::from_utf8_lossy(&d.command(&["report", "--lang", "en"]).stdout).to_string();
+    let line =
+        text.lines().find(|l| l.starts_with("sms-dlr") && l.contains("SMS completion")).unwrap_or_default().to_string();
+    eprintln!("report: {line}");
+    assert!(line.contains("SMS completion"), "{text}");
     assert!(d.stop().success());
 }
