@@ -80,13 +80,26 @@ pub fn parse(buf: &[u8], call_id: &str) -> Option<Response> {
     ours.then_some(r)
 }
 
+/// A parameter of a `Digest` challenge; quoted values may hold commas (`qop="auth,auth-int"`).
 fn param(challenge: &str, key: &str) -> Option<String> {
-    let rest = challenge.trim().strip_prefix("Digest").unwrap_or(challenge);
-    for part in rest.split(',') {
-        let (k, v) = part.trim().split_once('=')?;
-        if k.trim().eq_ignore_ascii_case(key) {
-            return Some(v.trim().trim_matches('"').to_string());
+    let mut rest = challenge.trim().strip_prefix("Digest").unwrap_or(challenge).trim_start();
+    while !rest.is_empty() {
+        let (k, after) = rest.split_once('=')?;
+        let after = after.trim_start();
+        let (value, next) = match after.strip_prefix('"') {
+            Some(q) => {
+                let end = q.find('"')?;
+                (&q[..end], q[end + 1..].trim_start().strip_prefix(',').unwrap_or(&q[end + 1..]))
+            }
+            None => match after.split_once(',') {
+                Some((v, n)) => (v.trim(), n),
+                None => (after.trim(), ""),
+            },
+        };
+        if k.trim().trim_start_matches(',').trim().eq_ignore_ascii_case(key) {
+            return Some(value.to_string());
         }
+        rest = next.trim_start();
     }
     None
 }
