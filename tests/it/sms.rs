@@ -109,7 +109,7 @@ fn test_messages_through_kannel() {
     };
     let config = format!(
         "[daemon]\nlisten = \"127.0.0.1:{{port}}\"\nstate_dir = \"state\"\napi_token_env = \"THONGSUOT_API_TOKEN\"\npublic_url = \"http://127.0.0.1:{{port}}\"\n\
-         [defaults]\nconfirm = 1\nrecover = 1\n[[group]]\nname = \"viettel\"\n{}{}{}",
+         [defaults]\nconfirm = 1\nrecover = 1\n[[group]]\nname = \"viettel\"\n{}{}{}{}",
         target("sms-dlr", "0912345678", "password_env = \"SMS_PW\"\ndeadline = \"5s\"\ninterval = \"20s\""),
         target(
             "sms-inbound",
@@ -117,6 +117,11 @@ fn test_messages_through_kannel() {
             "password_env = \"SMS_PW\"\ndeadline = \"8s\"\nconfirm_by = \"inbound\"\ninterval = \"25s\""
         ),
         target("sms-badpw", "0912345670", "password_env = \"SMS_BAD_PW\"\ndeadline = \"5s\"\ninterval = \"20s\""),
+        // The templated HTTP gateway, here against the same Kannel.
+        format!(
+            "[[target]]\nname = \"sms-http\"\ngroup = \"viettel\"\nkind = \"sms\"\ngateway = \"http\"\nto = \"0912345671\"\ndeadline = \"5s\"\ninterval = \"20s\"\ndaily_cap = 5000\n\
+             url = \"http://127.0.0.1:{sendsms}/cgi-bin/sendsms?username=monitor&password=pw&from=8088&to={{to}}&text={{text}}&dlr-mask=31&dlr-url={{dlr_url}}\"\n"
+        ),
     );
     let d = Daemon::start(&config, &[("THONGSUOT_API_TOKEN", TOKEN), ("SMS_PW", "pw"), ("SMS_BAD_PW", "nope")]);
     let k = kannel(sendsms, d.port);
@@ -133,6 +138,8 @@ fn test_messages_through_kannel() {
     let dlr = sample(&metrics, "thongsuot_sms_delivery_report_seconds_sum", &[("target", "sms-dlr")]).unwrap_or(-1.0);
     eprintln!("SMS confirmed by delivery report: {dlr:.3} s after submit");
     assert!((0.0..5.0).contains(&dlr));
+
+    d.wait_until("the templated gateway confirmed", Duration::from_secs(60), || m("sms-http", "success") >= 1.0);
 
     // A wrong password: the gateway refuses.
     d.wait_until("the refusal", Duration::from_secs(60), || m("sms-badpw", "status") >= 1.0);
