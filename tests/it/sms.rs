@@ -107,6 +107,11 @@ fn test_messages_through_kannel() {
              username = \"monitor\"\nfrom = \"8088\"\nto = \"{to}\"\ndaily_cap = 5000\n{extra}\n"
         )
     };
+    // The templated HTTP gateway, here against the same Kannel.
+    let http_target = format!(
+        "[[target]]\nname = \"sms-http\"\ngroup = \"viettel\"\nkind = \"sms\"\ngateway = \"http\"\nto = \"0912345671\"\ndeadline = \"5s\"\ninterval = \"20s\"\ndaily_cap = 5000\n\
+             url = \"http://127.0.0.1:{sendsms}/cgi-bin/sendsms?username=monitor&password=pw&from=8088&to={{to}}&text={{text}}&dlr-mask=31&dlr-url={{dlr_url}}\"\n"
+    );
     let config = format!(
         "[daemon]\nlisten = \"127.0.0.1:{{port}}\"\nstate_dir = \"state\"\napi_token_env = \"THONGSUOT_API_TOKEN\"\npublic_url = \"http://127.0.0.1:{{port}}\"\n\
          [defaults]\nconfirm = 1\nrecover = 1\n[[group]]\nname = \"viettel\"\n{}{}{}{}",
@@ -117,11 +122,7 @@ fn test_messages_through_kannel() {
             "password_env = \"SMS_PW\"\ndeadline = \"8s\"\nconfirm_by = \"inbound\"\ninterval = \"25s\""
         ),
         target("sms-badpw", "0912345670", "password_env = \"SMS_BAD_PW\"\ndeadline = \"5s\"\ninterval = \"20s\""),
-        // The templated HTTP gateway, here against the same Kannel.
-        format!(
-            "[[target]]\nname = \"sms-http\"\ngroup = \"viettel\"\nkind = \"sms\"\ngateway = \"http\"\nto = \"0912345671\"\ndeadline = \"5s\"\ninterval = \"20s\"\ndaily_cap = 5000\n\
-             url = \"http://127.0.0.1:{sendsms}/cgi-bin/sendsms?username=monitor&password=pw&from=8088&to={{to}}&text={{text}}&dlr-mask=31&dlr-url={{dlr_url}}\"\n"
-        ),
+        http_target,
     );
     let d = Daemon::start(&config, &[("THONGSUOT_API_TOKEN", TOKEN), ("SMS_PW", "pw"), ("SMS_BAD_PW", "nope")]);
     let k = kannel(sendsms, d.port);
