@@ -566,6 +566,7 @@ async fn record(
     if let Some((time, pdd)) = kpi {
         let ms_of = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
         let detail = serde_json::json!({
+            "kind": target.spec.kind(),
             "ok": outcome.ok(),
             "ms": ms_of(time).filter(|_| outcome.ok()),
             "pdd_ms": ms_of(pdd),

@@ -746,6 +746,19 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
         if let Some(target) =
             validate_target(cx, t, &group_names, &defaults, &periods, base, env, daemon.public_url.as_deref())
         {
+            // Messages forwarded by the test SIM's gateway must carry the API token.
+            if let ProbeSpec::Sms(s) = &target.spec
+                && s.confirm_by != crate::probe::sms::ConfirmBy::Dlr
+                && daemon.api_token.is_none()
+            {
+                cx.error(
+                    t.kind.span(),
+                    format!(
+                        "target {:?}: confirm_by inbound needs daemon.api_token_env: the test SIM's gateway forwards messages with the token",
+                        target.name
+                    ),
+                );
+            }
             targets.push(target);
         }
     }
@@ -1567,6 +1580,13 @@ fn sms_spec(
             return None;
         }
     };
+    for (key, set) in
+        [("source", t.source.as_ref().map(|s| s.span())), ("interface", t.interface.as_ref().map(|s| s.span()))]
+    {
+        if let Some(span) = set {
+            cx.error(span, format!("{p}`{key}` does not apply to kind sms (the message goes through the gateway)"));
+        }
+    }
     let url = required(cx, &t.url, t, p, "url")?;
     if let Err(e) = reqwest::Url::parse(&url.get_ref().replace(['{', '}'], "")) {
         cx.error(url.span(), format!("{p}url: {e}"));
@@ -1620,7 +1640,7 @@ fn sms_spec(
         body: t.body.as_ref().map(|b| b.get_ref().clone()),
         headers,
         username: t.username.as_ref().map(|u| u.get_ref().clone()),
-        password: cx.secret(&t.password_env, env, p),
+        password: cx.secret(&t.password_env, env, p).map(crate::probe::Secret),
         from,
         to,
         deadline,
@@ -1684,7 +1704,7 @@ fn call_spec(
         port,
         hold,
         username: t.username.as_ref().map(|u| u.get_ref().clone()),
-        password,
+        password: password.map(crate::probe::Secret),
     }))
 }
 

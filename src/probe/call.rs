@@ -21,7 +21,7 @@ pub struct CallSpec {
     pub hold: Duration,
     /// Digest credentials (`username`, and the password from `password_env`).
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<super::Secret>,
 }
 
 /// What a call measured, for the histograms.
@@ -268,8 +268,10 @@ async fn call(
             }
             return Err(Failure::new(
                 FailureKind::Timeout,
-                if provisional {
+                if stats.post_dial_delay.is_some() {
                     format!("no answer within {} (ringing; cancelled)", super::fmt_duration(timeout))
+                } else if provisional {
+                    format!("no answer within {} (no ringing; cancelled)", super::fmt_duration(timeout))
                 } else {
                     format!("no response to INVITE within {}", super::fmt_duration(timeout))
                 },
@@ -285,7 +287,8 @@ async fn call(
         };
         let n = n.map_err(|e| Failure::io("receive", &e))?;
         let Some(r) = parse(&buf[..n], &d.call_id) else { continue };
-        if !r.cseq.ends_with("INVITE") {
+        // Only the current INVITE: a late answer to the one before a challenge is stale.
+        if r.cseq.split_whitespace().collect::<Vec<_>>() != [cseq.to_string().as_str(), "INVITE"] {
             continue;
         }
         match r.code {
@@ -308,7 +311,7 @@ async fn call(
                     "INVITE",
                     &d.uri,
                     spec.username.as_deref().unwrap_or(""),
-                    spec.password.as_deref().unwrap_or(""),
+                    spec.password.as_ref().map_or("", super::Secret::expose),
                     &token(),
                 )
                 .ok_or_else(|| Failure::new(FailureKind::Protocol, format!("unusable challenge: {challenge}")))?;
@@ -344,20 +347,21 @@ async fn call(
     // The dialog: ACK (new transaction, to the remote target), hold, BYE.
     let remote = answer.contact.clone().unwrap_or_else(|| d.uri.clone());
     let ack = d.request("ACK", &remote, &token(), cseq, &answer.to, &auth, "");
-    send(ack.clone()).await?;
+    // The call is set up: from here, network errors end the call but do not fail the probe.
+    let _ = send(ack.clone()).await;
     let hold_end = tokio::time::Instant::now() + spec.hold;
     // While holding, a retransmitted 200 (our ACK lost) gets the ACK again.
     while tokio::time::Instant::now() < hold_end.min(end) {
         if let Ok(Ok(n)) = tokio::time::timeout_at(hold_end.min(end), sock.recv(&mut buf)).await
             && parse(&buf[..n], &d.call_id).is_some_and(|r| (200..300).contains(&r.code) && r.cseq.ends_with("INVITE"))
         {
-            send(ack.clone()).await?;
+            let _ = send(ack.clone()).await;
         }
     }
     cseq += 1;
     let bye_branch = token();
     let bye = d.request("BYE", &remote, &bye_branch, cseq, &answer.to, &auth, "");
-    send(bye.clone()).await?;
+    let _ = send(bye.clone()).await;
     let mut wait = T1;
     // The call was set up: a BYE left unanswered is logged in the outcome, not a failed call.
     loop {
@@ -371,9 +375,9 @@ async fn call(
                     return Ok(());
                 }
             }
-            Ok(Err(e)) => return Err(Failure::io("receive", &e)),
+            Ok(Err(_)) => return Ok(()),
             Err(_) => {
-                send(bye.clone()).await?;
+                let _ = send(bye.clone()).await;
                 wait = (wait * 2).min(T2);
             }
         }

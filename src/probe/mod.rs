@@ -55,6 +55,22 @@ impl ProbeSpec {
     }
 }
 
+/// A password from the environment: compared and used, never printed (`Debug` redacts it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Where a probe leaves from: a local address and/or a device (per-carrier uplinks).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Binding {

@@ -37,8 +37,12 @@ fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
 /// KPIs per call/sms target from the store's per-probe records `(target, detail JSON)`.
 pub fn build(config: &Config, events: Vec<(String, String)>) -> Vec<Kpi> {
     let mut by: BTreeMap<String, (u64, u64, Vec<u64>, Vec<u64>)> = BTreeMap::new();
+    let mut kinds: BTreeMap<String, String> = BTreeMap::new();
     for (target, detail) in events {
         let v: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
+        if let Some(k) = v["kind"].as_str() {
+            kinds.insert(target.clone(), k.to_string());
+        }
         let e = by.entry(target).or_default();
         e.0 += 1;
         if v["ok"] == true {
@@ -58,7 +62,7 @@ pub fn build(config: &Config, events: Vec<(String, String)>) -> Vec<Kpi> {
             let t = config.targets.iter().find(|t| t.name == target);
             Kpi {
                 group: t.map(|t| t.group.clone()).unwrap_or_default(),
-                kind: t.map_or("", |t| t.spec.kind()).to_string(),
+                kind: t.map(|t| t.spec.kind().to_string()).or_else(|| kinds.get(&target).cloned()).unwrap_or_default(),
                 target,
                 attempts,
                 successes,
