@@ -250,12 +250,18 @@ pub(crate) fn readable(
     if config.daemon.public_status {
         return Ok(());
     }
-    if let (Some(t), Some(expected)) = (token, config.daemon.api_token.as_deref())
-        && bool::from(t.as_bytes().ct_eq(expected.as_bytes()))
-    {
+    if query_token_ok(&config, token) {
         return Ok(());
     }
     authorized(&config, headers)
+}
+
+/// A `?token=` (for bookmarks and gateways that cannot set headers), compared in constant time.
+fn query_token_ok(config: &Config, token: Option<&str>) -> bool {
+    match (token, config.daemon.api_token.as_deref()) {
+        (Some(t), Some(expected)) => bool::from(t.as_bytes().ct_eq(expected.as_bytes())),
+        _ => false,
+    }
 }
 
 type PageData = (
@@ -267,7 +273,7 @@ type PageData = (
 
 /// `&token=…` for the links and refresh of a page opened with `?token=`.
 fn suffix(q: &PageQuery) -> String {
-    q.token.as_deref().map(|t| format!("&token={}", crate::web::query_value(t))).unwrap_or_default()
+    q.token.as_deref().map(|t| format!("&token={}", crate::text::url_encode(t))).unwrap_or_default()
 }
 
 async fn page_input(s: &AppState) -> PageData {
@@ -678,11 +684,9 @@ async fn sms_inbound(
     headers: HeaderMap,
 ) -> Response {
     let config = s.config.borrow().clone();
-    let by_query = match (q.token.as_deref(), config.daemon.api_token.as_deref()) {
-        (Some(t), Some(expected)) => bool::from(t.as_bytes().ct_eq(expected.as_bytes())),
-        _ => false,
-    };
-    if !by_query && let Err(e) = authorized(&config, &headers) {
+    if !query_token_ok(&config, q.token.as_deref())
+        && let Err(e) = authorized(&config, &headers)
+    {
         return e.into_response();
     }
     let text = q.text.unwrap_or_default();

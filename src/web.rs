@@ -190,16 +190,6 @@ pub struct PageInput<'a> {
     pub consignments: &'a [crate::postal::Consignment],
 }
 
-/// Percent-encodes a query value.
-pub fn query_value(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn state_word<'a>(t: &TargetStatus, w: &'a W) -> (&'static str, &'a str) {
     match (t.state, t.degraded_since.is_some()) {
         ("down", _) => ("down", w.down),

@@ -42,7 +42,7 @@ impl AckKey {
     }
 
     pub fn sign(&self, id: i64, expires: i64) -> String {
-        hex(hmac::sign(&self.0, Self::message(id, expires).as_bytes()).as_ref())
+        crate::text::hex(hmac::sign(&self.0, Self::message(id, expires).as_bytes()).as_ref())
     }
 
     /// Checks a link's signature (constant time) and expiry.
@@ -50,7 +50,7 @@ impl AckKey {
         if now_secs > expires {
             return Err("this acknowledgement link has expired");
         }
-        let Some(raw) = unhex(sig) else { return Err("malformed signature") };
+        let Some(raw) = crate::text::unhex(sig) else { return Err("malformed signature") };
         hmac::verify(&self.0, Self::message(id, expires).as_bytes(), &raw).map_err(|_| "invalid signature")
     }
 
@@ -59,17 +59,6 @@ impl AckKey {
         let expires = now_secs + LINK_VALIDITY_SECS;
         format!("{public_url}/api/v1/incidents/{id}/ack?expires={expires}&sig={}", self.sign(id, expires))
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 128 {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

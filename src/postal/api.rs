@@ -178,16 +178,9 @@ pub fn signed(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().strip_prefix("sha256=").unwrap_or(v.trim()).to_ascii_lowercase());
     let Some(hex) = given else { return false };
-    let Some(tag) = unhex(&hex) else { return false };
+    let Some(tag) = crate::text::unhex(&hex) else { return false };
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     ring::hmac::verify(&key, body, &tag).is_ok()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 128 {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// Events pushed by an operator, signed with its `webhook_secret_env`.

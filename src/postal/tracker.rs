@@ -20,7 +20,7 @@ use super::{Consignment, SlaState, TrackEvent, Tracking, Warning};
 use crate::config::{Config, Language, PostalOperator, Severity};
 use crate::metrics::Metrics;
 use crate::notify::db::Outgoing;
-use crate::probe::postal::{ApiHealth, encode};
+use crate::probe::postal::ApiHealth;
 use crate::probe::{Failure, FailureKind};
 
 /// How often the CSV file's size and modification time are checked.
@@ -67,7 +67,7 @@ pub struct Tracker {
     health: Arc<ApiHealth>,
     metrics: Arc<Metrics>,
     wake_sender: Arc<tokio::sync::Notify>,
-    clients: Mutex<HashMap<String, (Duration, reqwest::Client)>>,
+    client: crate::probe::http::ApiClient,
     vantage: String,
 }
 
@@ -169,7 +169,7 @@ impl Tracker {
             health,
             metrics,
             wake_sender,
-            clients: Mutex::new(HashMap::new()),
+            client: crate::probe::http::ApiClient::default(),
             vantage,
         }))
     }
@@ -443,29 +443,10 @@ impl Tracker {
         }
     }
 
-    fn client(&self, op: &PostalOperator) -> Result<reqwest::Client, Failure> {
-        let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((t, c)) = map.get(&op.name)
-            && *t == op.timeout
-        {
-            return Ok(c.clone());
-        }
-        crate::tls::ensure_crypto_provider();
-        let c = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(op.timeout)
-            .user_agent(concat!("thongsuot/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .map_err(|e| Failure::new(FailureKind::Setup, crate::text::error_chain(&e)))?;
-        map.insert(op.name.clone(), (op.timeout, c.clone()));
-        Ok(c)
-    }
-
     /// One polling round: batches of `batch_size`, at most `concurrency` in flight, request
     /// starts spaced by the rate limit.
     async fn round(self: &Arc<Self>, op: &PostalOperator, due: Vec<String>) {
-        let client = match self.client(op) {
+        let client = match self.client.get("") {
             Ok(c) => c,
             Err(f) => {
                 tracing::error!(operator = %op.name, "cannot build the tracking client: {}", f.detail);
@@ -839,9 +820,9 @@ impl Tracker {
 
 /// One tracking request: the body of a 2xx answer (at most [`MAX_BODY`]), else a failure.
 async fn fetch(client: &reqwest::Client, op: &PostalOperator, chunk: &[String]) -> Result<Vec<u8>, Failure> {
-    let numbers: Vec<String> = chunk.iter().map(|t| encode(t)).collect();
+    let numbers: Vec<String> = chunk.iter().map(|t| crate::text::url_encode(t)).collect();
     let url = op.track_url.replace("{tracking}", &numbers.join(&op.batch_separator));
-    let mut req = client.request(op.method.clone(), url);
+    let mut req = client.request(op.method.clone(), url).timeout(op.timeout);
     for (k, v) in &op.headers {
         req = req.header(k, v);
     }

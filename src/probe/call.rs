@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use crate::text::nonce;
 
 use super::{Binding, Failure, FailureKind, Outcome, Phase, deadline, resolve_one};
 
@@ -34,12 +34,6 @@ pub struct CallStats {
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
 const MAX_MESSAGE: usize = 16 * 1024;
-
-fn token() -> String {
-    let mut b = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// A parsed SIP response (status line and the headers we need).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -215,20 +209,10 @@ async fn call(
     let addr = tokio::time::timeout_at(end, resolve_one(&spec.host, spec.port, binding))
         .await
         .map_err(|_| Failure::timeout(Phase::Resolve, timeout))??;
-    let local_bind = match binding.source {
-        Some(src) => SocketAddr::new(src, 0),
-        None if addr.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
-        None => SocketAddr::from(([0u16; 8], 0)),
-    };
-    let sock = UdpSocket::bind(local_bind).await.map_err(|e| Failure::io(&format!("bind {local_bind}"), &e))?;
-    if let Some(dev) = &binding.interface {
-        sock.bind_device(Some(dev.as_bytes())).map_err(|e| Failure::io(&format!("bind to device {dev}"), &e))?;
-    }
-    sock.connect(addr).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
-    let local = sock.local_addr().map_err(|e| Failure::io("local address", &e))?;
+    let (sock, local) = super::sip::udp_socket(addr, binding).await?;
     let d = Dialog {
-        call_id: format!("{}@thongsuot", token()),
-        from_tag: token(),
+        call_id: format!("{}@thongsuot", nonce()),
+        from_tag: nonce(),
         local,
         uri: spec.uri.clone(),
         user: "thongsuot".into(),
@@ -236,7 +220,7 @@ async fn call(
     let to = format!("<{}>", d.uri);
     let sdp = d.sdp();
     let mut cseq = 1;
-    let mut branch = token();
+    let mut branch = nonce();
     let mut auth = String::new();
     let mut invite = d.request(
         "INVITE",
@@ -312,13 +296,13 @@ async fn call(
                     &d.uri,
                     spec.username.as_deref().unwrap_or(""),
                     spec.password.as_ref().map_or("", super::Secret::expose),
-                    &token(),
+                    &nonce(),
                 )
                 .ok_or_else(|| Failure::new(FailureKind::Protocol, format!("unusable challenge: {challenge}")))?;
                 auth = format!("{}: {value}\r\n", if *proxy { "Proxy-Authorization" } else { "Authorization" });
                 authenticated = true;
                 cseq += 1;
-                branch = token();
+                branch = nonce();
                 invite = d.request(
                     "INVITE",
                     &d.uri,
@@ -346,7 +330,7 @@ async fn call(
     out.phases.set(Phase::Processing, t0.elapsed());
     // The dialog: ACK (new transaction, to the remote target), hold, BYE.
     let remote = answer.contact.clone().unwrap_or_else(|| d.uri.clone());
-    let ack = d.request("ACK", &remote, &token(), cseq, &answer.to, &auth, "");
+    let ack = d.request("ACK", &remote, &nonce(), cseq, &answer.to, &auth, "");
     // The call is set up: from here, network errors end the call but do not fail the probe.
     let _ = send(ack.clone()).await;
     let hold_end = tokio::time::Instant::now() + spec.hold;
@@ -359,7 +343,7 @@ async fn call(
         }
     }
     cseq += 1;
-    let bye_branch = token();
+    let bye_branch = nonce();
     let bye = d.request("BYE", &remote, &bye_branch, cseq, &answer.to, &auth, "");
     let _ = send(bye.clone()).await;
     let mut wait = T1;

@@ -119,6 +119,30 @@ fn build_client(key: &ClientKey) -> Result<reqwest::Client, Failure> {
     })
 }
 
+/// The client of API calls (tracking APIs, SMS gateways), built at first use and then shared:
+/// no proxy, up to 5 redirects, `User-Agent: thongsuot/<version>` and the caller's suffix. Timeouts
+/// are set per request.
+#[derive(Default)]
+pub struct ApiClient(std::sync::Mutex<Option<reqwest::Client>>);
+
+impl ApiClient {
+    pub fn get(&self, ua_suffix: &str) -> Result<reqwest::Client, Failure> {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = g.as_ref() {
+            return Ok(c.clone());
+        }
+        crate::tls::ensure_crypto_provider();
+        let c = reqwest::Client::builder()
+            .no_proxy()
+            .user_agent(format!("thongsuot/{}{ua_suffix}", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| Failure::new(FailureKind::Setup, crate::text::error_chain(&e)))?;
+        *g = Some(c.clone());
+        Ok(c)
+    }
+}
+
 pub async fn probe(spec: &HttpSpec, prepared: &PreparedHttp, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let mut out = Outcome::default();

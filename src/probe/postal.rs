@@ -32,7 +32,7 @@ struct Calls {
 #[derive(Default)]
 pub struct ApiHealth {
     calls: Mutex<HashMap<String, Calls>>,
-    client: Mutex<Option<reqwest::Client>>,
+    client: super::http::ApiClient,
 }
 
 impl ApiHealth {
@@ -61,36 +61,6 @@ impl ApiHealth {
         c.failed = 0;
         r
     }
-
-    fn client(&self) -> Result<reqwest::Client, Failure> {
-        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
-        }
-        crate::tls::ensure_crypto_provider();
-        let c = reqwest::Client::builder()
-            .no_proxy()
-            // Operators can tell these from the polling of consignments.
-            .user_agent(concat!("thongsuot/", env!("CARGO_PKG_VERSION"), " (health check)"))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .map_err(|e| Failure::new(FailureKind::Setup, crate::text::error_chain(&e)))?;
-        *guard = Some(c.clone());
-        Ok(c)
-    }
-}
-
-/// Percent-encodes a tracking number for a URL path or query.
-pub fn encode(tracking: &str) -> String {
-    let mut out = String::with_capacity(tracking.len());
-    for b in tracking.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 pub async fn probe(spec: &PostalApiSpec, health: &ApiHealth, timeout: Duration) -> Outcome {
@@ -122,8 +92,9 @@ async fn own_request(
     tracking: &str,
     timeout: Duration,
 ) -> Result<(), Failure> {
-    let client = health.client()?;
-    let url = spec.track_url.replace("{tracking}", &encode(tracking));
+    // Operators can tell these from the polling of consignments.
+    let client = health.client.get(" (health check)")?;
+    let url = spec.track_url.replace("{tracking}", &crate::text::url_encode(tracking));
     let mut req = client.request(spec.method.clone(), url).timeout(timeout);
     for (k, v) in &spec.headers {
         req = req.header(k, v);
@@ -142,8 +113,9 @@ mod tests {
 
     #[test]
     fn tracking_numbers_are_encoded() {
-        assert_eq!(encode("EMS0001VN"), "EMS0001VN");
-        assert_eq!(encode("a b/c?d"), "a%20b%2Fc%3Fd");
+        use crate::text::url_encode;
+        assert_eq!(url_encode("EMS0001VN"), "EMS0001VN");
+        assert_eq!(url_encode("a b/c?d"), "a%20b%2Fc%3Fd");
     }
 
     #[tokio::test]

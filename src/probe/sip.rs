@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
+use crate::text::nonce;
+
 use super::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline, resolve_one};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,12 +34,6 @@ const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
 /// A SIP response larger than this is not one we need.
 const MAX_RESPONSE: usize = 16 * 1024;
-
-fn token() -> String {
-    let mut b = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// The OPTIONS request, with the headers real servers (kamailio, Asterisk, SBCs) require.
 pub fn request(spec: &SipSpec, local: SocketAddr, call_id: &str, branch: &str, tag: &str) -> String {
@@ -70,19 +66,23 @@ pub fn request(spec: &SipSpec, local: SocketAddr, call_id: &str, branch: &str, t
 
 /// (code, reason) of a response for our Call-ID; None for anything else (pure, for tests).
 pub fn parse_response(buf: &[u8], call_id: &str) -> Option<(u16, String)> {
-    // Latin-1 bytes in a header must not hide the status line.
-    let text = String::from_utf8_lossy(buf);
-    let mut lines = text.split("\r\n");
-    let status = lines.next()?;
-    let rest = status.strip_prefix("SIP/2.0 ")?;
-    let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
-    let code: u16 = code.parse().ok().filter(|c| (100..700).contains(c))?;
-    let ours = lines.take_while(|l| !l.is_empty()).any(|l| {
-        let (name, value) = l.split_once(':').unwrap_or(("", ""));
-        let name = name.trim().to_ascii_lowercase();
-        (name == "call-id" || name == "i") && value.trim() == call_id
-    });
-    ours.then(|| (code, reason.trim().to_string()))
+    super::call::parse(buf, call_id).map(|r| (r.code, r.reason))
+}
+
+/// A UDP socket from `binding` connected to `addr`, and its local address (for Via and Contact).
+pub async fn udp_socket(addr: SocketAddr, binding: &Binding) -> Result<(UdpSocket, SocketAddr), Failure> {
+    let local = match binding.source {
+        Some(src) => SocketAddr::new(src, 0),
+        None if addr.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
+        None => SocketAddr::from(([0u16; 8], 0)),
+    };
+    let sock = UdpSocket::bind(local).await.map_err(|e| Failure::io(&format!("bind {local}"), &e))?;
+    if let Some(dev) = &binding.interface {
+        sock.bind_device(Some(dev.as_bytes())).map_err(|e| Failure::io(&format!("bind to device {dev}"), &e))?;
+    }
+    sock.connect(addr).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+    let local = sock.local_addr().map_err(|e| Failure::io("local address", &e))?;
+    Ok((sock, local))
 }
 
 pub async fn probe(spec: &SipSpec, binding: &Binding, timeout: Duration) -> Outcome {
@@ -101,21 +101,10 @@ fn verdict(spec: &SipSpec, code: u16, reason: &str) -> Result<(), Failure> {
 async fn exchange(spec: &SipSpec, binding: &Binding, out: &mut Outcome, start: Instant) -> Result<(), Failure> {
     let addr = resolve_one(&spec.host, spec.port, binding).await?;
     out.phases.set(Phase::Resolve, start.elapsed());
-    let (call_id, branch, tag) = (format!("{}@thongsuot", token()), token(), token());
+    let (call_id, branch, tag) = (format!("{}@thongsuot", nonce()), nonce(), nonce());
     match spec.transport {
         SipTransport::Udp => {
-            let local = match binding.source {
-                Some(src) => SocketAddr::new(src, 0),
-                None if addr.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
-                None => SocketAddr::from(([0u16; 8], 0)),
-            };
-            let sock = UdpSocket::bind(local).await.map_err(|e| Failure::io(&format!("bind {local}"), &e))?;
-            if let Some(dev) = &binding.interface {
-                sock.bind_device(Some(dev.as_bytes()))
-                    .map_err(|e| Failure::io(&format!("bind to device {dev}"), &e))?;
-            }
-            sock.connect(addr).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
-            let local = sock.local_addr().map_err(|e| Failure::io("local address", &e))?;
+            let (sock, local) = udp_socket(addr, binding).await?;
             let msg = request(spec, local, &call_id, &branch, &tag);
             let t = Instant::now();
             sock.send(msg.as_bytes()).await.map_err(|e| Failure::io("send OPTIONS", &e))?;

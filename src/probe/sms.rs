@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::text::{nonce, url_encode};
+
 use super::{Failure, FailureKind, Outcome, Phase};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +68,7 @@ struct Pending {
 pub struct SmsHub {
     pending: Mutex<HashMap<String, Pending>>,
     wake: tokio::sync::Notify,
-    client: Mutex<Option<reqwest::Client>>,
+    client: super::http::ApiClient,
 }
 
 impl SmsHub {
@@ -92,37 +94,6 @@ impl SmsHub {
         self.wake.notify_waiters();
         Some(id)
     }
-
-    fn client(&self) -> Result<reqwest::Client, Failure> {
-        let mut g = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = g.as_ref() {
-            return Ok(c.clone());
-        }
-        crate::tls::ensure_crypto_provider();
-        let c = reqwest::Client::builder()
-            .no_proxy()
-            .user_agent(concat!("thongsuot/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Failure::new(FailureKind::Setup, crate::text::error_chain(&e)))?;
-        *g = Some(c.clone());
-        Ok(c)
-    }
-}
-
-fn token() -> String {
-    let mut b = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Percent-encodes a query value.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Kannel's words for its delivery report statuses.
@@ -167,34 +138,34 @@ pub async fn probe(spec: &SmsSpec, hub: &SmsHub, timeout: Duration) -> Outcome {
 }
 
 async fn send_and_confirm(spec: &SmsSpec, hub: &SmsHub, stats: &mut SmsStats) -> Result<(), Failure> {
-    let id = token();
+    let id = nonce();
     hub.lock().insert(id.clone(), Pending::default());
     let _forget = Forget(hub, id.clone());
     let text = format!("thongsuot test {id}");
     let dlr_url =
         spec.public_url.as_deref().map(|u| format!("{}/api/v1/sms/dlr/{id}?status=%d", u.trim_end_matches('/')));
-    let client = hub.client()?;
+    let client = hub.client.get("")?;
     let req = match spec.gateway {
         Gateway::Kannel => {
             let mut url = format!(
                 "{}{}username={}&password={}&from={}&to={}&text={}",
                 spec.url,
                 if spec.url.contains('?') { '&' } else { '?' },
-                enc(spec.username.as_deref().unwrap_or("")),
-                enc(spec.password.as_ref().map_or("", super::Secret::expose)),
-                enc(&spec.from),
-                enc(&spec.to),
-                enc(&text)
+                url_encode(spec.username.as_deref().unwrap_or("")),
+                url_encode(spec.password.as_ref().map_or("", super::Secret::expose)),
+                url_encode(&spec.from),
+                url_encode(&spec.to),
+                url_encode(&text)
             );
             if let Some(d) = &dlr_url {
                 // 1 delivered, 2 failed, 4 queued, 8 at the SMSC, 16 rejected by the SMSC.
-                url.push_str(&format!("&dlr-mask=31&dlr-url={}", enc(d)));
+                url.push_str(&format!("&dlr-mask=31&dlr-url={}", url_encode(d)));
             }
             client.get(url)
         }
         Gateway::Http => {
             let fill = |t: &str, encode: bool| {
-                let v = |s: &str| if encode { enc(s) } else { s.to_string() };
+                let v = |s: &str| if encode { url_encode(s) } else { s.to_string() };
                 t.replace("{to}", &v(&spec.to))
                     .replace("{from}", &v(&spec.from))
                     .replace("{text}", &v(&text))
@@ -214,7 +185,7 @@ async fn send_and_confirm(spec: &SmsSpec, hub: &SmsHub, stats: &mut SmsStats) ->
     // The password travels in Kannel's URL: never in a failure reason.
     let redact = |mut f: Failure| {
         if let Some(p) = spec.password.as_ref().map(super::Secret::expose).filter(|p| !p.is_empty()) {
-            f.detail = f.detail.replace(&enc(p), "***").replace(p, "***");
+            f.detail = f.detail.replace(&url_encode(p), "***").replace(p, "***");
         }
         f
     };
@@ -287,6 +258,6 @@ mod tests {
         assert!(!hub.dlr("zzz", 1));
         assert_eq!(hub.inbound("thongsuot test abc123").as_deref(), Some("abc123"));
         assert_eq!(hub.inbound("hello"), None);
-        assert_eq!(enc("a b&c"), "a%20b%26c");
+        assert_eq!(url_encode("a b&c"), "a%20b%26c");
     }
 }

@@ -15,13 +15,9 @@ use serde_json::{Value, json};
 /// The `prev` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// SHA-256 of the body of a record (e-mail texts), hex.
 pub fn digest(text: &str) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
+    crate::text::hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
 }
 
 fn entry_hash(prev: &str, seq: i64, at_ms: i64, kind: &str, ref_id: Option<i64>, payload: &str) -> String {
