@@ -1,16 +1,21 @@
-//! The scheduler: one task per target, started at a stable phase within its interval (from a
-//! hash of its name, so targets do not fire together and keep their cadence across restarts
-//! and reloads), bounded by a semaphore, never bursting after a stall.
+//! The scheduler: one engine loop over a queue of targets ordered by their next slot, with a
+//! single timer for the head of the queue. Each target's slot is a stable phase within its
+//! interval (from a hash of its name, so targets do not fire together and keep their cadence
+//! across restarts and reloads). A due target is handed to a short-lived probe task, bounded by
+//! a semaphore, which records the result and hands the target back; after a stall missed slots
+//! are skipped (counted), never burst.
 //!
-//! Each task owns its target's state machine and metric handles: the probe path takes no
-//! shared lock but the semaphore and its own board entry. Transitions go out as [`Event`]s.
+//! An idle target costs one boxed [`Slot`] and a queue entry: no task, no timer of its own. The
+//! probe path takes no shared lock but the semaphore and the target's own board entry.
+//! Transitions go out as [`Event`]s.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -101,18 +106,67 @@ pub struct Carried {
     restored_flaps: u64,
 }
 
-struct Running {
-    /// Shared with the target's task: one copy besides the config's.
+/// One target between probes: held by the engine while it waits for its slot, by a probe task
+/// while it is probed. Nothing of a target lives anywhere else (no task, no timer of its own).
+struct Slot {
+    id: u64,
     target: Arc<Target>,
-    cancel: CancellationToken,
-    handle: JoinHandle<Carried>,
+    carried: Carried,
+    tm: TargetMetrics,
+    prepared: Vec<Result<probe::Prepared, Failure>>,
+    ident: u16,
+    interval: Duration,
+    /// The wall-clock slot (ms since the epoch) of its next probe.
+    due: u64,
 }
 
-/// Owns the per-target tasks and applies config changes to them.
+/// The paths a target is probed through: its one binding, or one per uplink.
+fn paths(target: &Target) -> &[probe::Binding] {
+    if target.uplinks.is_empty() { std::slice::from_ref(&target.binding) } else { &target.uplinks }
+}
+
+/// Wall-clock slots mapped onto tokio's clock, which may be paused in tests.
+#[derive(Clone, Copy)]
+struct Clock {
+    wall: u64,
+    instant: tokio::time::Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock { wall: unix_ms(SystemTime::now()), instant: tokio::time::Instant::now() }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.wall + self.instant.elapsed().as_millis() as u64
+    }
+
+    fn instant(&self, ms: u64) -> tokio::time::Instant {
+        self.instant + Duration::from_millis(ms.saturating_sub(self.wall))
+    }
+}
+
+enum Command {
+    Start(Box<Slot>),
+    /// Hands the slot back once no probe of it is running.
+    Stop(u64, oneshot::Sender<Box<Slot>>),
+}
+
+struct Running {
+    /// Shared with the target's slot: one copy besides the config's.
+    target: Arc<Target>,
+    id: u64,
+}
+
+/// Applies config changes to the engine, which owns every target's slot.
 pub struct Scheduler {
     shared: Arc<Shared>,
     running: HashMap<String, Running>,
+    commands: mpsc::UnboundedSender<Command>,
+    engine: Option<JoinHandle<()>>,
     root: CancellationToken,
+    clock: Clock,
+    next_id: u64,
     next_ident: u16,
 }
 
@@ -126,11 +180,31 @@ pub struct Applied {
 }
 
 impl Scheduler {
+    /// Starts the engine (must run inside a tokio runtime).
     pub fn new(shared: Arc<Shared>, root: CancellationToken) -> Scheduler {
-        Scheduler { shared, running: HashMap::new(), root, next_ident: std::process::id() as u16 }
+        let clock = Clock::new();
+        let (commands, rx) = mpsc::unbounded_channel();
+        let engine = tokio::spawn(Engine::new(shared.clone(), clock).run(rx, root.clone()));
+        Scheduler {
+            shared,
+            running: HashMap::new(),
+            commands,
+            engine: Some(engine),
+            root,
+            clock,
+            next_id: 0,
+            next_ident: std::process::id() as u16,
+        }
     }
 
-    /// Brings the running tasks in line with `config`: unchanged targets keep running
+    /// Takes a target's slot back from the engine, waiting for a probe in flight.
+    async fn stop(&self, id: u64) -> Option<Box<Slot>> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Stop(id, tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Brings the targets in line with `config`: unchanged targets keep their cadence
     /// untouched; changed ones restart with their state; removed ones stop.
     pub async fn apply(&mut self, config: &Config) -> Applied {
         let mut applied = Applied::default();
@@ -139,12 +213,9 @@ impl Scheduler {
         let gone: Vec<String> = self.running.keys().filter(|n| !wanted.contains_key(n.as_str())).cloned().collect();
         for name in gone {
             if let Some(r) = self.running.remove(&name) {
-                r.cancel.cancel();
-                if let Ok(carried) = r.handle.await {
-                    close_open(&self.shared, &r.target, &carried).await;
-                    if let Some(tm) = &carried.metrics {
-                        self.shared.metrics.remove_target(tm);
-                    }
+                if let Some(slot) = self.stop(r.id).await {
+                    close_open(&self.shared, &slot.target, &slot.carried).await;
+                    self.shared.metrics.remove_target(&slot.tm);
                 }
                 self.shared.board.remove(&name);
                 applied.removed.push(name);
@@ -160,13 +231,13 @@ impl Scheduler {
                     continue;
                 }
                 Some(_) => {
-                    let r = self.running.remove(&t.name).map(|r| {
-                        r.cancel.cancel();
-                        r.handle
-                    });
                     applied.changed.push(t.name.clone());
-                    match r {
-                        Some(h) => h.await.ok(),
+                    match self.running.remove(&t.name) {
+                        Some(r) => self.stop(r.id).await.map(|s| {
+                            let Slot { mut carried, tm, .. } = *s;
+                            carried.metrics = Some(tm);
+                            carried
+                        }),
                         None => None,
                     }
                 }
@@ -175,7 +246,7 @@ impl Scheduler {
                     None
                 }
             };
-            self.spawn(t.clone(), carried);
+            self.start(t.clone(), carried);
         }
         for kind in ["icmp", "tcp", "http", "dns", "tls", "sip", "heartbeat", "postal", "call", "sms"] {
             self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
@@ -183,11 +254,10 @@ impl Scheduler {
         applied
     }
 
-    fn spawn(&mut self, target: Target, carried: Option<Carried>) {
+    fn start(&mut self, target: Target, carried: Option<Carried>) {
         let target = Arc::new(target);
         self.next_ident = self.next_ident.wrapping_add(1);
         let ident = self.next_ident;
-        let cancel = self.root.child_token();
         let shared = self.shared.clone();
         let name = target.name.clone();
         let carried = match carried {
@@ -284,18 +354,44 @@ impl Scheduler {
                 }
             }
         };
-        let handle = tokio::spawn(run_target(target.clone(), shared, carried, ident, cancel.clone()));
-        self.running.insert(name, Running { target, cancel, handle });
+        let kind = target.spec.kind();
+        let mut carried = carried;
+        // Keep the series of a restarted target when its labels did not change.
+        let tm = match carried.metrics.take() {
+            Some(tm) if tm.has_labels(&target.name, &target.group, kind, &shared.vantage) => tm,
+            Some(old) => {
+                shared.metrics.remove_target(&old);
+                shared.metrics.target(&target.name, &target.group, kind, &shared.vantage)
+            }
+            None => shared.metrics.target(&target.name, &target.group, kind, &shared.vantage),
+        };
+        if !carried.restored_downtime.is_zero() || carried.restored_flaps > 0 {
+            shared.metrics.restore_counters(&tm, carried.restored_downtime, carried.restored_flaps);
+            carried.restored_downtime = Duration::ZERO;
+            carried.restored_flaps = 0;
+        }
+        let prepared = paths(&target).iter().map(|b| probe::prepare(&target.spec, b, &shared.probers)).collect();
+        let interval = shared.config.borrow().interval_for(&target, Utc::now());
+        let iv = interval.as_millis() as u64;
+        let due = next_slot(self.clock.now_ms(), iv, phase_ms(&target.name, iv));
+        self.next_id += 1;
+        let id = self.next_id;
+        let slot = Slot { id, target: target.clone(), carried, tm, prepared, ident, interval, due };
+        if self.commands.send(Command::Start(Box::new(slot))).is_err() {
+            tracing::error!(target = %name, "the scheduler has stopped: target not started");
+        }
+        self.running.insert(name, Running { target, id });
     }
 
-    /// Stops every task, waiting at most `grace` for probes in flight.
+    /// Stops starting probes and waits at most `grace` for those in flight.
     pub async fn shutdown(&mut self, grace: Duration) {
         self.root.cancel();
-        let handles: Vec<_> = self.running.drain().map(|(_, r)| r.handle).collect();
-        let all = futures_util::future::join_all(handles);
-        if tokio::time::timeout(grace, all).await.is_err() {
+        if let Some(engine) = self.engine.take()
+            && tokio::time::timeout(grace, engine).await.is_err()
+        {
             tracing::warn!("some probes were still running after the {grace:?} grace period");
         }
+        self.running.clear();
     }
 
     pub fn len(&self) -> usize {
@@ -304,6 +400,131 @@ impl Scheduler {
 
     pub fn is_empty(&self) -> bool {
         self.running.is_empty()
+    }
+}
+
+/// The one loop that starts every probe: a queue of slots ordered by due time and one timer for
+/// its head. A due slot is handed to a short-lived probe task, which hands it back when done.
+struct Engine {
+    shared: Arc<Shared>,
+    clock: Clock,
+    /// Every target by id; `None` while a probe task has it.
+    slots: HashMap<u64, Option<Box<Slot>>>,
+    /// `(due, id)`, earliest first; entries of stopped slots are skipped when they come up.
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    /// Stops asked while the target was being probed, answered when its probe ends.
+    stopping: HashMap<u64, oneshot::Sender<Box<Slot>>>,
+    in_flight: usize,
+    done_tx: mpsc::UnboundedSender<Box<Slot>>,
+    done_rx: mpsc::UnboundedReceiver<Box<Slot>>,
+}
+
+impl Engine {
+    fn new(shared: Arc<Shared>, clock: Clock) -> Engine {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Engine {
+            shared,
+            clock,
+            slots: HashMap::new(),
+            queue: BinaryHeap::new(),
+            stopping: HashMap::new(),
+            in_flight: 0,
+            done_tx,
+            done_rx,
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, cancel: CancellationToken) {
+        let sleep = tokio::time::sleep_until(self.clock.instant(0));
+        tokio::pin!(sleep);
+        let mut armed = None;
+        loop {
+            let head = self.queue.peek().map(|Reverse((due, _))| *due);
+            if head != armed {
+                if let Some(due) = head {
+                    sleep.as_mut().reset(self.clock.instant(due));
+                }
+                armed = head;
+            }
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                Some(slot) = self.done_rx.recv() => self.finished(slot),
+                Some(command) = commands.recv() => self.command(command),
+                _ = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    if !self.start_due(&cancel).await {
+                        break;
+                    }
+                }
+            }
+        }
+        // Probes in flight end on their own timeouts; the caller bounds the wait.
+        while self.in_flight > 0 && self.done_rx.recv().await.is_some() {
+            self.in_flight -= 1;
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Start(slot) => {
+                self.queue.push(Reverse((slot.due, slot.id)));
+                self.slots.insert(slot.id, Some(slot));
+            }
+            Command::Stop(id, reply) => match self.slots.get(&id) {
+                Some(Some(_)) => {
+                    if let Some(Some(slot)) = self.slots.remove(&id) {
+                        let _ = reply.send(slot);
+                    }
+                }
+                Some(None) => {
+                    self.stopping.insert(id, reply);
+                }
+                None => {}
+            },
+        }
+    }
+
+    fn finished(&mut self, slot: Box<Slot>) {
+        self.in_flight -= 1;
+        if let Some(reply) = self.stopping.remove(&slot.id) {
+            self.slots.remove(&slot.id);
+            let _ = reply.send(slot);
+            return;
+        }
+        self.queue.push(Reverse((slot.due, slot.id)));
+        if let Some(entry) = self.slots.get_mut(&slot.id) {
+            *entry = Some(slot);
+        }
+    }
+
+    /// Starts every slot that is due, in due order; waits for a permit when `max_in_flight`
+    /// probes are running (later slots then start late: counted, never failures).
+    async fn start_due(&mut self, cancel: &CancellationToken) -> bool {
+        let now = self.clock.now_ms();
+        while let Some(&Reverse((due, id))) = self.queue.peek() {
+            if due > now {
+                break;
+            }
+            self.queue.pop();
+            if !matches!(self.slots.get(&id), Some(Some(s)) if s.due == due) {
+                continue;
+            }
+            let permit = match self.shared.semaphore.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => tokio::select! {
+                    _ = cancel.cancelled() => return false,
+                    p = self.shared.semaphore.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return false,
+                    },
+                },
+            };
+            let Some(slot) = self.slots.get_mut(&id).and_then(Option::take) else { continue };
+            self.in_flight += 1;
+            tokio::spawn(probe_slot(slot, self.shared.clone(), self.clock, permit, self.done_tx.clone()));
+        }
+        true
     }
 }
 
@@ -347,122 +568,81 @@ fn next_slot(after_ms: u64, interval_ms: u64, offset_ms: u64) -> u64 {
     offset_ms + (base / i + 1) * i
 }
 
-async fn run_target(
-    target: Arc<Target>,
+/// Probes one target once, records the result and hands the slot back with its next due time.
+async fn probe_slot(
+    mut slot: Box<Slot>,
     shared: Arc<Shared>,
-    mut carried: Carried,
-    ident: u16,
-    cancel: CancellationToken,
-) -> Carried {
-    let kind = target.spec.kind();
-    // Keep the series of a restarted target when its labels did not change.
-    let mut tm = match carried.metrics.take() {
-        Some(tm) if tm.has_labels(&target.name, &target.group, kind, &shared.vantage) => tm,
-        Some(old) => {
-            shared.metrics.remove_target(&old);
-            shared.metrics.target(&target.name, &target.group, kind, &shared.vantage)
-        }
-        None => shared.metrics.target(&target.name, &target.group, kind, &shared.vantage),
-    };
-    if !carried.restored_downtime.is_zero() || carried.restored_flaps > 0 {
-        shared.metrics.restore_counters(&tm, carried.restored_downtime, carried.restored_flaps);
-        carried.restored_downtime = Duration::ZERO;
-        carried.restored_flaps = 0;
+    clock: Clock,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    done: mpsc::UnboundedSender<Box<Slot>>,
+) {
+    let Slot { target, carried, tm, prepared, ident, interval, due, .. } = &mut *slot;
+    let ident = *ident;
+    let started_ms = clock.now_ms();
+    let lag = Duration::from_millis(started_ms.saturating_sub(*due));
+    shared.metrics.scheduler_lag.observe(lag.as_secs_f64());
+    if lag > Duration::from_secs(1) {
+        shared.metrics.probes_late.inc();
     }
-    // One path, or one per uplink (each needs its own client when the binding matters).
-    let paths: Vec<probe::Binding> =
-        if target.uplinks.is_empty() { vec![target.binding.clone()] } else { target.uplinks.clone() };
-    let mut prepared: Vec<Result<probe::Prepared, Failure>> =
-        paths.iter().map(|b| probe::prepare(&target.spec, b, &shared.probers)).collect();
-    // Wall-clock slots mapped onto tokio's clock, which may be paused in tests.
-    let base_wall = unix_ms(SystemTime::now());
-    let base_instant = tokio::time::Instant::now();
-    let to_instant = |ms: u64| base_instant + Duration::from_millis(ms.saturating_sub(base_wall));
-    let now_ms = || base_wall + base_instant.elapsed().as_millis() as u64;
+    let at = Utc::now();
 
-    let mut interval = shared.config.borrow().interval_for(&target, Utc::now());
-    let mut due = next_slot(now_ms(), interval.as_millis() as u64, phase_ms(&target.name, interval.as_millis() as u64));
-
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep_until(to_instant(due)) => {}
+    shared.metrics.probes_in_flight.inc();
+    let paths = paths(target);
+    // A setup that failed (an unreadable ca_file, say) is tried again at every slot.
+    for (b, p) in paths.iter().zip(prepared.iter_mut()) {
+        if p.is_err() {
+            *p = probe::prepare(&target.spec, b, &shared.probers);
         }
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => break,
-            p = shared.semaphore.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let started_ms = now_ms();
-        let lag = Duration::from_millis(started_ms.saturating_sub(due));
-        shared.metrics.scheduler_lag.observe(lag.as_secs_f64());
-        if lag > Duration::from_secs(1) {
-            shared.metrics.probes_late.inc();
-        }
-        let at = Utc::now();
-
-        shared.metrics.probes_in_flight.inc();
-        // A setup that failed (an unreadable ca_file, say) is tried again at every slot.
-        for (b, p) in paths.iter().zip(prepared.iter_mut()) {
-            if p.is_err() {
-                *p = probe::prepare(&target.spec, b, &shared.probers);
-            }
-        }
-        let runs = paths.iter().zip(&prepared).map(|(binding, prepared)| {
-            let (target, shared) = (&target, &shared);
-            async move {
-                match prepared {
-                    Ok(p) => {
-                        // Boxed: the task of every target would otherwise be as large as the
-                        // largest probe future (HTTP), idle most of the time.
-                        let fut =
-                            Box::pin(probe::run(&target.spec, p, binding, &shared.probers, ident, target.timeout));
-                        // Safety net: a probe that overruns its own timeout is cut here.
-                        match tokio::time::timeout(target.timeout + Duration::from_secs(1), fut).await {
-                            Ok(o) => o,
-                            Err(_) => Outcome {
-                                failure: Some(Failure::timeout(probe::Phase::Processing, target.timeout)),
-                                elapsed: target.timeout,
-                                ..Outcome::default()
-                            },
-                        }
+    }
+    let runs = paths.iter().zip(prepared.iter()).map(|(binding, prepared)| {
+        let (target, shared) = (&target, &shared);
+        async move {
+            match prepared {
+                Ok(p) => {
+                    let fut = probe::run(&target.spec, p, binding, &shared.probers, ident, target.timeout);
+                    // Safety net: a probe that overruns its own timeout is cut here.
+                    match tokio::time::timeout(target.timeout + Duration::from_secs(1), fut).await {
+                        Ok(o) => o,
+                        Err(_) => Outcome {
+                            failure: Some(Failure::timeout(probe::Phase::Processing, target.timeout)),
+                            elapsed: target.timeout,
+                            ..Outcome::default()
+                        },
                     }
-                    Err(f) => Outcome { failure: Some(f.clone()), ..Outcome::default() },
                 }
+                Err(f) => Outcome { failure: Some(f.clone()), ..Outcome::default() },
             }
-        });
-        let mut outcomes = futures_util::future::join_all(runs).await;
-        let outcome = if outcomes.len() == 1 {
-            outcomes.pop().unwrap_or_default()
-        } else {
-            for (b, o) in paths.iter().zip(&outcomes) {
-                let source = b.source.map(|s| s.to_string()).unwrap_or_default();
-                shared.metrics.observe_uplink(&mut tm, &source, o.ok());
-            }
-            quorum_outcome(&paths, outcomes, target.quorum)
-        };
-        shared.metrics.probes_in_flight.dec();
-        drop(permit);
-
-        // Boxed: its state (events, store ops) would otherwise sit in every idle target's task.
-        Box::pin(record(&target, &shared, &mut carried, &mut tm, &outcome, at, interval)).await;
-
-        // Next slot; after a stall, skip the missed ones (counted) rather than burst.
-        interval = shared.config.borrow().interval_for(&target, Utc::now());
-        let iv = interval.as_millis() as u64;
-        let offset = phase_ms(&target.name, iv);
-        let next = next_slot(due, iv, offset);
-        let now = now_ms();
-        if next < now {
-            let fresh = next_slot(now, iv, offset);
-            let missed = (fresh - next) / iv.max(1);
-            shared.metrics.probes_skipped.inc_by(missed);
-            due = fresh;
-        } else {
-            due = next;
         }
-    }
-    carried.metrics = Some(tm);
-    carried
+    });
+    let mut outcomes = futures_util::future::join_all(runs).await;
+    let outcome = if outcomes.len() == 1 {
+        outcomes.pop().unwrap_or_default()
+    } else {
+        for (b, o) in paths.iter().zip(&outcomes) {
+            let source = b.source.map(|s| s.to_string()).unwrap_or_default();
+            shared.metrics.observe_uplink(tm, &source, o.ok());
+        }
+        quorum_outcome(paths, outcomes, target.quorum)
+    };
+    shared.metrics.probes_in_flight.dec();
+    drop(permit);
+
+    record(target, &shared, carried, tm, &outcome, at, *interval).await;
+
+    // Next slot; after a stall, skip the missed ones (counted) rather than burst.
+    *interval = shared.config.borrow().interval_for(target, Utc::now());
+    let iv = interval.as_millis() as u64;
+    let offset = phase_ms(&target.name, iv);
+    let next = next_slot(*due, iv, offset);
+    let now = clock.now_ms();
+    *due = if next < now {
+        let fresh = next_slot(now, iv, offset);
+        shared.metrics.probes_skipped.inc_by((fresh - next) / iv.max(1));
+        fresh
+    } else {
+        next
+    };
+    let _ = done.send(slot);
 }
 
 /// Combines the outcomes of several uplinks: the target fails only when at least `quorum` of
