@@ -3,7 +3,8 @@
 
   python3 bench/bench.py kinds  [--rate 2000] [--seconds 20]   CPU per probe by kind, vs blackbox_exporter
   python3 bench/bench.py scale  [--targets 100000] [--interval 60] [--seconds 60]
-  python3 bench/bench.py all                                      both, JSON to bench/results/latest.json
+  python3 bench/bench.py latency [--skip-defaults]                 outage -> e-mail, ours vs blackbox+Prometheus+Alertmanager
+  python3 bench/bench.py all                                      all three, JSON to bench/results/latest.json
 
 Needs: a release build (cargo build --release), nginx, dnsmasq, wrk and
 prometheus-blackbox-exporter (Debian packages); run as root for ICMP.
@@ -345,7 +346,7 @@ def scale(targets, interval, seconds, peers, tmp):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["kinds", "scale", "all"])
+    ap.add_argument("what", choices=["kinds", "scale", "latency", "all"])
     ap.add_argument("--rate", type=int, default=2000)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--targets", type=int, default=100000)
@@ -353,6 +354,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "latest.json"))
     ap.add_argument("--only", default="tcp,http,icmp,dns", help="kinds to run, comma-separated")
     ap.add_argument("--no-blackbox", action="store_true", help="skip the blackbox_exporter comparison")
+    ap.add_argument("--skip-defaults", action="store_true",
+                    help="latency: skip the Prometheus stack with its defaults (minutes long)")
     a = ap.parse_args()
     if not os.path.exists(BIN):
         raise SystemExit("build first: cargo build --release")
@@ -364,6 +367,10 @@ def main():
             result["kinds"] = kinds_table(a.rate, a.seconds, peers, tmp, a.only.split(","), not a.no_blackbox)
         if a.what in ("scale", "all"):
             result["scale"] = scale(a.targets, a.interval, a.seconds, peers, tmp)
+        if a.what in ("latency", "all"):
+            # Its own peers (a listener, SMTP servers, the Prometheus stack); see bench/latency.py.
+            import latency
+            result["latency"] = latency.run(skip_defaults=a.skip_defaults, bin=BIN)
     finally:
         peers.stop()
     os.makedirs(os.path.dirname(a.out), exist_ok=True)

@@ -150,6 +150,8 @@ enum Command {
     Start(Box<Slot>),
     /// Hands the slot back once no probe of it is running.
     Stop(u64, oneshot::Sender<Box<Slot>>),
+    /// An equal target from a new config, to hold instead of the old one.
+    Adopt(u64, Arc<Target>),
 }
 
 struct Running {
@@ -208,7 +210,7 @@ impl Scheduler {
     /// untouched; changed ones restart with their state; removed ones stop.
     pub async fn apply(&mut self, config: &Config) -> Applied {
         let mut applied = Applied::default();
-        let wanted: HashMap<&str, &Target> = config.active_targets().map(|t| (t.name.as_str(), t)).collect();
+        let wanted: HashMap<&str, &Arc<Target>> = config.active_targets().map(|t| (t.name.as_str(), t)).collect();
 
         let gone: Vec<String> = self.running.keys().filter(|n| !wanted.contains_key(n.as_str())).cloned().collect();
         for name in gone {
@@ -226,8 +228,16 @@ impl Scheduler {
         for t in config.active_targets() {
             *counts.entry(t.spec.kind()).or_default() += 1;
             let carried = match self.running.get(&t.name) {
-                Some(r) if *r.target == *t => {
+                Some(r) if *r.target == **t => {
                     applied.unchanged += 1;
+                    // The new config's copy replaces the old one, which then goes with the old
+                    // config: one copy of each target, reload after reload.
+                    if !Arc::ptr_eq(&r.target, t) {
+                        let _ = self.commands.send(Command::Adopt(r.id, t.clone()));
+                        if let Some(r) = self.running.get_mut(&t.name) {
+                            r.target = t.clone();
+                        }
+                    }
                     continue;
                 }
                 Some(_) => {
@@ -254,8 +264,7 @@ impl Scheduler {
         applied
     }
 
-    fn start(&mut self, target: Target, carried: Option<Carried>) {
-        let target = Arc::new(target);
+    fn start(&mut self, target: Arc<Target>, carried: Option<Carried>) {
         self.next_ident = self.next_ident.wrapping_add(1);
         let ident = self.next_ident;
         let shared = self.shared.clone();
@@ -414,6 +423,8 @@ struct Engine {
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     /// Stops asked while the target was being probed, answered when its probe ends.
     stopping: HashMap<u64, oneshot::Sender<Box<Slot>>>,
+    /// New copies of targets being probed, taken when their probe ends.
+    adopting: HashMap<u64, Arc<Target>>,
     in_flight: usize,
     done_tx: mpsc::UnboundedSender<Box<Slot>>,
     done_rx: mpsc::UnboundedReceiver<Box<Slot>>,
@@ -428,6 +439,7 @@ impl Engine {
             slots: HashMap::new(),
             queue: BinaryHeap::new(),
             stopping: HashMap::new(),
+            adopting: HashMap::new(),
             in_flight: 0,
             done_tx,
             done_rx,
@@ -482,11 +494,21 @@ impl Engine {
                 }
                 None => {}
             },
+            Command::Adopt(id, target) => match self.slots.get_mut(&id) {
+                Some(Some(slot)) => slot.target = target,
+                Some(None) => {
+                    self.adopting.insert(id, target);
+                }
+                None => {}
+            },
         }
     }
 
-    fn finished(&mut self, slot: Box<Slot>) {
+    fn finished(&mut self, mut slot: Box<Slot>) {
         self.in_flight -= 1;
+        if let Some(target) = self.adopting.remove(&slot.id) {
+            slot.target = target;
+        }
         if let Some(reply) = self.stopping.remove(&slot.id) {
             self.slots.remove(&slot.id);
             let _ = reply.send(slot);

@@ -149,14 +149,28 @@ async fn refuse_large_bodies(req: axum::extract::Request, next: axum::middleware
     next.run(req).await
 }
 
+/// How long a scrape may keep the renderer waiting for it to read the next chunk.
+const SCRAPE_STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn metrics(State(s): State<AppState>) -> Response {
-    // Rendering a large fleet takes CPU time: off the runtime, so probes keep their cadence.
+    // Rendering a large fleet takes CPU time: off the runtime, so probes keep their cadence. The
+    // text goes out in chunks as it is written, so a large scrape is never held whole.
     let m = s.metrics.clone();
-    let body = match tokio::task::spawn_blocking(move || m.render()).await {
-        Ok(b) => b,
-        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "metrics rendering failed\n").into_response(),
-    };
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    let (tx, rx) = mpsc::channel::<String>(2);
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut out = crate::metrics::Out::chunked(move |chunk| {
+            // A reader that went away or stalled ends the rendering.
+            matches!(handle.block_on(tokio::time::timeout(SCRAPE_STALL, tx.send(chunk))), Ok(Ok(())))
+        });
+        m.render_into(&mut out);
+        out.finish();
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], axum::body::Body::from_stream(chunks))
+        .into_response()
 }
 
 /// How long a pending e-mail may wait before `/readyz` calls the outbox stuck.

@@ -11,6 +11,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, Utc};
@@ -100,7 +101,8 @@ pub struct Config {
     pub periods: Vec<Period>,
     pub maintenance: Vec<Maintenance>,
     pub groups: Vec<Group>,
-    pub targets: Vec<Target>,
+    /// Shared with the scheduler: one copy of each target in the daemon.
+    pub targets: Vec<Arc<Target>>,
     pub smtp: Option<Smtp>,
     pub contacts: Vec<Contact>,
     pub postal: Option<Postal>,
@@ -412,7 +414,7 @@ impl Config {
     }
 
     /// Targets this daemon probes: all of them, or its shard's.
-    pub fn active_targets(&self) -> impl Iterator<Item = &Target> {
+    pub fn active_targets(&self) -> impl Iterator<Item = &Arc<Target>> {
         let shard = self.daemon.shard;
         self.targets.iter().filter(move |t| match shard {
             None => true,
@@ -759,7 +761,7 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
                     ),
                 );
             }
-            targets.push(target);
+            targets.push(Arc::new(target));
         }
     }
 
@@ -863,7 +865,7 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
                     ),
                 );
             }
-            targets.push(Target {
+            targets.push(Arc::new(Target {
                 name: o.api_target.clone(),
                 group: o.group.clone(),
                 description: Some(format!("tracking API of {}", o.name)),
@@ -882,7 +884,7 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
                 binding: Binding::default(),
                 uplinks: Vec::new(),
                 quorum: 1,
-            });
+            }));
         }
         postal
     });
@@ -1507,7 +1509,7 @@ fn http_spec(
         Some(b) => *b.get_ref() as usize,
         None => builtin::MAX_BODY_BYTES,
     };
-    Some(ProbeSpec::Http(HttpSpec {
+    Some(ProbeSpec::Http(Box::new(HttpSpec {
         url,
         method,
         headers,
@@ -1522,7 +1524,7 @@ fn http_spec(
         ca_file,
         follow_redirects: t.follow_redirects.as_ref().is_none_or(|b| *b.get_ref()),
         max_body_bytes,
-    }))
+    })))
 }
 
 fn sip_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
@@ -1633,7 +1635,7 @@ fn sms_spec(
             }
         }
     }
-    Some(ProbeSpec::Sms(crate::probe::sms::SmsSpec {
+    Some(ProbeSpec::Sms(Box::new(crate::probe::sms::SmsSpec {
         gateway,
         url: url.get_ref().clone(),
         method,
@@ -1646,7 +1648,7 @@ fn sms_spec(
         deadline,
         confirm_by,
         public_url: public_url.map(str::to_string),
-    }))
+    })))
 }
 
 fn call_spec(
@@ -1808,7 +1810,7 @@ fn dns_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
             rc
         }
     };
-    Some(ProbeSpec::Dns(DnsSpec {
+    Some(ProbeSpec::Dns(Box::new(DnsSpec {
         server: server?,
         query: query?,
         record: record?,
@@ -1817,7 +1819,7 @@ fn dns_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
         expect_answer: t.expect_answer.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default(),
         allow_empty: t.allow_empty.as_ref().is_some_and(|b| *b.get_ref()),
         recursion_desired: t.recursion_desired.as_ref().is_none_or(|b| *b.get_ref()),
-    }))
+    })))
 }
 
 fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Smtp {

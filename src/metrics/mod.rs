@@ -4,6 +4,8 @@
 
 pub mod table;
 
+pub use table::Out;
+
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
@@ -324,15 +326,21 @@ impl Metrics {
 
     /// The text exposition format: the registry's families, then the per-target ones.
     pub fn render(&self) -> String {
+        let mut out = table::Out::default();
+        self.render_into(&mut out);
+        out.finish()
+    }
+
+    /// The same, into `out` (which may hand it on in chunks as it goes).
+    pub fn render_into(&self, out: &mut table::Out) {
         let mut buf = Vec::with_capacity(64 * 1024);
         let families = self.registry.gather();
         if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
             tracing::error!("cannot encode metrics: {e}");
         }
-        let mut out = String::from_utf8(buf).unwrap_or_default();
-        self.per_target.render(&mut out);
-        self.sla.render(&mut out);
-        out
+        let _ = std::fmt::Write::write_str(out, &String::from_utf8_lossy(&buf));
+        self.per_target.render(out);
+        self.sla.render(out);
     }
 }
 

@@ -16,6 +16,95 @@ use crate::probe::{FailureKind, Phase};
 /// Buckets of `thongsuot_probe_duration_seconds`.
 pub const DURATION_BUCKETS: [f64; 13] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Size of the pieces a streamed scrape is handed on in.
+const CHUNK: usize = 256 * 1024;
+
+/// The text being written: kept whole, or handed on in chunks as it grows, so that the scrape of
+/// a large fleet (126 MB at 100,000 targets) never sits in memory at once.
+#[derive(Default)]
+pub struct Out {
+    buf: String,
+    /// Where full chunks go; `false` back means the reader is gone. `None` keeps everything.
+    sink: Option<Box<dyn FnMut(String) -> bool + Send>>,
+    /// The end of a family header with no series after it yet: it may still be taken back.
+    header_end: Option<usize>,
+    written: usize,
+    closed: bool,
+}
+
+impl Out {
+    pub fn chunked(sink: impl FnMut(String) -> bool + Send + 'static) -> Out {
+        Out { buf: String::with_capacity(CHUNK + 4096), sink: Some(Box::new(sink)), ..Out::default() }
+    }
+
+    /// The whole text (kept mode), or the last chunk handed on and an empty string.
+    pub fn finish(mut self) -> String {
+        if self.sink.is_some() {
+            self.flush();
+            String::new()
+        } else {
+            self.buf
+        }
+    }
+
+    /// Bytes written so far, handed on or not.
+    fn written(&self) -> usize {
+        self.written
+    }
+
+    fn reserve(&mut self, n: usize) {
+        if self.sink.is_none() {
+            self.buf.reserve(n);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(sink) = self.sink.as_mut()
+            && !self.buf.is_empty()
+        {
+            let chunk = std::mem::replace(&mut self.buf, String::with_capacity(CHUNK + 4096));
+            if !sink(chunk) {
+                self.closed = true;
+            }
+        }
+    }
+
+    /// Writes HELP and TYPE, then the series; takes the header back when there is none.
+    fn family(&mut self, name: &str, help: &str, kind: &str, series: impl FnOnce(&mut Out)) {
+        if self.closed {
+            return;
+        }
+        let start = self.buf.len();
+        // Straight into the buffer: a header is never split across chunks.
+        let header = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        self.buf.push_str(&header);
+        self.header_end = Some(self.buf.len());
+        series(self);
+        if self.header_end == Some(self.buf.len()) {
+            self.buf.truncate(start);
+        } else {
+            self.written += header.len();
+        }
+        self.header_end = None;
+    }
+}
+
+impl std::fmt::Write for Out {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.closed {
+            return Err(std::fmt::Error);
+        }
+        self.buf.push_str(s);
+        self.written += s.len();
+        if self.sink.is_some() && self.buf.len() >= CHUNK {
+            // A series follows the header now: it is final, the chunk may go.
+            self.header_end = None;
+            self.flush();
+        }
+        Ok(())
+    }
+}
+
 /// An `f64` gauge; NaN means "no value yet" (the series is not rendered).
 struct F(AtomicU64);
 
@@ -243,7 +332,7 @@ impl Table {
     }
 
     /// Appends the text exposition of every per-target family to `out`.
-    pub fn render(&self, out: &mut String) {
+    pub fn render(&self, out: &mut Out) {
         // A snapshot of the cells: targets may come and go while the text is written.
         let cells: Vec<Arc<Cell>> = {
             let g = self.slots.read().unwrap_or_else(|p| p.into_inner());
@@ -252,7 +341,7 @@ impl Table {
         // As long as the last text per cell, and a little more: growing a 100 MB string by
         // doubling would copy it and hold twice the memory at the peak.
         let per_cell = self.bytes_per_cell.load(Relaxed).max(200);
-        let start = out.len();
+        let start = out.written();
         out.reserve(cells.len() * per_cell * 11 / 10);
         let live = |c: &Cell| c.live.load(Relaxed);
         gauge(out, &cells, "thongsuot_probe_success", "1 if the last probe of the target succeeded, else 0.", |c| {
@@ -261,30 +350,36 @@ impl Table {
         gauge(out, &cells, "thongsuot_probe_last_duration_seconds", "Duration of the last probe of the target.", |c| {
             c.last_duration.get()
         });
-        family(out, "thongsuot_probe_duration_seconds", "Duration of probes, start to verdict.", "histogram", |out| {
-            for c in &cells {
-                let Some(h) = &c.hist else { continue };
-                let count = h.count.load(Relaxed);
-                if count == 0 {
-                    continue;
+        out.family(
+            "thongsuot_probe_duration_seconds",
+            "Duration of probes, start to verdict.",
+            "histogram",
+            |out: &mut Out| {
+                for c in &cells {
+                    let Some(h) = &c.hist else { continue };
+                    let count = h.count.load(Relaxed);
+                    if count == 0 {
+                        continue;
+                    }
+                    let mut cum = 0;
+                    for (le, b) in DURATION_BUCKETS.iter().zip(&h.buckets) {
+                        cum += b.load(Relaxed);
+                        let _ =
+                            writeln!(out, "thongsuot_probe_duration_seconds_bucket{{{},le=\"{le}\"}} {cum}", c.labels);
+                    }
+                    let _ =
+                        writeln!(out, "thongsuot_probe_duration_seconds_bucket{{{},le=\"+Inf\"}} {count}", c.labels);
+                    let _ = write!(out, "thongsuot_probe_duration_seconds_sum{{{}}} ", c.labels);
+                    num(out, h.sum.get().unwrap_or(0.0));
+                    let _ = writeln!(out, "thongsuot_probe_duration_seconds_count{{{}}} {count}", c.labels);
                 }
-                let mut cum = 0;
-                for (le, b) in DURATION_BUCKETS.iter().zip(&h.buckets) {
-                    cum += b.load(Relaxed);
-                    let _ = writeln!(out, "thongsuot_probe_duration_seconds_bucket{{{},le=\"{le}\"}} {cum}", c.labels);
-                }
-                let _ = writeln!(out, "thongsuot_probe_duration_seconds_bucket{{{},le=\"+Inf\"}} {count}", c.labels);
-                let _ = write!(out, "thongsuot_probe_duration_seconds_sum{{{}}} ", c.labels);
-                num(out, h.sum.get().unwrap_or(0.0));
-                let _ = writeln!(out, "thongsuot_probe_duration_seconds_count{{{}}} {count}", c.labels);
-            }
-        });
-        family(
-            out,
+            },
+        );
+        out.family(
             "thongsuot_probe_phase_duration_seconds",
             "Duration of each phase of the last probe (resolve, connect, tls, processing, transfer, setup, rtt).",
             "gauge",
-            |out| {
+            |out: &mut Out| {
                 for c in &cells {
                     for (p, f) in Phase::ALL.iter().zip(&c.phases) {
                         if let Some(v) = f.get() {
@@ -300,12 +395,11 @@ impl Table {
                 }
             },
         );
-        family(
-            out,
+        out.family(
             "thongsuot_probes_total",
             "Probes run, by result: success or the failure reason.",
             "counter",
-            |out| {
+            |out: &mut Out| {
                 for c in cells.iter().filter(|c| live(c)) {
                     for (i, n) in c.results.iter().enumerate() {
                         let n = n.load(Relaxed);
@@ -329,24 +423,22 @@ impl Table {
             "1 while the target is up, 0 while a confirmed outage is open.",
             |c| Some(c.up.load(Relaxed)).filter(|v| *v >= 0),
         );
-        family(
-            out,
+        out.family(
             "thongsuot_target_downtime_seconds_total",
             "Confirmed downtime, backdated to the first failed probe of each outage.",
             "counter",
-            |out| {
+            |out: &mut Out| {
                 for c in cells.iter().filter(|c| live(c)) {
                     let _ = write!(out, "thongsuot_target_downtime_seconds_total{{{}}} ", c.labels);
                     num(out, c.downtime.get().unwrap_or(0.0));
                 }
             },
         );
-        family(
-            out,
+        out.family(
             "thongsuot_target_flaps_total",
             "Failure runs shorter than `confirm` (not outages).",
             "counter",
-            |out| {
+            |out: &mut Out| {
                 for c in cells.iter().filter(|c| live(c)) {
                     let _ = writeln!(out, "thongsuot_target_flaps_total{{{}}} {}", c.labels, c.flaps.load(Relaxed));
                 }
@@ -380,12 +472,11 @@ impl Table {
             "When the peer's leaf certificate expires (tls and https targets).",
             |c| c.cert_expiry.get(),
         );
-        family(
-            out,
+        out.family(
             "thongsuot_uplink_probe_success",
             "1 if the last probe through this uplink (source address) succeeded.",
             "gauge",
-            |out| {
+            |out: &mut Out| {
                 for c in &cells {
                     let u = c.uplinks.lock().unwrap_or_else(|p| p.into_inner());
                     for (source, f) in u.iter() {
@@ -403,7 +494,7 @@ impl Table {
             },
         );
         if !cells.is_empty() {
-            self.bytes_per_cell.store((out.len() - start) / cells.len(), Relaxed);
+            self.bytes_per_cell.store((out.written() - start) / cells.len(), Relaxed);
         }
     }
 }
@@ -442,10 +533,10 @@ impl SlaSeries {
         *self.rows.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rows);
     }
 
-    pub fn render(&self, out: &mut String) {
+    pub fn render(&self, out: &mut Out) {
         let rows = self.rows.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let series = |out: &mut String, name: &str, help: &str, value: &dyn Fn(&SlaRow) -> Option<f64>| {
-            family(out, name, help, "gauge", |out| {
+        let series = |out: &mut Out, name: &str, help: &str, value: &dyn Fn(&SlaRow) -> Option<f64>| {
+            out.family(name, help, "gauge", |out: &mut Out| {
                 for r in rows.iter() {
                     if let Some(v) = value(r) {
                         let _ = write!(out, "{name}{{{}}} ", r.labels);
@@ -482,27 +573,16 @@ impl SlaSeries {
 }
 
 /// A number as the text format writes it.
-fn num(out: &mut String, v: f64) {
+fn num(out: &mut Out, v: f64) {
     if v.is_infinite() {
-        out.push_str(if v > 0.0 { "+Inf\n" } else { "-Inf\n" });
+        let _ = out.write_str(if v > 0.0 { "+Inf\n" } else { "-Inf\n" });
     } else {
         let _ = writeln!(out, "{v}");
     }
 }
 
-/// Writes HELP and TYPE, then the series; drops the header again when there is none.
-fn family(out: &mut String, name: &str, help: &str, kind: &str, series: impl FnOnce(&mut String)) {
-    let start = out.len();
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    let header = out.len();
-    series(out);
-    if out.len() == header {
-        out.truncate(start);
-    }
-}
-
-fn gauge(out: &mut String, cells: &[Arc<Cell>], name: &str, help: &str, value: impl Fn(&Cell) -> Option<f64>) {
-    family(out, name, help, "gauge", |out| {
+fn gauge(out: &mut Out, cells: &[Arc<Cell>], name: &str, help: &str, value: impl Fn(&Cell) -> Option<f64>) {
+    out.family(name, help, "gauge", |out: &mut Out| {
         for c in cells {
             if let Some(v) = value(c) {
                 let _ = write!(out, "{name}{{{}}} ", c.labels);
@@ -512,8 +592,8 @@ fn gauge(out: &mut String, cells: &[Arc<Cell>], name: &str, help: &str, value: i
     });
 }
 
-fn int_gauge(out: &mut String, cells: &[Arc<Cell>], name: &str, help: &str, value: impl Fn(&Cell) -> Option<i64>) {
-    family(out, name, help, "gauge", |out| {
+fn int_gauge(out: &mut Out, cells: &[Arc<Cell>], name: &str, help: &str, value: impl Fn(&Cell) -> Option<i64>) {
+    out.family(name, help, "gauge", |out: &mut Out| {
         for c in cells {
             if let Some(v) = value(c) {
                 let _ = writeln!(out, "{name}{{{}}} {v}", c.labels);
@@ -530,15 +610,17 @@ mod tests {
     fn series_appear_with_their_first_value_and_go_with_the_target() {
         let t = Table::default();
         let a = t.add(["a", "g", "tcp", "v"], true);
-        let mut s = String::new();
-        t.render(&mut s);
+        let mut o = Out::default();
+        t.render(&mut o);
+        let s = o.finish();
         assert!(s.is_empty(), "nothing before the first result: {s}");
         a.probe(None, 0.003);
         a.probe(Some(FailureKind::Refused), 0.0001);
         a.phase(Phase::Connect, 0.002);
         a.up(true);
-        let mut s = String::new();
-        t.render(&mut s);
+        let mut o = Out::default();
+        t.render(&mut o);
+        let s = o.finish();
         for line in [
             "thongsuot_probe_success{target=\"a\",group=\"g\",kind=\"tcp\",vantage=\"v\"} 0\n",
             "thongsuot_probes_total{target=\"a\",group=\"g\",kind=\"tcp\",vantage=\"v\",result=\"success\"} 1\n",
@@ -555,14 +637,16 @@ mod tests {
         }
         assert!(!s.contains("thongsuot_target_degraded"), "no congestion verdict yet: {s}");
         t.remove(&a);
-        let mut s = String::new();
-        t.render(&mut s);
+        let mut o = Out::default();
+        t.render(&mut o);
+        let s = o.finish();
         assert!(s.is_empty(), "{s}");
         // The slot is reused.
         let b = t.add(["b\"x", "g", "http", "v"], false);
         b.probe(None, 0.5);
-        let mut s = String::new();
-        t.render(&mut s);
+        let mut o = Out::default();
+        t.render(&mut o);
+        let s = o.finish();
         assert!(s.contains("target=\"b\\\"x\""), "{s}");
         assert_eq!(t.len(), 1);
     }

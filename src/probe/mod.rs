@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 pub enum ProbeSpec {
     Icmp(icmp::IcmpSpec),
     Tcp(tcp::TcpSpec),
-    Http(http::HttpSpec),
-    Dns(dns::DnsSpec),
+    /// Boxed, as the larger specs are: a target is as large as its largest kind otherwise.
+    Http(Box<http::HttpSpec>),
+    Dns(Box<dns::DnsSpec>),
     Tls(tls::TlsSpec),
     Sip(sip::SipSpec),
     Heartbeat(heartbeat::HeartbeatSpec),
@@ -34,7 +35,7 @@ pub enum ProbeSpec {
     /// A test call (SIP INVITE … BYE).
     Call(call::CallSpec),
     /// A test message (gateway submit, delivery report, arrival).
-    Sms(sms::SmsSpec),
+    Sms(Box<sms::SmsSpec>),
 }
 
 impl ProbeSpec {

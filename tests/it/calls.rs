@@ -55,7 +55,7 @@ fn call_target(keys: &str, env: &[(&str, &str)]) -> thongsuot::config::Target {
         env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    c.targets.into_iter().next().expect("target")
+    (*c.targets.into_iter().next().expect("target")).clone()
 }
 
 async fn place(t: &thongsuot::config::Target) -> probe::Outcome {

@@ -15,7 +15,7 @@ fn target(keys: &str) -> Target {
         "[defaults]\ninterval = \"10s\"\ntimeout = \"2s\"\n[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\n{keys}\n"
     );
     let c = Config::parse(Path::new("test.toml"), &text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
-    c.targets.into_iter().next().expect("one target")
+    (*c.targets.into_iter().next().expect("one target")).clone()
 }
 
 async fn run(t: &Target) -> Outcome {
