@@ -238,8 +238,7 @@ def measure(d, interval, seconds, expected):
     }
 
 
-def bench_kind(kind, rate, seconds, peers, tmp):
-    interval = 10
+def bench_kind(kind, rate, seconds, peers, tmp, interval=10):
     n = rate * interval
     port = free_port()
     d = Daemon(config([kind], n, interval, peers, port, os.path.join(tmp, "state-" + kind), histograms=False), tmp)
@@ -260,9 +259,30 @@ BLACKBOX_MODULES = """modules:
 """
 
 
-def bench_blackbox(kind, seconds, peers, tmp):
-    """blackbox_exporter driven as fast as it goes by wrk (16 connections): CPU per probe and
-    probes/s. Each /probe request is one probe."""
+PACE_LUA = """-- wrk paced: each connection waits BENCH_DELAY_MS between its requests.
+local d = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+function delay() return d end
+"""
+
+
+def wrk(url, seconds, conns, tmp, delay_ms=None):
+    """Requests made by wrk (1 thread) in `seconds`; paced when `delay_ms` is given."""
+    cmd = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds, url]
+    env = dict(os.environ)
+    if delay_ms is not None:
+        script = os.path.join(tmp, "pace.lua")
+        with open(script, "w") as f:
+            f.write(PACE_LUA)
+        cmd[1:1] = ["-s", script]
+        env["BENCH_DELAY_MS"] = "%d" % max(0, round(delay_ms))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout
+    return int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def bench_blackbox(kind, rate, seconds, peers, tmp):
+    """blackbox_exporter's `/probe` driven by wrk: first paced at our rate (the same probes/s, the
+    CPU per probe compared), then as fast as it goes (its maximum probes/s). Each request is one
+    probe."""
     exe = next((p for p in ("/usr/bin/prometheus-blackbox-exporter", "/usr/bin/blackbox_exporter") if os.path.exists(p)), None)
     if exe is None:
         return None
@@ -280,18 +300,29 @@ def bench_blackbox(kind, seconds, peers, tmp):
             "icmp": ("icmp", "127.0.0.2"),
             "dns": ("dns", "127.0.0.1:%d" % peers.dns_port),
         }[kind]
-        path = "/probe?module=%s&target=%s" % target
+        url = "http://127.0.0.1:%d/probe?module=%s&target=%s" % ((port,) + target)
+        conns = 16
+        # Paced: a 3 s calibration gives the time a request takes at this rate, the delay
+        # between requests of one connection makes up the rest.
+        delay = conns * 1000.0 / rate
+        got = wrk(url, 3, conns, tmp, delay) / 3
+        latency_ms = max(0.0, conns * 1000.0 / max(got, 1) - delay)
+        delay = conns * 1000.0 / rate - latency_ms
         cpu_a = cpu_seconds(p.pid)
-        out = subprocess.run(["wrk", "-t1", "-c16", "-d%ds" % seconds, "--latency", "http://127.0.0.1:%d%s" % (port, path)],
-                             capture_output=True, text=True).stdout
+        paced = wrk(url, seconds, conns, tmp, delay)
         cpu_b = cpu_seconds(p.pid)
-        reqs = int(re.search(r"(\d+) requests in", out).group(1))
-        ok = http_get("http://127.0.0.1:%d%s" % (port, path))[0].decode()
+        # Flat out.
+        flat = wrk(url, seconds, conns, tmp)
+        cpu_c = cpu_seconds(p.pid)
+        ok = http_get(url)[0].decode()
         return {
             "kind": kind,
-            "probes_per_s": round(reqs / seconds, 1),
-            "cpu_ms_per_probe": round((cpu_b - cpu_a) * 1000 / reqs, 4) if reqs else None,
-            "cpu_cores": round((cpu_b - cpu_a) / seconds, 3),
+            "paced_probes_per_s": round(paced / seconds, 1),
+            "cpu_ms_per_probe": round((cpu_b - cpu_a) * 1000 / paced, 4) if paced else None,
+            "paced_cpu_cores": round((cpu_b - cpu_a) / seconds, 3),
+            "max_probes_per_s": round(flat / seconds, 1),
+            "max_cpu_ms_per_probe": round((cpu_c - cpu_b) * 1000 / flat, 4) if flat else None,
+            "max_cpu_cores": round((cpu_c - cpu_b) / seconds, 3),
             "probe_success": "probe_success 1" in ok,
         }
     finally:
@@ -299,14 +330,25 @@ def bench_blackbox(kind, seconds, peers, tmp):
         p.wait(10)
 
 
-def kinds_table(rate, seconds, peers, tmp, only, blackbox=True):
+def kinds_table(rate, seconds, peers, tmp, only, blackbox=True, ceiling=None):
     rows = []
     for kind in only:
         ours = bench_kind(kind, rate, seconds, peers, tmp)
-        bb = bench_blackbox(kind, seconds, peers, tmp) if blackbox else None
-        if bb and ours.get("cpu_ms_per_probe") and bb.get("cpu_ms_per_probe"):
+        if ceiling:
+            # Our maximum: a 2 s interval and `ceiling` probes/s scheduled; what is achieved
+            # without false failures is sustained (the schedule is a lower bound if all of it is).
+            top = bench_kind(kind, ceiling, seconds, peers, tmp, interval=2)
+            ours["max"] = {k: top[k] for k in ("scheduled_per_s", "achieved_per_s", "cpu_ms_per_probe", "cpu_cores",
+                                               "false_failures", "failures_by_reason", "lag_p99_s", "rss_mb")}
+        bb = bench_blackbox(kind, rate, seconds, peers, tmp) if blackbox else None
+        if bb:
             ours["blackbox"] = bb
-            ours["cpu_ratio_blackbox_over_ours"] = round(bb["cpu_ms_per_probe"] / ours["cpu_ms_per_probe"], 1)
+            if ours.get("cpu_ms_per_probe") and bb.get("cpu_ms_per_probe"):
+                ours["cpu_ratio_blackbox_over_ours"] = round(bb["cpu_ms_per_probe"] / ours["cpu_ms_per_probe"], 1)
+            if ours.get("cpu_ms_per_probe") and bb.get("max_cpu_ms_per_probe"):
+                ours["cpu_ratio_blackbox_flat_out_over_ours"] = round(bb["max_cpu_ms_per_probe"] / ours["cpu_ms_per_probe"], 1)
+            if ours.get("max") and bb.get("max_probes_per_s"):
+                ours["max_rate_ratio_ours_over_blackbox"] = round(ours["max"]["achieved_per_s"] / bb["max_probes_per_s"], 1)
         rows.append(ours)
         print_row(ours)
     return rows
@@ -314,12 +356,17 @@ def kinds_table(rate, seconds, peers, tmp, only, blackbox=True):
 
 def print_row(r):
     bb = r.get("blackbox") or {}
+    top = r.get("max") or {}
     print(
-        "%-5s %7d targets  %7.1f/%-6d probes/s  cpu %.4f ms/probe (%.2f cores)  lag p50 %s p99 %s  false failures %d  rss %.0f MB"
-        "  | blackbox %s ms/probe at %s probes/s -> %sx"
+        "%-5s %6d targets %7.1f/%-5d probes/s  cpu %.4f ms/probe (%.2f cores)  lag p50 %s p99 %s  false failures %d  rss %.0f MB\n"
+        "      blackbox at %s probes/s: %s ms/probe -> %sx ours | flat out: %s probes/s, %s ms/probe -> %sx\n"
+        "      our max: %s of %s probes/s scheduled, %s ms/probe, false failures %s -> %sx blackbox's max"
         % (r["kind"], r["targets"], r["achieved_per_s"], r["scheduled_per_s"], r["cpu_ms_per_probe"] or -1, r["cpu_cores"],
-           r["lag_p50_s"], r["lag_p99_s"], r["false_failures"], r["rss_mb"], bb.get("cpu_ms_per_probe"), bb.get("probes_per_s"),
-           r.get("cpu_ratio_blackbox_over_ours")),
+           r["lag_p50_s"], r["lag_p99_s"], r["false_failures"], r["rss_mb"],
+           bb.get("paced_probes_per_s"), bb.get("cpu_ms_per_probe"), r.get("cpu_ratio_blackbox_over_ours"),
+           bb.get("max_probes_per_s"), bb.get("max_cpu_ms_per_probe"), r.get("cpu_ratio_blackbox_flat_out_over_ours"),
+           top.get("achieved_per_s"), top.get("scheduled_per_s"), top.get("cpu_ms_per_probe"), top.get("false_failures"),
+           r.get("max_rate_ratio_ours_over_blackbox")),
         flush=True,
     )
 
@@ -354,6 +401,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "latest.json"))
     ap.add_argument("--only", default="tcp,http,icmp,dns", help="kinds to run, comma-separated")
     ap.add_argument("--no-blackbox", action="store_true", help="skip the blackbox_exporter comparison")
+    ap.add_argument("--ceiling", type=int, default=0,
+                    help="kinds: also run ours at this many probes/s (2 s interval) for its maximum (0: skip)")
     ap.add_argument("--skip-defaults", action="store_true",
                     help="latency: skip the Prometheus stack with its defaults (minutes long)")
     a = ap.parse_args()
@@ -364,7 +413,7 @@ def main():
     result = {"machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
     try:
         if a.what in ("kinds", "all"):
-            result["kinds"] = kinds_table(a.rate, a.seconds, peers, tmp, a.only.split(","), not a.no_blackbox)
+            result["kinds"] = kinds_table(a.rate, a.seconds, peers, tmp, a.only.split(","), not a.no_blackbox, a.ceiling)
         if a.what in ("scale", "all"):
             result["scale"] = scale(a.targets, a.interval, a.seconds, peers, tmp)
         if a.what in ("latency", "all"):

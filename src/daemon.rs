@@ -481,28 +481,11 @@ fn evaluate_sla(
         let active = window.start <= now.timestamp_millis() && now.timestamp_millis() < window.end;
         metrics.period_active.with_label_values(&[name.as_str(), vantage]).set(i64::from(active));
     }
-    let mut rows = Vec::new();
-    for r in &reports {
-        let p = r.window_name.as_str();
-        for g in &r.groups {
-            let mut row = |t: &str, kind: &str, f: &crate::sla::ledger::Figures| {
-                rows.push(crate::metrics::table::SlaRow {
-                    labels: crate::metrics::table::SlaRow::labels(t, &g.name, kind, vantage, p),
-                    availability: f.availability,
-                    coverage: f.coverage,
-                    breach: f.breach,
-                    budget: f.error_budget_remaining,
-                });
-            };
-            row("", "", &g.figures);
-            for t in g.targets.iter().filter(|t| t.in_config) {
-                row(&t.name, &t.kind, &t.figures);
-            }
-        }
-    }
-    metrics.sla.replace(rows);
+    // One set of reports for the SLA series, the status page and the API.
+    let reports = Arc::new(reports);
+    metrics.sla.replace(reports.clone(), vantage);
     metrics.sla_eval_seconds.set(started.elapsed().as_secs_f64());
-    *cache.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reports);
+    *cache.write().unwrap_or_else(|p| p.into_inner()) = reports;
     Ok(())
 }
 

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering:
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::probe::{FailureKind, Phase};
+use crate::report::Report;
+use crate::sla::ledger::Figures;
 
 /// Buckets of `thongsuot_probe_duration_seconds`.
 pub const DURATION_BUCKETS: [f64; 13] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -154,7 +156,9 @@ fn result_label(i: usize) -> &'static str {
 pub struct Cell {
     /// `target="…",group="…",kind="…",vantage="…"`, escaped once.
     labels: Box<str>,
-    values: [Box<str>; 4],
+    /// target, group, kind and vantage end to end (one allocation), and where each ends.
+    values: Box<str>,
+    ends: [u32; 4],
     slot: AtomicUsize,
     /// Counters exist from the first result (or from values restored from the store).
     live: AtomicBool,
@@ -184,7 +188,14 @@ impl Cell {
         Cell {
             labels: format!("target=\"{}\",group=\"{}\",kind=\"{}\",vantage=\"{}\"", esc(t), esc(g), esc(k), esc(v))
                 .into_boxed_str(),
-            values: values.map(Into::into),
+            values: values.concat().into_boxed_str(),
+            ends: {
+                let mut end = 0;
+                values.map(|v| {
+                    end += v.len() as u32;
+                    end
+                })
+            },
             slot: AtomicUsize::new(usize::MAX),
             live: AtomicBool::new(false),
             success: F::unset(),
@@ -211,11 +222,13 @@ impl Cell {
 
     /// target, group, kind, vantage.
     pub fn values(&self) -> [&str; 4] {
-        [&self.values[0], &self.values[1], &self.values[2], &self.values[3]]
+        let [a, b, c, d] = self.ends.map(|e| e as usize);
+        let v = &*self.values;
+        [&v[..a], &v[a..b], &v[b..c], &v[c..d]]
     }
 
     pub fn has_labels(&self, values: [&str; 4]) -> bool {
-        self.values.iter().zip(values).all(|(a, b)| &**a == b)
+        self.values() == values
     }
 
     pub fn probe(&self, ok_or_failure: Option<FailureKind>, seconds: f64) {
@@ -499,47 +512,57 @@ impl Table {
     }
 }
 
-/// One SLA series set: a target's (or a group's, with `target=""`) figures in one window.
-pub struct SlaRow {
-    /// `target="…",group="…",kind="…",vantage="…",period="…"`.
-    pub labels: String,
-    pub availability: Option<f64>,
-    pub coverage: f64,
-    pub breach: bool,
-    pub budget: Option<f64>,
-}
-
-impl SlaRow {
-    pub fn labels(target: &str, group: &str, kind: &str, vantage: &str, period: &str) -> String {
-        format!(
-            "target=\"{}\",group=\"{}\",kind=\"{}\",vantage=\"{}\",period=\"{}\"",
-            esc(target),
-            esc(group),
-            esc(kind),
-            esc(vantage),
-            esc(period)
-        )
-    }
-}
-
-/// The SLA families, replaced as a whole at each evaluation (every 30 s).
+/// The SLA families, written straight from the latest SLA reports (the same ones the status page
+/// and API serve), replaced as a whole at each evaluation (every 30 s).
 #[derive(Default)]
 pub struct SlaSeries {
-    rows: RwLock<Arc<Vec<SlaRow>>>,
+    reports: RwLock<(Arc<Vec<Report>>, Box<str>)>,
+}
+
+/// One series set: a target's figures, or a group's (`target=""`, `kind=""`), in one window.
+struct SlaRow<'a> {
+    target: &'a str,
+    group: &'a str,
+    kind: &'a str,
+    period: &'a str,
+    figures: &'a Figures,
 }
 
 impl SlaSeries {
-    pub fn replace(&self, rows: Vec<SlaRow>) {
-        *self.rows.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rows);
+    pub fn replace(&self, reports: Arc<Vec<Report>>, vantage: &str) {
+        *self.reports.write().unwrap_or_else(|p| p.into_inner()) = (reports, vantage.into());
     }
 
     pub fn render(&self, out: &mut Out) {
-        let rows = self.rows.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let series = |out: &mut Out, name: &str, help: &str, value: &dyn Fn(&SlaRow) -> Option<f64>| {
+        let (reports, vantage) = self.reports.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let rows = || {
+            reports.iter().flat_map(|r| {
+                r.groups.iter().flat_map(move |g| {
+                    let row = |target, kind, figures| SlaRow {
+                        target,
+                        group: &g.name,
+                        kind,
+                        period: &r.window_name,
+                        figures,
+                    };
+                    std::iter::once(row("", "", &g.figures))
+                        .chain(g.targets.iter().filter(|t| t.in_config).map(move |t| row(&t.name, &t.kind, &t.figures)))
+                })
+            })
+        };
+        let series = |out: &mut Out, name: &str, help: &str, value: &dyn Fn(&Figures) -> Option<f64>| {
             out.family(name, help, "gauge", |out: &mut Out| {
-                for r in rows.iter() {
-                    if let Some(v) = value(r) {
-                        let _ = write!(out, "{name}{{{}}} ", r.labels);
+                for r in rows() {
+                    if let Some(v) = value(r.figures) {
+                        let _ = write!(
+                            out,
+                            "{name}{{target=\"{}\",group=\"{}\",kind=\"{}\",vantage=\"{}\",period=\"{}\"}} ",
+                            Esc(r.target),
+                            Esc(r.group),
+                            Esc(r.kind),
+                            Esc(&vantage),
+                            Esc(r.period)
+                        );
                         num(out, v);
                     }
                 }
@@ -549,26 +572,45 @@ impl SlaSeries {
             out,
             "thongsuot_sla_availability_ratio",
             "Availability over observed time in the period (group series have target=\"\").",
-            &|r| r.availability,
+            &|f| f.availability,
         );
         series(
             out,
             "thongsuot_sla_coverage_ratio",
             "Observed time / elapsed time of the period: time the monitor was not running is unobserved.",
-            &|r| Some(r.coverage),
+            &|f| Some(f.coverage),
         );
         series(
             out,
             "thongsuot_sla_breach",
             "1 if the objective of the period is breached (availability, max outage, or congestion at 100 %).",
-            &|r| Some(if r.breach { 1.0 } else { 0.0 }),
+            &|f| Some(if f.breach { 1.0 } else { 0.0 }),
         );
         series(
             out,
             "thongsuot_sla_error_budget_remaining_ratio",
             "Share of the error budget left in the period (objectives below 100 % only).",
-            &|r| r.budget,
+            &|f| f.error_budget_remaining,
         );
+    }
+}
+
+/// A label value, escaped as the text format wants, without a copy.
+struct Esc<'a>(&'a str);
+
+impl std::fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rest = self.0;
+        while let Some(i) = rest.find(['\\', '"', '\n']) {
+            f.write_str(&rest[..i])?;
+            f.write_str(match rest.as_bytes()[i] {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                _ => "\\n",
+            })?;
+            rest = &rest[i + 1..];
+        }
+        f.write_str(rest)
     }
 }
 
