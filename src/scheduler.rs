@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Target};
@@ -164,8 +163,8 @@ struct Running {
 pub struct Scheduler {
     shared: Arc<Shared>,
     running: HashMap<String, Running>,
-    commands: mpsc::UnboundedSender<Command>,
-    engine: Option<JoinHandle<()>>,
+    /// One engine per core, each on a thread of its own; a target stays on one (`id % n`).
+    engines: Vec<EngineHandle>,
     root: CancellationToken,
     clock: Clock,
     next_id: u64,
@@ -182,16 +181,16 @@ pub struct Applied {
 }
 
 impl Scheduler {
-    /// Starts the engine (must run inside a tokio runtime).
+    /// Starts one engine per core (must run inside a tokio runtime).
     pub fn new(shared: Arc<Shared>, root: CancellationToken) -> Scheduler {
         let clock = Clock::new();
-        let (commands, rx) = mpsc::unbounded_channel();
-        let engine = tokio::spawn(Engine::new(shared.clone(), clock).run(rx, root.clone()));
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let engines =
+            (0..n).map(|i| EngineHandle::start(i, Engine::new(shared.clone(), clock), root.clone())).collect();
         Scheduler {
             shared,
             running: HashMap::new(),
-            commands,
-            engine: Some(engine),
+            engines,
             root,
             clock,
             next_id: 0,
@@ -199,10 +198,18 @@ impl Scheduler {
         }
     }
 
+    /// Sends to the engine of target `id`.
+    fn send(&self, id: u64, command: Command) -> Result<(), ()> {
+        match self.engines.get((id % self.engines.len().max(1) as u64) as usize) {
+            Some(e) => e.commands.send(command).map_err(|_| ()),
+            None => Err(()),
+        }
+    }
+
     /// Takes a target's slot back from the engine, waiting for a probe in flight.
     async fn stop(&self, id: u64) -> Option<Box<Slot>> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Stop(id, tx)).ok()?;
+        self.send(id, Command::Stop(id, tx)).ok()?;
         rx.await.ok()
     }
 
@@ -233,7 +240,7 @@ impl Scheduler {
                     // The new config's copy replaces the old one, which then goes with the old
                     // config: one copy of each target, reload after reload.
                     if !Arc::ptr_eq(&r.target, t) {
-                        let _ = self.commands.send(Command::Adopt(r.id, t.clone()));
+                        let _ = self.send(r.id, Command::Adopt(r.id, t.clone()));
                         if let Some(r) = self.running.get_mut(&t.name) {
                             r.target = t.clone();
                         }
@@ -386,7 +393,7 @@ impl Scheduler {
         self.next_id += 1;
         let id = self.next_id;
         let slot = Slot { id, target: target.clone(), carried, tm, prepared, ident, interval, due };
-        if self.commands.send(Command::Start(Box::new(slot))).is_err() {
+        if self.send(id, Command::Start(Box::new(slot))).is_err() {
             tracing::error!(target = %name, "the scheduler has stopped: target not started");
         }
         self.running.insert(name, Running { target, id });
@@ -395,9 +402,8 @@ impl Scheduler {
     /// Stops starting probes and waits at most `grace` for those in flight.
     pub async fn shutdown(&mut self, grace: Duration) {
         self.root.cancel();
-        if let Some(engine) = self.engine.take()
-            && tokio::time::timeout(grace, engine).await.is_err()
-        {
+        let stopped = futures_util::future::join_all(self.engines.iter_mut().filter_map(|e| e.stopped.take()));
+        if tokio::time::timeout(grace, stopped).await.is_err() {
             tracing::warn!("some probes were still running after the {grace:?} grace period");
         }
         self.running.clear();
@@ -412,8 +418,60 @@ impl Scheduler {
     }
 }
 
-/// The one loop that starts every probe: a queue of slots ordered by due time and one timer for
-/// its head. A due slot is handed to a short-lived probe task, which hands it back when done.
+/// The engine's wake-up grid: a probe starts at most this late because of it.
+const TICK_MS: u64 = 5;
+
+/// An engine running on its own thread.
+struct EngineHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    /// Fires when the engine has stopped (its probes in flight done).
+    stopped: Option<oneshot::Receiver<()>>,
+}
+
+impl EngineHandle {
+    /// Runs `engine` on a thread of its own with a single-threaded runtime: its probe tasks,
+    /// their sockets and timers stay on that thread, with no wake-ups across threads. Without a
+    /// thread, it runs as a task of the caller's runtime.
+    fn start(i: usize, engine: Engine, cancel: CancellationToken) -> EngineHandle {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (stopped_tx, stopped) = oneshot::channel();
+        let run = async move {
+            engine.run(rx, cancel).await;
+            let _ = stopped_tx.send(());
+        };
+        // Shared with the thread: if it cannot start, the loop is still here to run.
+        let pending = Arc::new(std::sync::Mutex::new(Some(Box::pin(run))));
+        let take = |p: &std::sync::Mutex<Option<_>>| p.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let started =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string()).and_then(
+                |rt| {
+                    let pending = pending.clone();
+                    std::thread::Builder::new()
+                        .name(format!("thongsuot-probe-{i}"))
+                        .spawn(move || {
+                            // Spawned, not polled by `block_on` itself: wake-ups between the
+                            // loop and its probe tasks then stay in the runtime's own queue (no
+                            // eventfd write for each).
+                            if let Some(run) = take(&pending) {
+                                let _ = rt.block_on(async move { tokio::spawn(run).await });
+                            }
+                        })
+                        .map_err(|e| e.to_string())
+                },
+            );
+        if let Err(e) = started {
+            tracing::warn!("probe thread {i} not started ({e}): probing from the main runtime");
+            if let Some(run) = take(&pending) {
+                tokio::spawn(run);
+            }
+        }
+        EngineHandle { commands, stopped: Some(stopped) }
+    }
+}
+
+/// The loop that starts the probes of its targets: a queue of slots ordered by due time and one
+/// timer for its head. A due slot is handed to a short-lived probe task, which hands it back
+/// when done.
 struct Engine {
     shared: Arc<Shared>,
     clock: Clock,
@@ -451,7 +509,9 @@ impl Engine {
         tokio::pin!(sleep);
         let mut armed = None;
         loop {
-            let head = self.queue.peek().map(|Reverse((due, _))| *due);
+            // Woken on a grid of TICK ms: the probes due within one tick start together, one
+            // wake-up for many (each costs a context switch, dear in a VM).
+            let head = self.queue.peek().map(|Reverse((due, _))| due.div_ceil(TICK_MS) * TICK_MS);
             if head != armed {
                 if let Some(due) = head {
                     sleep.as_mut().reset(self.clock.instant(due));
@@ -464,8 +524,10 @@ impl Engine {
                 Some(slot) = self.done_rx.recv() => self.finished(slot),
                 Some(command) = commands.recv() => self.command(command),
                 _ = &mut sleep, if armed.is_some() => {
-                    armed = None;
-                    if !self.start_due(&cancel).await {
+                    // What was due by the tick starts now, even if the clock reads a
+                    // millisecond short of it (else the loop would spin until it does not).
+                    let tick = armed.take().unwrap_or(0).max(self.clock.now_ms().div_ceil(TICK_MS) * TICK_MS);
+                    if !self.start_due(tick, &cancel).await {
                         break;
                     }
                 }
@@ -522,8 +584,7 @@ impl Engine {
 
     /// Starts every slot that is due, in due order; waits for a permit when `max_in_flight`
     /// probes are running (later slots then start late: counted, never failures).
-    async fn start_due(&mut self, cancel: &CancellationToken) -> bool {
-        let now = self.clock.now_ms();
+    async fn start_due(&mut self, now: u64, cancel: &CancellationToken) -> bool {
         while let Some(&Reverse((due, id))) = self.queue.peek() {
             if due > now {
                 break;
