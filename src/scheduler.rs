@@ -166,6 +166,8 @@ pub struct Scheduler {
     /// One engine per core, each on a thread of its own; a target stays on one (`id % n`).
     engines: Vec<EngineHandle>,
     root: CancellationToken,
+    /// Cancelled when the grace period is over: the engines drop the probes still running.
+    hard: CancellationToken,
     clock: Clock,
     next_id: u64,
     next_ident: u16,
@@ -185,13 +187,16 @@ impl Scheduler {
     pub fn new(shared: Arc<Shared>, root: CancellationToken) -> Scheduler {
         let clock = Clock::new();
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let engines =
-            (0..n).map(|i| EngineHandle::start(i, Engine::new(shared.clone(), clock), root.clone())).collect();
+        let hard = CancellationToken::new();
+        let engines = (0..n)
+            .map(|i| EngineHandle::start(i, Engine::new(shared.clone(), clock), root.clone(), hard.clone()))
+            .collect();
         Scheduler {
             shared,
             running: HashMap::new(),
             engines,
             root,
+            hard,
             clock,
             next_id: 0,
             next_ident: std::process::id() as u16,
@@ -406,6 +411,7 @@ impl Scheduler {
         if tokio::time::timeout(grace, stopped).await.is_err() {
             tracing::warn!("some probes were still running after the {grace:?} grace period");
         }
+        self.hard.cancel();
         self.running.clear();
     }
 
@@ -415,6 +421,35 @@ impl Scheduler {
 
     pub fn is_empty(&self) -> bool {
         self.running.is_empty()
+    }
+}
+
+impl Drop for Scheduler {
+    /// Engines do not outlive their scheduler (an error path of the daemon, a test).
+    fn drop(&mut self) {
+        self.root.cancel();
+        self.hard.cancel();
+    }
+}
+
+/// What a probe task hands back: the slot, or word that it was lost (the task panicked).
+enum Back {
+    Slot(Box<Slot>),
+    Lost(u64),
+}
+
+/// Says `Lost` unless the slot was handed back: a panicking probe must not leave its engine
+/// waiting for it (a reload or a shutdown would wait forever).
+struct LostGuard {
+    id: u64,
+    done: Option<mpsc::UnboundedSender<Back>>,
+}
+
+impl Drop for LostGuard {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(Back::Lost(self.id));
+        }
     }
 }
 
@@ -432,33 +467,40 @@ impl EngineHandle {
     /// Runs `engine` on a thread of its own with a single-threaded runtime: its probe tasks,
     /// their sockets and timers stay on that thread, with no wake-ups across threads. Without a
     /// thread, it runs as a task of the caller's runtime.
-    fn start(i: usize, engine: Engine, cancel: CancellationToken) -> EngineHandle {
+    fn start(i: usize, engine: Engine, cancel: CancellationToken, hard: CancellationToken) -> EngineHandle {
         let (commands, rx) = mpsc::unbounded_channel();
         let (stopped_tx, stopped) = oneshot::channel();
         let run = async move {
-            engine.run(rx, cancel).await;
+            engine.run(rx, cancel, hard).await;
             let _ = stopped_tx.send(());
         };
-        // Shared with the thread: if it cannot start, the loop is still here to run.
+        // Shared with the thread: if it or its runtime cannot start, the loop is still here.
         let pending = Arc::new(std::sync::Mutex::new(Some(Box::pin(run))));
         let take = |p: &std::sync::Mutex<Option<_>>| p.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let started =
-            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string()).and_then(
-                |rt| {
-                    let pending = pending.clone();
-                    std::thread::Builder::new()
-                        .name(format!("thongsuot-probe-{i}"))
-                        .spawn(move || {
-                            // Spawned, not polled by `block_on` itself: wake-ups between the
-                            // loop and its probe tasks then stay in the runtime's own queue (no
-                            // eventfd write for each).
-                            if let Some(run) = take(&pending) {
-                                let _ = rt.block_on(async move { tokio::spawn(run).await });
-                            }
-                        })
-                        .map_err(|e| e.to_string())
-                },
-            );
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let thread = {
+            let pending = pending.clone();
+            std::thread::Builder::new().name(format!("thongsuot-probe-{i}")).spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = started_tx.send(Ok(()));
+                // Spawned, not polled by `block_on` itself: wake-ups between the loop and its
+                // probe tasks then stay in the runtime's own queue (no eventfd write for each).
+                // Dropping the runtime at the end drops any probe task left after a hard stop.
+                if let Some(run) = take(&pending) {
+                    let _ = rt.block_on(async move { tokio::spawn(run).await });
+                }
+            })
+        };
+        let started = match thread {
+            Ok(_) => started_rx.recv().unwrap_or_else(|_| Err("the thread ended".into())),
+            Err(e) => Err(e.to_string()),
+        };
         if let Err(e) = started {
             tracing::warn!("probe thread {i} not started ({e}): probing from the main runtime");
             if let Some(run) = take(&pending) {
@@ -484,8 +526,8 @@ struct Engine {
     /// New copies of targets being probed, taken when their probe ends.
     adopting: HashMap<u64, Arc<Target>>,
     in_flight: usize,
-    done_tx: mpsc::UnboundedSender<Box<Slot>>,
-    done_rx: mpsc::UnboundedReceiver<Box<Slot>>,
+    done_tx: mpsc::UnboundedSender<Back>,
+    done_rx: mpsc::UnboundedReceiver<Back>,
 }
 
 impl Engine {
@@ -504,7 +546,12 @@ impl Engine {
         }
     }
 
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, cancel: CancellationToken) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        cancel: CancellationToken,
+        hard: CancellationToken,
+    ) {
         let sleep = tokio::time::sleep_until(self.clock.instant(0));
         tokio::pin!(sleep);
         let mut armed = None;
@@ -521,7 +568,10 @@ impl Engine {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                Some(slot) = self.done_rx.recv() => self.finished(slot),
+                Some(back) = self.done_rx.recv() => match back {
+                    Back::Slot(slot) => self.finished(slot),
+                    Back::Lost(id) => self.lost(id),
+                },
                 Some(command) = commands.recv() => self.command(command),
                 _ = &mut sleep, if armed.is_some() => {
                     // What was due by the tick starts now, even if the clock reads a
@@ -533,10 +583,25 @@ impl Engine {
                 }
             }
         }
-        // Probes in flight end on their own timeouts; the caller bounds the wait.
-        while self.in_flight > 0 && self.done_rx.recv().await.is_some() {
-            self.in_flight -= 1;
+        // Probes in flight end on their own timeouts, or are dropped when the grace is over.
+        while self.in_flight > 0 {
+            tokio::select! {
+                _ = hard.cancelled() => break,
+                back = self.done_rx.recv() => match back {
+                    Some(_) => self.in_flight -= 1,
+                    None => break,
+                },
+            }
         }
+    }
+
+    fn lost(&mut self, id: u64) {
+        self.in_flight -= 1;
+        self.slots.remove(&id);
+        self.adopting.remove(&id);
+        // A reload waiting for this target gets nothing back and starts it afresh.
+        self.stopping.remove(&id);
+        tracing::error!(id, "a probe task panicked: its target is not probed until a reload changes it");
     }
 
     fn command(&mut self, command: Command) {
@@ -605,7 +670,8 @@ impl Engine {
             };
             let Some(slot) = self.slots.get_mut(&id).and_then(Option::take) else { continue };
             self.in_flight += 1;
-            tokio::spawn(probe_slot(slot, self.shared.clone(), self.clock, permit, self.done_tx.clone()));
+            let guard = LostGuard { id, done: Some(self.done_tx.clone()) };
+            tokio::spawn(probe_slot(slot, self.shared.clone(), self.clock, permit, guard));
         }
         true
     }
@@ -657,7 +723,7 @@ async fn probe_slot(
     shared: Arc<Shared>,
     clock: Clock,
     permit: tokio::sync::OwnedSemaphorePermit,
-    done: mpsc::UnboundedSender<Box<Slot>>,
+    mut guard: LostGuard,
 ) {
     let Slot { target, carried, tm, prepared, ident, interval, due, .. } = &mut *slot;
     let ident = *ident;
@@ -725,7 +791,9 @@ async fn probe_slot(
     } else {
         next
     };
-    let _ = done.send(slot);
+    if let Some(done) = guard.done.take() {
+        let _ = done.send(Back::Slot(slot));
+    }
 }
 
 /// Combines the outcomes of several uplinks: the target fails only when at least `quorum` of

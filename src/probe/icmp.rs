@@ -29,17 +29,20 @@ const PAYLOAD: [u8; 56] = [0x74; 56];
 /// A client and its sequence counter.
 type SharedClient = (Client, std::sync::Arc<AtomicU16>);
 
-/// One client (socket + receive task) per (family, binding), created on first use and shared
-/// by every target that uses it. The sequence counter is per client so that two targets
-/// pinging the same host never wait for the same (host, seq) reply.
+/// One client (socket + receive task) per (thread, family, binding), created on first use and
+/// shared by every target probed from that thread. Per thread: the client's receive task runs on
+/// the runtime that created it and stamps the replies' arrival, so each probe engine has its
+/// own — another engine's busy moment never adds to an RTT, and an engine that stops takes
+/// only its own socket with it. The sequence counter is per client so that two targets pinging
+/// the same host never wait for the same (host, seq) reply.
 #[derive(Default)]
 pub struct IcmpClients {
-    clients: Mutex<HashMap<(bool, Binding), SharedClient>>,
+    clients: Mutex<HashMap<(std::thread::ThreadId, bool, Binding), SharedClient>>,
 }
 
 impl IcmpClients {
     fn get(&self, v6: bool, binding: &Binding) -> Result<(Client, std::sync::Arc<AtomicU16>), std::io::Error> {
-        let key = (v6, binding.clone());
+        let key = (std::thread::current().id(), v6, binding.clone());
         let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((c, seq)) = map.get(&key) {
             return Ok((c.clone(), seq.clone()));
