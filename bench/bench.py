@@ -42,20 +42,17 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def status_bytes(pid, field):
+    """A size from /proc/PID/status: VmRSS (resident now) or VmHWM (its peak)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def peak_rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return status_bytes(pid, "VmRSS")
 
 
 def http_get(url, timeout=30, data=None, headers=None):
@@ -231,7 +228,7 @@ def measure(d, interval, seconds, expected):
         "lag_p99_s": quantile(lag_a, lag_b, 0.99),
         "lag_buckets": {str(k): int(lag_b[k] - lag_a.get(k, 0)) for k in sorted(lag_b)},
         "rss_mb": round(rss_bytes(d.proc.pid) / 2**20, 1),
-        "peak_rss_mb": round(peak_rss_bytes(d.proc.pid) / 2**20, 1),
+        "peak_rss_mb": round(status_bytes(d.proc.pid, "VmHWM") / 2**20, 1),
         "metrics_render_s": round(render, 3),
         "metrics_render_cpu_s": round(scrape_cpu, 3),
         "metrics_bytes": size,

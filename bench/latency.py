@@ -31,7 +31,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+
+from bench import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMTP_SERVER = os.path.join(ROOT, "tests", "peers", "smtp_server.py")
@@ -71,14 +72,6 @@ while time.monotonic() < end:
 
 class Expired(Exception):
     """A bounded wait ran out, or the run was stopped."""
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def dur(seconds):

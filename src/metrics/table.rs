@@ -177,16 +177,11 @@ pub struct Cell {
     uplinks: Mutex<Vec<(Box<str>, F)>>,
 }
 
-/// Escapes a label value (`\`, `"` and newlines).
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
 impl Cell {
     fn new(values: [&str; 4], histogram: bool) -> Cell {
         let [t, g, k, v] = values;
         Cell {
-            labels: format!("target=\"{}\",group=\"{}\",kind=\"{}\",vantage=\"{}\"", esc(t), esc(g), esc(k), esc(v))
+            labels: format!("target=\"{}\",group=\"{}\",kind=\"{}\",vantage=\"{}\"", Esc(t), Esc(g), Esc(k), Esc(v))
                 .into_boxed_str(),
             values: values.concat().into_boxed_str(),
             ends: {
@@ -498,7 +493,7 @@ impl Table {
                                 out,
                                 "thongsuot_uplink_probe_success{{{},source=\"{}\"}} ",
                                 c.labels,
-                                esc(source)
+                                Esc(source)
                             );
                             num(out, v);
                         }
@@ -595,7 +590,7 @@ impl SlaSeries {
     }
 }
 
-/// A label value, escaped as the text format wants, without a copy.
+/// A label value, escaped as the text format wants (`\`, `"` and newlines), without a copy.
 struct Esc<'a>(&'a str);
 
 impl std::fmt::Display for Esc<'_> {
