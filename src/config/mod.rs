@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Deserialize;
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 
@@ -377,18 +378,26 @@ impl Config {
     /// Validates config text; `path` names it in messages and anchors relative paths.
     pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut cx = Cx { file: path.to_path_buf(), src: text, errors: Vec::new(), warnings: Vec::new() };
-        let raw: RawConfig = match toml::from_str(text) {
+        // The document is parsed once; the `[[target]]` tables are then deserialized one at a
+        // time while they are validated, so that 100k targets never exist twice in memory
+        // (their serde form is 2 KB each: 58 optional spanned keys).
+        let mut doc = match toml::de::DeTable::parse(text) {
+            Ok(d) => d,
+            Err(e) => {
+                cx.toml_error(&e);
+                return Err(ConfigError::Invalid(cx.errors));
+            }
+        };
+        let targets = doc.get_mut().remove("target");
+        let raw = match RawConfig::deserialize(toml::de::Deserializer::from(doc)) {
             Ok(r) => r,
             Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                // serde speaks Rust; operators read TOML.
-                let msg = explain::explain(text, span.start, e.message());
-                cx.error(span, msg);
+                cx.toml_error(&e);
                 return Err(ConfigError::Invalid(cx.errors));
             }
         };
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let config = validate(&mut cx, raw, &base, path, env);
+        let config = validate(&mut cx, raw, targets, &base, path, env);
         if cx.errors.is_empty() {
             let mut config = config;
             cx.warnings.sort_by_key(|d| (d.line, d.col));
@@ -440,6 +449,25 @@ pub fn shard_of(name: &str, n: u32) -> u32 {
     (name_hash(name) % u64::from(n.max(1))) as u32 + 1
 }
 
+/// The `[[target]]` tables of the document, consumed one by one.
+fn target_tables<'i>(
+    cx: &mut Cx<'_>,
+    v: Option<S<toml::de::DeValue<'i>>>,
+) -> impl Iterator<Item = S<toml::de::DeValue<'i>>> + use<'i> {
+    let items = match v.map(|v| (v.span(), v.into_inner())) {
+        None => None,
+        Some((_, toml::de::DeValue::Array(a))) => Some(a),
+        Some((span, other)) => {
+            cx.error(
+                span,
+                format!("`target` must be [[target]] tables, found {}", other.type_str()),
+            );
+            None
+        }
+    };
+    items.into_iter().flatten()
+}
+
 /// Validation context: the source text (for line:col) and the diagnostics collected.
 struct Cx<'a> {
     file: PathBuf,
@@ -455,6 +483,13 @@ impl Cx<'_> {
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         Diagnostic { file: self.file.clone(), line, col, message }
+    }
+
+    /// A TOML syntax error or a serde error, at its span; serde speaks Rust, operators read TOML.
+    fn toml_error(&mut self, e: &toml::de::Error) {
+        let span = e.span().unwrap_or(0..0);
+        let msg = explain::explain(self.src, span.start, e.message());
+        self.error(span, msg);
     }
 
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
@@ -606,7 +641,14 @@ fn default_vantage() -> String {
         .unwrap_or_else(|| "local".to_string())
 }
 
-fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Config {
+fn validate(
+    cx: &mut Cx<'_>,
+    raw: RawConfig,
+    raw_targets: Option<S<toml::de::DeValue<'_>>>,
+    base: &Path,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Config {
     let daemon = validate_daemon(cx, raw.daemon.as_ref(), base, env);
     let defaults = validate_defaults(cx, raw.defaults.as_ref());
     let tz = daemon.timezone;
@@ -743,7 +785,17 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
 
     let mut target_names = Names::new("target");
     let mut targets = Vec::new();
-    for t in &raw.target {
+    let mut target_count = 0usize;
+    for item in target_tables(cx, raw_targets) {
+        target_count += 1;
+        let t = match RawTarget::deserialize(toml::de::ValueDeserializer::from(item)) {
+            Ok(t) => t,
+            Err(e) => {
+                cx.toml_error(&e);
+                continue;
+            }
+        };
+        let t = &t;
         target_names.add(cx, &t.name);
         if let Some(target) =
             validate_target(cx, t, &group_names, &defaults, &periods, base, env, daemon.public_url.as_deref())
@@ -889,7 +941,7 @@ fn validate(cx: &mut Cx<'_>, raw: RawConfig, base: &Path, path: &Path, env: &dyn
         postal
     });
 
-    if raw.target.is_empty() && postal.as_ref().is_none_or(|p| p.operators.is_empty()) {
+    if target_count == 0 && postal.as_ref().is_none_or(|p| p.operators.is_empty()) {
         cx.warn(0..0, "no [[target]] and no [[postal.operator]]: nothing will be monitored");
     }
 

@@ -20,8 +20,8 @@ pub struct RawConfig {
     pub maintenance: Vec<RawMaintenance>,
     #[serde(default)]
     pub group: Vec<RawGroup>,
-    #[serde(default)]
-    pub target: Vec<RawTarget>,
+    // `[[target]]` tables are taken out of the document before this is deserialized and read
+    // one at a time (see `Config::parse`).
     pub smtp: Option<RawSmtp>,
     #[serde(default)]
     pub contact: Vec<RawContact>,
