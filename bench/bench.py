@@ -377,6 +377,10 @@ def scale(targets, interval, seconds, peers, tmp):
         wait(lambda: parse_metrics(d.scrape()[0])[2] >= targets, 120, "targets scheduled")
         startup = time.monotonic() - d.t0
         r = measure(d, interval, seconds, round(targets / interval, 1))
+        auth = {"Authorization": "Bearer " + TOKEN}
+        for key, path in (("status_page", "/"), ("api_targets", "/api/v1/targets")):
+            body, secs = http_get(d.url(path), timeout=120, headers=auth)
+            r[key + "_s"], r[key + "_bytes"] = round(secs, 3), len(body)
         t = time.monotonic()
         body, _ = http_get(d.url("/-/reload"), timeout=120, data=b"", headers={"Authorization": "Bearer " + TOKEN})
         reload_s = time.monotonic() - t

@@ -515,7 +515,7 @@ async fn reload(
     // in main.rs, not a runtime worker: probes and the API do not wait for it), the thread that
     // loaded the config at start. On a pool thread each reload grew another allocator arena by
     // the size of a parse: +100 MB of RSS per reload of 100,000 targets, up to +430 MB.
-    let loaded = Config::load(&old.path);
+    let loaded = Config::reload(&old);
     let new = match loaded {
         Ok(c) => c,
         Err(e) => {

@@ -99,7 +99,8 @@ pub struct Carried {
     sm: StateMachine,
     status: Entry,
     metrics: Option<TargetMetrics>,
-    window: Option<CongestionWindow>,
+    /// Boxed: only ICMP targets and HTTP targets with `max_latency` have one.
+    window: Option<Box<CongestionWindow>>,
     /// Counters from the store to add once the metric handles exist (first start only).
     restored_downtime: Duration,
     restored_flaps: u64,
@@ -312,12 +313,12 @@ impl Scheduler {
                         if let Some(since) = open {
                             w.restore(since);
                         }
-                        w
+                        Box::new(w)
                     });
                 }
                 {
                     let mut s = c.status.lock().unwrap_or_else(|p| p.into_inner());
-                    s.group = target.group.clone();
+                    s.group = shared.board.group(&target.group);
                     s.kind = target.spec.kind();
                     s.description = target.description.clone();
                 }
@@ -341,8 +342,9 @@ impl Scheduler {
                     tracing::info!(target = %target.name, since = %from_ms(since).to_rfc3339(), "outage still open from the previous run");
                 }
                 let th = thresholds(&target);
-                let mut window =
-                    th.any().then(|| CongestionWindow::new(shared.config.borrow().defaults.degraded_window, th));
+                let mut window = th
+                    .any()
+                    .then(|| Box::new(CongestionWindow::new(shared.config.borrow().defaults.degraded_window, th)));
                 if let (Some(w), Some(since)) = (window.as_mut(), open_degr) {
                     w.restore(since);
                 }
@@ -354,8 +356,8 @@ impl Scheduler {
                     restored_downtime: Duration::from_millis(downtime_ms.max(0) as u64),
                     restored_flaps: flaps,
                     status: shared.board.insert(TargetStatus {
-                        name: target.name.clone(),
-                        group: target.group.clone(),
+                        name: target.name.as_str().into(),
+                        group: shared.board.group(&target.group),
                         kind: target.spec.kind(),
                         description: target.description.clone(),
                         state: health.label(),

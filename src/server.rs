@@ -343,7 +343,7 @@ async fn target_page(
         return r.into_response();
     }
     let (config, targets, reports, incidents) = page_input(&s).await;
-    let Some(t) = targets.iter().find(|t| t.name == name) else {
+    let Some(t) = targets.iter().find(|t| *t.name == *name) else {
         return (StatusCode::NOT_FOUND, "no such target\n").into_response();
     };
     let (postal, consignments) = (Vec::new(), Vec::new());

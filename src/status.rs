@@ -2,7 +2,7 @@
 //! HTTP server (status page, JSON API). Each entry has its own lock, taken briefly by one
 //! writer (the target's task) and by readers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -10,8 +10,10 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetStatus {
-    pub name: String,
-    pub group: String,
+    /// Shared with the board's key (and the group with every target of the group): at 100,000
+    /// targets, a copy each is 10 MB.
+    pub name: Arc<str>,
+    pub group: Arc<str>,
     pub kind: &'static str,
     pub description: Option<String>,
     /// unknown | up | down
@@ -36,10 +38,23 @@ pub type Entry = Arc<Mutex<TargetStatus>>;
 
 #[derive(Default)]
 pub struct Board {
-    targets: RwLock<BTreeMap<String, Entry>>,
+    targets: RwLock<BTreeMap<Arc<str>, Entry>>,
+    /// One copy of each group name.
+    groups: Mutex<HashMap<Arc<str>, ()>>,
 }
 
 impl Board {
+    /// The board's copy of a group name, to put in a [`TargetStatus`].
+    pub fn group(&self, name: &str) -> Arc<str> {
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((g, ())) = groups.get_key_value(name) {
+            return g.clone();
+        }
+        let g: Arc<str> = name.into();
+        groups.insert(g.clone(), ());
+        g
+    }
+
     pub fn insert(&self, status: TargetStatus) -> Entry {
         let name = status.name.clone();
         let entry = Arc::new(Mutex::new(status));

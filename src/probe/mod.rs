@@ -24,16 +24,17 @@ use std::time::{Duration, Instant};
 pub enum ProbeSpec {
     Icmp(icmp::IcmpSpec),
     Tcp(tcp::TcpSpec),
-    /// Boxed, as the larger specs are: a target is as large as its largest kind otherwise.
+    /// Boxed, as the larger specs are: a target is as large as its largest kind otherwise
+    /// (only ICMP and TCP, the most numerous, are inline).
     Http(Box<http::HttpSpec>),
     Dns(Box<dns::DnsSpec>),
-    Tls(tls::TlsSpec),
-    Sip(sip::SipSpec),
+    Tls(Box<tls::TlsSpec>),
+    Sip(Box<sip::SipSpec>),
     Heartbeat(heartbeat::HeartbeatSpec),
     /// A postal operator's tracking API (made by `config` for each `[[postal.operator]]`).
-    Postal(postal::PostalApiSpec),
+    Postal(Box<postal::PostalApiSpec>),
     /// A test call (SIP INVITE … BYE).
-    Call(call::CallSpec),
+    Call(Box<call::CallSpec>),
     /// A test message (gateway submit, delivery report, arrival).
     Sms(Box<sms::SmsSpec>),
 }

@@ -8,6 +8,7 @@ pub mod render;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -20,7 +21,8 @@ use crate::store::{Store, StoreError, TargetHistory};
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
     pub name: String,
-    pub group: String,
+    /// One copy per group, shared by its targets.
+    pub group: Arc<str>,
     pub kind: Cow<'static, str>,
     pub description: Option<String>,
     /// False for a target that has history in the store but is no longer configured.
@@ -149,12 +151,13 @@ pub fn build(
     for g in &config.groups {
         let members = by_group.remove(g.name.as_str()).unwrap_or_default();
         let mut targets = Vec::with_capacity(members.len());
+        let group: Arc<str> = g.name.as_str().into();
         for t in members {
             let h = histories.remove(&t.name).unwrap_or_default();
             let figures = figures_for(&t.name, &g.name, &h, objective_for(config, t, period));
             targets.push(TargetReport {
                 name: t.name.clone(),
-                group: g.name.clone(),
+                group: group.clone(),
                 kind: Cow::Borrowed(t.spec.kind()),
                 description: t.description.clone(),
                 in_config: true,
@@ -183,7 +186,7 @@ pub fn build(
         let figures = figures_for(&name, &h.group, &h, objective);
         let report = TargetReport {
             name,
-            group: h.group.clone(),
+            group: h.group.as_str().into(),
             kind: Cow::Owned(h.kind.clone()),
             description: None,
             in_config: false,
