@@ -251,6 +251,8 @@ struct PageQuery {
     /// `1`: only the refreshable part (the page's script asks for it every 15 s).
     fragment: Option<u8>,
     token: Option<String>,
+    /// One group, every target of it (the page lists at most 200 per group otherwise).
+    group: Option<String>,
 }
 
 /// Read-only pages and API: public unless `daemon.public_status = false`, then the token is
@@ -323,13 +325,15 @@ async fn index(
         link_suffix: suffix(&q),
         postal: &postal,
         consignments: &consignments,
+        group: q.group.as_deref(),
     };
     let body = crate::web::status_body(&input);
     if q.fragment == Some(1) {
         return Html(body).into_response();
     }
     let l = if lang == crate::config::Language::Vi { "vi" } else { "en" };
-    let refresh = format!("?lang={l}&fragment=1{}", suffix(&q));
+    let group = q.group.as_deref().map(|g| format!("&group={}", crate::text::url_encode(g))).unwrap_or_default();
+    let refresh = format!("?lang={l}&fragment=1{group}{}", suffix(&q));
     Html(crate::web::page(&format!("thongsuot — {}", config.daemon.vantage), lang, &body, &refresh)).into_response()
 }
 
@@ -359,6 +363,7 @@ async fn target_page(
         link_suffix: suffix(&q),
         postal: &postal,
         consignments: &consignments,
+        group: None,
     };
     let body = crate::web::target_body(&input, t);
     if q.fragment == Some(1) {

@@ -237,3 +237,39 @@ fn api_answers_match_the_openapi_document_and_auth_is_enforced() {
     assert_eq!(blocking_request("POST", &d.url("/-/reload"), Some(TOKEN), Some(&big)).map(|r| r.0), Some(413));
     assert!(d.stop().success());
 }
+
+/// A long group is cut on the page (200 listed, problems first) with a link to all of it: a page
+/// of 100,000 targets was 127 MB of HTML.
+#[test]
+fn status_page_lists_problems_first_and_cuts_long_groups() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = rt.enter();
+    let listener = rt.block_on(TcpServer::start(None));
+    let closed = free_port();
+    let mut text = String::from(
+        "[daemon]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\nvantage = \"t\"\nlanguage = \"en\"\n\
+         [defaults]\ninterval = \"1s\"\ntimeout = \"800ms\"\nconfirm = 2\n[[group]]\nname = \"vnpt\"\n",
+    );
+    for i in 0..260 {
+        // Two of them, late in name order, are down.
+        let address = if i == 250 || i == 255 { format!("127.0.0.1:{closed}") } else { listener.addr.to_string() };
+        text.push_str(&format!(
+            "[[target]]\nname = \"site-{i:03}\"\ngroup = \"vnpt\"\nkind = \"tcp\"\naddress = \"{address}\"\n"
+        ));
+    }
+    let d = Daemon::start(&text, &[]);
+    d.wait_until("both outages confirmed", Duration::from_secs(20), || {
+        let m = d.metrics();
+        ["site-250", "site-255"].iter().all(|t| sample(&m, "thongsuot_target_up", &[("target", t)]) == Some(0.0))
+    });
+    let page = d.get("/?lang=en").expect("status page");
+    assert_eq!(page.matches("data-target=").count(), 200, "rows listed");
+    for down in ["site-250", "site-255"] {
+        assert!(page.contains(&format!("data-target=\"{down}\"")), "{down} (down) must be listed first");
+    }
+    assert!(page.contains("60 more targets not listed"), "count of the rest: {page}");
+    assert!(page.contains("?group=vnpt&amp;lang=en") || page.contains("?group=vnpt&lang=en"), "link to the group");
+    let all = d.get("/?group=vnpt&lang=vi").expect("group page");
+    assert_eq!(all.matches("data-target=").count(), 260, "every target of the group");
+    assert!(!all.contains("chưa hiển thị"), "nothing left out of the group page");
+}
