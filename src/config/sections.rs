@@ -19,6 +19,8 @@ enum Header {
     TargetPart,
     /// Any other table.
     Other,
+    /// A quoted key with escapes: it may spell `target`.
+    Unsure,
 }
 
 /// The document split: byte ranges of the `[[target]]` sections, in order, and the rest of the
@@ -29,7 +31,11 @@ pub struct Split {
     pub rest: String,
 }
 
+/// Splits the document; where a split could change its meaning (a `[target.x]` after another
+/// table, which TOML gives to the last `[[target]]`; an escaped quoted key) nothing is split and
+/// the document is parsed whole, as before.
 pub fn split(text: &str) -> Split {
+    let whole = || Split { targets: Vec::new(), rest: text.to_string() };
     let mut targets: Vec<Range<usize>> = Vec::new();
     let mut open: Option<usize> = None;
     for (start, header) in headers(text) {
@@ -39,6 +45,8 @@ pub fn split(text: &str) -> Split {
                     targets.push(s..start);
                 }
             }
+            Header::TargetPart if open.is_none() && !targets.is_empty() => return whole(),
+            Header::Unsure => return whole(),
             Header::TargetPart => {}
             Header::Other => {
                 if let Some(s) = open.take() {
@@ -65,7 +73,7 @@ pub fn split(text: &str) -> Split {
         // ASCII, so the text is still UTF-8; should that ever fail, nothing is split.
         match String::from_utf8(bytes) {
             Ok(s) => s,
-            Err(_) => return Split { targets: Vec::new(), rest: text.to_string() },
+            Err(_) => return whole(),
         }
     };
     Split { targets, rest }
@@ -97,12 +105,14 @@ fn headers(text: &str) -> Vec<(usize, Header)> {
                 // The key, up to the closing bracket: its first part and how many parts.
                 let mut first: Option<String> = None;
                 let mut parts = 0;
+                let mut escaped = false;
                 for t in tokens.by_ref() {
                     match t.kind() {
                         TokenKind::Atom | TokenKind::BasicString | TokenKind::LiteralString => {
                             parts += 1;
+                            let raw = source.get(t.span()).map_or("", |r| r.as_str());
+                            escaped |= t.kind() == TokenKind::BasicString && raw.contains('\\');
                             if first.is_none() {
-                                let raw = source.get(t.span()).map_or("", |r| r.as_str());
                                 first = Some(unquote(raw));
                             }
                         }
@@ -120,6 +130,7 @@ fn headers(text: &str) -> Vec<(usize, Header)> {
                     None => (String::new(), 0),
                 };
                 let header = match (head == "target", double, parts + extra) {
+                    _ if escaped => Header::Unsure,
                     (true, true, 1) => Header::Target,
                     (true, _, _) => Header::TargetPart,
                     _ => Header::Other,
@@ -188,6 +199,15 @@ mod tests {
         // `["target"]` is the same key as `target`: a plain table of it ends no section
         // (the parser then rejects it, as it would in one document).
         assert!(s[1].ends_with("[\"target\"]\n"));
+    }
+
+    #[test]
+    fn ambiguous_documents_are_not_split() {
+        // TOML gives `[target.headers]` to the last [[target]], across the [[group]].
+        let late = "[[target]]\nname = \"a\"\n[[group]]\nname = \"g\"\n[target.headers]\nX = \"1\"\n";
+        assert!(sections(late).is_empty());
+        assert_eq!(split(late).rest, late);
+        assert!(sections("[[target]]\n[[\"t\\u0061rget\"]]\n").is_empty());
     }
 
     #[test]
