@@ -2,7 +2,7 @@
 //! HTTP server (status page, JSON API). Each entry has its own lock, taken briefly by one
 //! writer (the target's task) and by readers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -40,18 +40,18 @@ pub type Entry = Arc<Mutex<TargetStatus>>;
 pub struct Board {
     targets: RwLock<BTreeMap<Arc<str>, Entry>>,
     /// One copy of each group name.
-    groups: Mutex<HashMap<Arc<str>, ()>>,
+    groups: Mutex<HashSet<Arc<str>>>,
 }
 
 impl Board {
     /// The board's copy of a group name, to put in a [`TargetStatus`].
     pub fn group(&self, name: &str) -> Arc<str> {
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((g, ())) = groups.get_key_value(name) {
+        if let Some(g) = groups.get(name) {
             return g.clone();
         }
         let g: Arc<str> = name.into();
-        groups.insert(g.clone(), ());
+        groups.insert(g.clone());
         g
     }
 

@@ -373,17 +373,13 @@ impl Config {
     /// (the same `Arc`), not a copy. With 100,000 targets, a copy each left 36 MB of the old ones
     /// as heap holes between the new ones: +60 MB of RSS per reload.
     pub fn reload(previous: &Config) -> Result<Config, ConfigError> {
-        let path = &previous.path;
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Config::parse_reusing(path, &text, &|k| std::env::var(k).ok(), Some(previous))
+        let text = read(&previous.path)?;
+        Config::parse_reusing(&previous.path, &text, &|k| std::env::var(k).ok(), Some(previous))
     }
 
     /// As [`Config::load`], with the environment passed in (tests).
     pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Config::parse(path, &text, env)
+        Config::parse(path, &read(path)?, env)
     }
 
     /// Validates config text; `path` names it in messages and anchors relative paths.
@@ -478,6 +474,10 @@ pub fn shard_of(name: &str, n: u32) -> u32 {
     (name_hash(name) % u64::from(n.max(1))) as u32 + 1
 }
 
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
+}
+
 /// The `[[target]]` tables of the document, consumed one by one.
 fn target_tables<'i>(
     cx: &mut Cx<'_>,
@@ -507,11 +507,9 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn locate(&self, span: &Range<usize>, message: String) -> Diagnostic {
-        let offset = (span.start + self.base).min(self.src.len());
-        let before = &self.src[..self.src.floor_char_boundary(offset)];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Diagnostic { file: self.file.clone(), line, col, message }
+        let offset = self.src.floor_char_boundary((span.start + self.base).min(self.src.len()));
+        let col = self.src[..offset].rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Diagnostic { file: self.file.clone(), line: self.line_of(offset), col, message }
     }
 
     /// A TOML syntax error or a serde error, at its span; serde speaks Rust, operators read TOML.

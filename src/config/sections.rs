@@ -5,6 +5,7 @@
 //! `[[target]]` header to the next header that is not one of its sub-tables (`[target.x]`,
 //! `[[target.x]]`).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use toml_parser::Source;
@@ -26,16 +27,16 @@ enum Header {
 /// The document split: byte ranges of the `[[target]]` sections, in order, and the rest of the
 /// document with those sections blanked (spaces, newlines kept), so that its offsets, lines and
 /// columns are the original ones.
-pub struct Split {
+pub struct Split<'a> {
     pub targets: Vec<Range<usize>>,
-    pub rest: String,
+    pub rest: Cow<'a, str>,
 }
 
 /// Splits the document; where a split could change its meaning (a `[target.x]` after another
 /// table, which TOML gives to the last `[[target]]`; an escaped quoted key) nothing is split and
 /// the document is parsed whole, as before.
-pub fn split(text: &str) -> Split {
-    let whole = || Split { targets: Vec::new(), rest: text.to_string() };
+pub fn split(text: &str) -> Split<'_> {
+    let whole = || Split { targets: Vec::new(), rest: Cow::Borrowed(text) };
     let mut targets: Vec<Range<usize>> = Vec::new();
     let mut open: Option<usize> = None;
     for (start, header) in headers(text) {
@@ -58,9 +59,10 @@ pub fn split(text: &str) -> Split {
     if let Some(s) = open {
         targets.push(s..text.len());
     }
-    let rest = if targets.is_empty() {
-        text.to_string()
-    } else {
+    if targets.is_empty() {
+        return whole();
+    }
+    let rest = {
         let mut bytes = text.as_bytes().to_vec();
         for r in &targets {
             for b in &mut bytes[r.clone()] {
@@ -72,7 +74,7 @@ pub fn split(text: &str) -> Split {
         // Only whole sections (each starts and ends at a token boundary) were blanked with
         // ASCII, so the text is still UTF-8; should that ever fail, nothing is split.
         match String::from_utf8(bytes) {
-            Ok(s) => s,
+            Ok(s) => Cow::Owned(s),
             Err(_) => return whole(),
         }
     };
@@ -102,34 +104,26 @@ fn headers(text: &str) -> Vec<(usize, Header)> {
                 if double {
                     tokens.next();
                 }
-                // The key, up to the closing bracket: its first part and how many parts.
-                let mut first: Option<String> = None;
+                // The key, up to the closing bracket: whether its first part is `target`, and how
+                // many parts it has (the lexer makes each dot a token of its own).
+                let mut is_target = false;
                 let mut parts = 0;
                 let mut escaped = false;
                 for t in tokens.by_ref() {
                     match t.kind() {
                         TokenKind::Atom | TokenKind::BasicString | TokenKind::LiteralString => {
-                            parts += 1;
                             let raw = source.get(t.span()).map_or("", |r| r.as_str());
                             escaped |= t.kind() == TokenKind::BasicString && raw.contains('\\');
-                            if first.is_none() {
-                                first = Some(unquote(raw));
+                            if parts == 0 {
+                                is_target = unquote(raw) == "target";
                             }
+                            parts += 1;
                         }
                         TokenKind::RightSquareBracket | TokenKind::Newline | TokenKind::Eof => break,
                         _ => {}
                     }
                 }
-                // A key like `target.x` may come as one atom: dots inside it split it.
-                let (head, extra) = match first.as_deref() {
-                    Some(f) if !f.starts_with(['"', '\'']) && f.contains('.') => {
-                        let mut it = f.split('.');
-                        (it.next().unwrap_or("").trim().to_string(), it.count())
-                    }
-                    Some(f) => (f.to_string(), 0),
-                    None => (String::new(), 0),
-                };
-                let header = match (head == "target", double, parts + extra) {
+                let header = match (is_target, double, parts) {
                     _ if escaped => Header::Unsure,
                     (true, true, 1) => Header::Target,
                     (true, _, _) => Header::TargetPart,
@@ -150,18 +144,10 @@ fn headers(text: &str) -> Vec<(usize, Header)> {
     out
 }
 
-/// A key part as written: quotes removed from a simple quoted key.
-fn unquote(raw: &str) -> String {
+/// A key part as written, without its quotes (escapes are left to the caller).
+fn unquote(raw: &str) -> &str {
     let t = raw.trim();
-    for q in ['"', '\''] {
-        if let Some(inner) = t.strip_prefix(q).and_then(|s| s.strip_suffix(q))
-            && !inner.contains('\\')
-        {
-            // Quoted: compared whole, dots and all (`["target.x"]` is one key).
-            return if inner.contains('.') { format!("{q}{inner}") } else { inner.to_string() };
-        }
-    }
-    t.to_string()
+    ['"', '\''].iter().find_map(|q| t.strip_prefix(*q).and_then(|s| s.strip_suffix(*q))).unwrap_or(t)
 }
 
 #[cfg(test)]

@@ -426,10 +426,10 @@ impl Table {
                 for c in cells.iter().filter(|c| live(c)) {
                     let failures = c.rare.get().map(|r| &r.failures);
                     for i in 0..RESULTS {
-                        let n = match (i, failures) {
-                            (0, _) => c.successes.load(Relaxed),
-                            (_, Some(f)) => f[i - 1].load(Relaxed),
-                            (_, None) => 0,
+                        let n = if i == 0 {
+                            c.successes.load(Relaxed)
+                        } else {
+                            failures.map_or(0, |f| f[i - 1].load(Relaxed))
                         };
                         // `success` from the first result; a failure reason once it happened.
                         if i == 0 || n > 0 {
