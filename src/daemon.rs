@@ -441,14 +441,21 @@ async fn sla_metrics(
         let mut reader: Option<Store> = None;
         // Ends when the loop below (and its sender) goes.
         while let Some((cfg, reply)) = queue.blocking_recv() {
-            let result = match &reader {
+            // A panic costs one evaluation (the reply is dropped: the loop below logs it), not
+            // the thread and with it every later SLA update.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &reader {
                 Some(store) => evaluate_sla(&cfg, store, &metrics, run_started, &cache),
                 None => match Store::open_read_only(&path) {
                     Ok(store) => evaluate_sla(&cfg, reader.insert(store), &metrics, run_started, &cache),
                     Err(e) => Err(e),
                 },
-            };
-            let _ = reply.send(result);
+            }));
+            match result {
+                Ok(result) => {
+                    let _ = reply.send(result);
+                }
+                Err(_) => reader = None,
+            }
         }
     });
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
