@@ -70,6 +70,8 @@ pub struct HttpClients {
 
 pub struct PreparedHttp {
     client: reqwest::Client,
+    /// For `http://` URLs, probed without the client (see [`super::http1`]).
+    binding: Binding,
 }
 
 pub fn prepare(spec: &HttpSpec, binding: &Binding, clients: &HttpClients) -> Result<PreparedHttp, Failure> {
@@ -81,11 +83,11 @@ pub fn prepare(spec: &HttpSpec, binding: &Binding, clients: &HttpClients) -> Res
     };
     let mut map = clients.clients.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(c) = map.get(&key) {
-        return Ok(PreparedHttp { client: c.clone() });
+        return Ok(PreparedHttp { client: c.clone(), binding: binding.clone() });
     }
     let client = build_client(&key)?;
     map.insert(key, client.clone());
-    Ok(PreparedHttp { client })
+    Ok(PreparedHttp { client, binding: binding.clone() })
 }
 
 fn build_client(key: &ClientKey) -> Result<reqwest::Client, Failure> {
@@ -157,12 +159,20 @@ async fn exchange(
     start: Instant,
     timeout: Duration,
 ) -> Result<(), Failure> {
-    let mut req = p.client.request(spec.method.clone(), spec.url.clone()).timeout(timeout);
+    let (url, method, body) = if spec.url.scheme() == "http" {
+        match super::http1::exchange(spec, &p.binding, out, start).await? {
+            super::http1::Ended::Response { status, body } => return check(spec, status, &body),
+            super::http1::Ended::Handover { url, method, body } => (url, method, body),
+        }
+    } else {
+        (spec.url.clone(), spec.method.clone(), spec.body.clone())
+    };
+    let mut req = p.client.request(method, url).timeout(timeout);
     for (k, v) in &spec.headers {
         req = req.header(k, v);
     }
-    if let Some(body) = &spec.body {
-        req = req.body(body.clone());
+    if let Some(body) = body {
+        req = req.body(body);
     }
     let mut resp = req.send().await.map_err(classify)?;
     out.phases.set(Phase::Processing, start.elapsed());

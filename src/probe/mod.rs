@@ -8,6 +8,7 @@ pub mod call;
 pub mod dns;
 pub mod heartbeat;
 pub mod http;
+mod http1;
 pub mod icmp;
 pub mod postal;
 pub mod sip;

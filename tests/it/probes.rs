@@ -77,6 +77,61 @@ async fn http_checks_status_body_and_json() {
     assert_eq!(kind(&o), Some(FailureKind::Status));
 }
 
+/// Plain `http://` goes through our own HTTP/1.1 exchange (src/probe/http1.rs): what the server
+/// sees, redirects, and a redirect to `https://` handed over to reqwest.
+#[tokio::test]
+async fn http_plain_requests_carry_method_headers_body_and_follow_redirects() {
+    let s = HttpServer::start().await;
+    let keys = format!(
+        "kind = \"http\"\nurl = \"{}\"\nmethod = \"POST\"\nbody = \"sbd=0123\"\nheaders = {{ \"X-Exam\" = \"thpt\" }}\nbody_contains = \"POST host={} ua=thongsuot/\"",
+        s.url("/echo"),
+        s.addr
+    );
+    let o = run(&target(&keys)).await;
+    assert!(o.ok(), "{o:?}");
+    let o = run(&target(&format!(
+        "kind = \"http\"\nurl = \"{}\"\nmethod = \"POST\"\nbody = \"sbd=0123\"\nheaders = {{ \"X-Exam\" = \"thpt\" }}\nbody_regex = \"x-exam=thpt connection=close body=sbd=0123$\"",
+        s.url("/echo?q=1")
+    )))
+    .await;
+    assert!(o.ok(), "{o:?}");
+    // 303 after a POST: the next request is a GET without the body.
+    let o = run(&target(&format!(
+        "kind = \"http\"\nurl = \"{}\"\nmethod = \"POST\"\nbody = \"x\"\nbody_regex = \"^GET .*body=$\"",
+        s.url("/form")
+    )))
+    .await;
+    assert!(o.ok(), "{o:?}");
+    // A redirect loop ends after ten hops, as one failed probe.
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"{}\"", s.url("/loop")))).await;
+    assert_eq!(kind(&o), Some(FailureKind::Protocol), "{o:?}");
+    assert!(o.failure.as_ref().is_some_and(|f| f.detail.contains("too many redirects")), "{o:?}");
+
+    // http:// -> https://: reqwest takes over, with the target's TLS settings.
+    let tls = HttpsServer::start().await;
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get({
+            let to = tls.url("/json");
+            move || async move { axum::response::Redirect::permanent(&to) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let o = run(&target(&format!(
+        "kind = \"http\"\nurl = \"http://{addr}/\"\nca_file = \"{}\"\nbody_contains = \"DELIVERED\"",
+        tls.ca_file.display()
+    )))
+    .await;
+    assert!(o.ok(), "{o:?}");
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"http://{addr}/\""))).await;
+    assert_eq!(kind(&o), Some(FailureKind::Tls), "self-signed without its CA: {o:?}");
+    server.abort();
+}
+
 #[tokio::test]
 async fn http_hostile_and_dead_servers_cost_one_bounded_probe() {
     let s = HttpServer::start().await;
@@ -91,6 +146,11 @@ async fn http_hostile_and_dead_servers_cost_one_bounded_probe() {
     let t = target(&format!("kind = \"http\"\nurl = \"{}\"\nmax_body_bytes = 100000", s.url("/endless")));
     let o = run(&t).await;
     assert_eq!(kind(&o), Some(FailureKind::TooLarge), "{o:?}");
+
+    // Not HTTP at all: one protocol failure, with what was wrong.
+    let garbage = TcpServer::start(Some("SSH-2.0-OpenSSH_9.2\r\n\r\n")).await;
+    let o = run(&target(&format!("kind = \"http\"\nurl = \"http://{}/\"\ntimeout = \"2s\"", garbage.addr))).await;
+    assert_eq!(kind(&o), Some(FailureKind::Protocol), "{o:?}");
 
     // Nobody listening.
     let port = free_port();

@@ -81,6 +81,23 @@ fn routes() -> Router {
             }),
         )
         .route("/redirect", get(|| async { axum::response::Redirect::temporary("/ok") }))
+        .route("/loop", get(|| async { axum::response::Redirect::temporary("/loop") }))
+        // What arrived: method, headers the probes set, body.
+        .route(
+            "/echo",
+            axum::routing::any(|method: axum::http::Method, headers: axum::http::HeaderMap, body: String| async move {
+                let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+                format!(
+                    "{method} host={} ua={} x-exam={} connection={} body={body}",
+                    h("host"),
+                    h("user-agent"),
+                    h("x-exam"),
+                    h("connection")
+                )
+            }),
+        )
+        // A POST answered with 303 is followed with a GET, without the body.
+        .route("/form", axum::routing::post(|| async { axum::response::Redirect::to("/echo") }))
         .route(
             "/endless",
             get(|| async {
