@@ -2,6 +2,7 @@
 //! applies reloads. `run` takes its triggers (shutdown, reload) from the caller: only
 //! `main.rs` knows signals and exit codes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -439,14 +440,15 @@ async fn sla_metrics(
     let (jobs, mut queue) = mpsc::channel::<Job>(1);
     tokio::task::spawn_blocking(move || {
         let mut reader: Option<Store> = None;
+        let mut ended = EndedPeriods::default();
         // Ends when the loop below (and its sender) goes.
         while let Some((cfg, reply)) = queue.blocking_recv() {
             // A panic costs one evaluation (the reply is dropped: the loop below logs it), not
             // the thread and with it every later SLA update.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &reader {
-                Some(store) => evaluate_sla(&cfg, store, &metrics, run_started, &cache),
+                Some(store) => evaluate_sla(&cfg, store, &metrics, run_started, &cache, &mut ended),
                 None => match Store::open_read_only(&path) {
-                    Ok(store) => evaluate_sla(&cfg, reader.insert(store), &metrics, run_started, &cache),
+                    Ok(store) => evaluate_sla(&cfg, reader.insert(store), &metrics, run_started, &cache, &mut ended),
                     Err(e) => Err(e),
                 },
             }));
@@ -480,19 +482,42 @@ async fn sla_metrics(
     }
 }
 
+/// Reports of periods that have ended, built once after their end for the config they were
+/// built with: their figures no longer change, and they keep only the targets with something
+/// to report.
+#[derive(Default)]
+struct EndedPeriods {
+    config: Option<Arc<Config>>,
+    reports: HashMap<String, crate::report::Report>,
+}
+
 fn evaluate_sla(
-    config: &Config,
+    config: &Arc<Config>,
     store: &Store,
     metrics: &Metrics,
     run_started: i64,
     cache: &SlaCache,
+    ended: &mut EndedPeriods,
 ) -> Result<(), crate::store::StoreError> {
     let started = std::time::Instant::now();
     let now = chrono::Utc::now();
     let vantage = config.daemon.vantage.as_str();
+    if !ended.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, config)) {
+        *ended = EndedPeriods { config: Some(config.clone()), reports: HashMap::new() };
+    }
     let mut reports = Vec::new();
     for (name, window, period) in crate::report::metric_windows(config, now) {
-        reports.push(crate::report::build(config, store, &name, window, period, now, Some(run_started))?);
+        let over = period.is_some() && window.end <= now.timestamp_millis();
+        if let Some(r) = ended.reports.get(&name).filter(|_| over) {
+            reports.push(r.clone());
+            continue;
+        }
+        let mut report = crate::report::build(config, store, &name, window, period, now, Some(run_started))?;
+        if over {
+            report.omit_clean_targets();
+            ended.reports.insert(name, report.clone());
+        }
+        reports.push(report);
     }
     metrics.period_active.reset();
     for (name, window, _) in crate::report::metric_windows(config, now) {

@@ -401,8 +401,18 @@ async fn api_target(
     let sla: Vec<serde_json::Value> = reports
         .iter()
         .filter_map(|r| {
-            let t = r.groups.iter().flat_map(|g| g.targets.iter()).find(|t| t.name == name)?;
-            Some(serde_json::json!({ "window": r.window_name, "from": r.from, "to": r.to, "figures": t.figures }))
+            match r.groups.iter().flat_map(|g| g.targets.iter()).find(|t| t.name == name) {
+                Some(t) => Some(serde_json::json!({ "window": r.window_name, "from": r.from, "to": r.to, "figures": t.figures })),
+                // A past period keeps only its targets with something to report.
+                None if r.clean_targets_omitted > 0 => Some(serde_json::json!({
+                    "window": r.window_name, "from": r.from, "to": r.to, "figures": null,
+                    "note": format!(
+                        "nothing to report in this past period (no outage, congestion or breach: availability 100 % or not observed); full figures: GET /api/v1/report?period={}",
+                        r.window_name
+                    ),
+                })),
+                None => None,
+            }
         })
         .collect();
     axum::Json(serde_json::json!({ "target": status, "sla": sla })).into_response()

@@ -437,7 +437,19 @@ pub fn target_body(p: &PageInput<'_>, t: &TargetStatus) -> String {
         let _ = write!(o, "<p class=\"small\">{}: {}</p>", w.reason, esc(f));
     }
     for r in p.reports {
-        let Some(tr) = r.groups.iter().flat_map(|g| g.targets.iter()).find(|x| *x.name == *t.name) else { continue };
+        let Some(tr) = r.groups.iter().flat_map(|g| g.targets.iter()).find(|x| *x.name == *t.name) else {
+            // A past period keeps only its targets with something to report: not this one.
+            if r.clean_targets_omitted > 0 && p.config.targets.iter().any(|c| *c.name == *t.name) {
+                let _ = write!(
+                    o,
+                    "<section class=\"group\"><h2>{} — {}: {}</h2></section>",
+                    esc(&r.window_name),
+                    w.outages,
+                    w.none
+                );
+            }
+            continue;
+        };
         let _ = write!(
             o,
             "<section class=\"group\"><h2>{} — {}: {}</h2><h3 class=\"small\">{}</h3>",

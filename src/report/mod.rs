@@ -63,6 +63,38 @@ pub struct Report {
     pub kpis: Vec<kpi::Kpi>,
     /// The newest ledger entry when the report was built (`thongsuot verify` checks the ledger).
     pub ledger: Option<crate::store::chain::Head>,
+    /// Targets left out of `groups[].targets` because nothing happened to them (see
+    /// [`Report::omit_clean_targets`]); their groups' figures still count them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub clean_targets_omitted: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl TargetReport {
+    /// Something to report: an outage, congestion, a breach, or availability below 100 %. The
+    /// others were at 100 % or not observed at all (the group's coverage says how much).
+    pub fn noteworthy(&self) -> bool {
+        let f = &self.figures;
+        f.outages > 0 || f.degradations > 0 || f.breach || f.availability.is_some_and(|a| a < 1.0) || !self.in_config
+    }
+}
+
+impl Report {
+    /// Drops the targets with nothing to report, keeping group and total figures: what the
+    /// daemon holds of a period that has ended (its figures no longer change). With 100,000
+    /// targets a full report is about 38 MB; kept for every past period, memory grew by that
+    /// much per period.
+    pub fn omit_clean_targets(&mut self) {
+        for g in &mut self.groups {
+            let before = g.targets.len();
+            g.targets.retain(TargetReport::noteworthy);
+            g.targets.shrink_to_fit();
+            self.clean_targets_omitted += before - g.targets.len();
+        }
+    }
 }
 
 /// The objective in force for a target: the target's own, else its group's, else the period's,
@@ -233,6 +265,7 @@ pub fn build(
         postal,
         kpis: kpi::build(config, store.kpi_events(window)?),
         ledger: store.chain_head()?,
+        clean_targets_omitted: 0,
     })
 }
 

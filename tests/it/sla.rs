@@ -179,3 +179,126 @@ fn measured_downtime_matches_the_truth_and_survives_kill_9() {
         }
     }
 }
+
+/// A period that has ended keeps, in memory and in `/metrics`, only its targets with
+/// something to report; its group figures, the API and `report` still cover every target.
+#[test]
+fn a_past_period_keeps_only_its_noteworthy_targets() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let server = rt.block_on(TcpServer::start(None));
+    let now = Utc::now();
+    let local = |t: DateTime<Utc>| (t + chrono::Duration::hours(7)).format("%Y-%m-%dT%H:%M:%S").to_string();
+    let text = format!(
+        r#"
+[daemon]
+listen = "127.0.0.1:{{port}}"
+state_dir = "state"
+vantage = "sla-test"
+api_token_env = "SLA_TEST_TOKEN"
+
+[defaults]
+interval = "1s"
+timeout = "500ms"
+
+[[period]]
+name = "past"
+start = "{}"
+end = "{}"
+
+[[period]]
+name = "now"
+start = "{}"
+end = "{}"
+
+[[group]]
+name = "vnpost"
+
+{}"#,
+        local(now - chrono::Duration::hours(3)),
+        local(now - chrono::Duration::hours(2)),
+        local(now - chrono::Duration::hours(1)),
+        local(now + chrono::Duration::hours(1)),
+        ["a", "b", "c"]
+            .iter()
+            .map(|n| format!(
+                "[[target]]\nname = \"{n}\"\ngroup = \"vnpost\"\nkind = \"tcp\"\naddress = \"{}\"\n",
+                server.addr
+            ))
+            .collect::<String>()
+    );
+    let env = [("SLA_TEST_TOKEN", "t0k3n")];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = dir.path().join("thongsuot.toml");
+    std::fs::write(&config, text.replace("{port}", &port.to_string())).expect("config");
+    // History of the past period, in the store before the daemon starts: a run that saw it
+    // whole, and a 6-minute outage of b.
+    {
+        std::fs::create_dir_all(dir.path().join("state")).expect("state dir");
+        let path = thongsuot::store::Store::path_in(&dir.path().join("state"));
+        let mut store = thongsuot::store::Store::open(&path).expect("store");
+        let ms = |t: DateTime<Utc>| t.timestamp_millis();
+        let run = store.begin_run(ms(now - chrono::Duration::minutes(190)), "sla-test").expect("run");
+        let t = |n: &str| (n.to_string(), "vnpost".to_string(), "tcp".to_string());
+        let start = ms(now - chrono::Duration::minutes(170));
+        use thongsuot::store::{IntervalKind, Op};
+        store
+            .apply(&[
+                Op::Targets { at: ms(now - chrono::Duration::minutes(190)), targets: vec![t("a"), t("b"), t("c")] },
+                Op::Open {
+                    target: "b".into(),
+                    group: "vnpost".into(),
+                    kind: IntervalKind::Outage,
+                    start,
+                    reason: Some("refused".into()),
+                    detail: None,
+                },
+                Op::Close { target: "b".into(), kind: IntervalKind::Outage, end: start + 360_000 },
+                Op::Heartbeat { run, at: ms(now - chrono::Duration::minutes(100)) },
+            ])
+            .expect("history");
+    }
+    let d = Daemon::restart((dir, config, port), &env);
+    let series = |m: &str, period: &str, target: &str| {
+        sample(m, "thongsuot_sla_availability_ratio", &[("period", period), ("target", target)])
+    };
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        last = d.metrics();
+        if series(&last, "past", "").is_some() && series(&last, "now", "c").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let sla: Vec<&str> = last.lines().filter(|l| l.starts_with("thongsuot_sla_availability_ratio")).collect();
+    assert!(series(&last, "past", "").is_some() && series(&last, "now", "c").is_some(), "{sla:#?}\n{}", d.log_text());
+    let m = d.metrics();
+    let b = series(&m, "past", "b").expect("b had an outage in the past period");
+    assert!((b - (1.0 - 6.0 / 60.0)).abs() < 0.01, "b: {b}");
+    assert_eq!(series(&m, "past", "a"), None, "a was clean in the past period: no series of its own");
+    assert_eq!(series(&m, "past", "c"), None);
+    let group = series(&m, "past", "").expect("group series");
+    assert!((group - (1.0 - 6.0 / 180.0)).abs() < 0.01, "the group counts all three targets: {group}");
+    for t in ["a", "b", "c"] {
+        assert!(series(&m, "now", t).is_some(), "{t} in the running period");
+    }
+
+    // The API says a had nothing to report in the past period; the report has all three targets.
+    let (code, body) = blocking_request("GET", &d.url("/api/v1/targets/a"), Some("t0k3n"), None).expect("api");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let past = v["sla"].as_array().and_then(|a| a.iter().find(|w| w["window"] == "past")).cloned();
+    assert!(past.as_ref().is_some_and(|p| p["figures"].is_null() && p["note"].is_string()), "{v}");
+    let (code, body) = blocking_request("GET", &d.url("/api/v1/report?period=past"), Some("t0k3n"), None).expect("api");
+    assert_eq!(code, 200, "{body}");
+    let r: serde_json::Value = serde_json::from_str(&body).expect("json");
+    for t in ["a", "b", "c"] {
+        target(&r, t);
+    }
+    // The target's page says so too.
+    let (code, page) = blocking_request("GET", &d.url("/targets/a?lang=en&token=t0k3n"), None, None).expect("page");
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("past — Outages: none"), "{page}");
+    d.stop();
+}
