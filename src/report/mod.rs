@@ -27,7 +27,9 @@ pub struct TargetReport {
     pub description: Option<String>,
     /// False for a target that has history in the store but is no longer configured.
     pub in_config: bool,
-    pub figures: Figures,
+    /// Shared by the targets that had nothing in the window and were observed alike (most of
+    /// them): 8 bytes a target instead of 208, 20 MB less per window of 100,000 targets.
+    pub figures: Arc<Figures>,
     /// Degradation intervals in the window (for the timeline).
     pub degradations: Vec<ledger::Interval>,
 }
@@ -158,19 +160,35 @@ pub fn build(
     let mut histories = store.histories(window)?;
     let observed_all = SpanSet::new(runs.clone()).clip(Span::new(window.start, window.end.min(now_ms)));
 
-    let figures_for = |name: &str, group: &str, h: &TargetHistory, objective: Objective| {
+    // Figures of targets with no interval in the window depend only on these: computed once.
+    type CleanKey = (i64, u64, Option<i64>, Vec<Span>);
+    let mut clean: HashMap<CleanKey, Arc<Figures>> = HashMap::new();
+    let mut figures_for = |name: &str, group: &str, h: &TargetHistory, objective: Objective| {
         let since = h.first_seen.unwrap_or(i64::MAX);
-        let observed = observed_all.clip(Span::new(since, i64::MAX));
         let excluded = excluded_for(config, name, group);
-        ledger::compute(&LedgerInput {
-            window,
-            observed: observed.spans(),
-            outages: &h.outages,
-            degradations: &h.degradations,
-            excluded: &excluded,
-            objective,
-            now: now_ms,
-        })
+        let key_objective = (objective.availability.to_bits(), objective.max_outage_ms);
+        let compute = |excluded: &[Span]| {
+            let observed = observed_all.clip(Span::new(since, i64::MAX));
+            ledger::compute(&LedgerInput {
+                window,
+                observed: observed.spans(),
+                outages: &h.outages,
+                degradations: &h.degradations,
+                excluded,
+                objective,
+                now: now_ms,
+            })
+        };
+        if !h.outages.is_empty() || !h.degradations.is_empty() {
+            return Arc::new(compute(&excluded));
+        }
+        let key = (since.max(window.start), key_objective.0, key_objective.1, excluded);
+        if let Some(f) = clean.get(&key) {
+            return f.clone();
+        }
+        let f = Arc::new(compute(&key.3));
+        clean.insert(key, f.clone());
+        f
     };
 
     // Targets by group in one pass (not one pass per group), each list sized exactly: with
@@ -243,10 +261,10 @@ pub fn build(
             .and_then(|c| c.objective)
             .or_else(|| period.and_then(|p| p.objective))
             .unwrap_or(config.defaults.objective);
-        let parts: Vec<&Figures> = g.targets.iter().map(|t| &t.figures).collect();
+        let parts: Vec<&Figures> = g.targets.iter().map(|t| &*t.figures).collect();
         g.figures = ledger::aggregate(&parts, objective);
     }
-    let parts: Vec<&Figures> = groups.iter().flat_map(|g| g.targets.iter().map(|t| &t.figures)).collect();
+    let parts: Vec<&Figures> = groups.iter().flat_map(|g| g.targets.iter().map(|t| &*t.figures)).collect();
     let total = ledger::aggregate(&parts, config.defaults.objective);
     let postal = match config.postal {
         Some(_) => postal::build(config, store.consignments()?, window, now_ms),

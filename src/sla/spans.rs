@@ -1,7 +1,7 @@
 //! Half-open time spans in Unix milliseconds and the set operations the ledger needs.
 
 /// `[start, end)` in Unix milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct Span {
     pub start: i64,
     pub end: i64,
