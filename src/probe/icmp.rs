@@ -124,7 +124,10 @@ pub async fn probe(
         let client = client.clone();
         let seq = PingSequence(seq.fetch_add(1, Ordering::Relaxed));
         echoes.push(async move {
-            tokio::time::sleep_until(send_at.into()).await;
+            // The first echo goes at once: no timer for it.
+            if i > 0 {
+                tokio::time::sleep_until(send_at.into()).await;
+            }
             let wait = deadline.saturating_duration_since(Instant::now());
             if wait.is_zero() {
                 return Err(SurgeError::Timeout { seq });
