@@ -715,24 +715,32 @@ impl Engine {
                 break;
             }
             self.queue.pop();
-            if !matches!(self.slots.get(&id), Some(Some(s)) if s.due == due) {
-                continue;
+            if !self.start_one(due, id, cancel).await {
+                return false;
             }
-            let permit = match self.shared.semaphore.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => tokio::select! {
-                    _ = cancel.cancelled() => return false,
-                    p = self.shared.semaphore.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => return false,
-                    },
-                },
-            };
-            let Some(slot) = self.slots.get_mut(&id).and_then(Option::take) else { continue };
-            self.in_flight += 1;
-            let guard = LostGuard { id, done: Some(self.done_tx.clone()) };
-            tokio::spawn(probe_slot(slot, self.shared.clone(), self.clock, permit, guard));
         }
+        true
+    }
+
+    /// Starts the slot `id` if it is still due at `due`; false when the engine is stopping.
+    async fn start_one(&mut self, due: u64, id: u64, cancel: &CancellationToken) -> bool {
+        if !matches!(self.slots.get(&id), Some(Some(s)) if s.due == due) {
+            return true;
+        }
+        let permit = match self.shared.semaphore.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                _ = cancel.cancelled() => return false,
+                p = self.shared.semaphore.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return false,
+                },
+            },
+        };
+        let Some(slot) = self.slots.get_mut(&id).and_then(Option::take) else { return true };
+        self.in_flight += 1;
+        let guard = LostGuard { id, done: Some(self.done_tx.clone()) };
+        tokio::spawn(probe_slot(slot, self.shared.clone(), self.clock, permit, guard));
         true
     }
 }
@@ -803,30 +811,12 @@ async fn probe_slot(
             *p = probe::prepare(&target.spec, b, &shared.probers);
         }
     }
-    let runs = paths.iter().zip(prepared.iter()).map(|(binding, prepared)| {
-        let (target, shared) = (&target, &shared);
-        async move {
-            match prepared {
-                Ok(p) => {
-                    let fut = probe::run(&target.spec, p, binding, &shared.probers, ident, target.timeout);
-                    // Safety net: a probe that overruns its own timeout is cut here.
-                    match tokio::time::timeout(target.timeout + Duration::from_secs(1), fut).await {
-                        Ok(o) => o,
-                        Err(_) => Outcome {
-                            failure: Some(Failure::timeout(probe::Phase::Processing, target.timeout)),
-                            elapsed: target.timeout,
-                            ..Outcome::default()
-                        },
-                    }
-                }
-                Err(f) => Outcome { failure: Some(f.clone()), ..Outcome::default() },
-            }
-        }
-    });
-    let mut outcomes = futures_util::future::join_all(runs).await;
-    let outcome = if outcomes.len() == 1 {
-        outcomes.pop().unwrap_or_default()
+    let outcome = if let ([binding], [prepared]) = (paths, prepared.as_slice()) {
+        // One path (nearly every target): no join, no vector of futures.
+        run_path(target, &shared, binding, prepared, ident).await
     } else {
+        let runs = paths.iter().zip(prepared.iter()).map(|(b, p)| run_path(target, &shared, b, p, ident));
+        let outcomes = Box::pin(futures_util::future::join_all(runs)).await;
         for (b, o) in paths.iter().zip(&outcomes) {
             let source = b.source.map(|s| s.to_string()).unwrap_or_default();
             shared.metrics.observe_uplink(tm, &source, o.ok());
@@ -853,6 +843,30 @@ async fn probe_slot(
     };
     if let Some(done) = guard.done.take() {
         let _ = done.send(Back::Slot(slot));
+    }
+}
+
+/// One probe of `target` through one path, cut by a safety net just past its own timeout.
+async fn run_path(
+    target: &Target,
+    shared: &Shared,
+    binding: &probe::Binding,
+    prepared: &Result<probe::Prepared, Failure>,
+    ident: u16,
+) -> Outcome {
+    match prepared {
+        Ok(p) => {
+            let fut = probe::run(&target.spec, p, binding, &shared.probers, ident, target.timeout);
+            match tokio::time::timeout(target.timeout + Duration::from_secs(1), fut).await {
+                Ok(o) => o,
+                Err(_) => Outcome {
+                    failure: Some(Failure::timeout(probe::Phase::Processing, target.timeout)),
+                    elapsed: target.timeout,
+                    ..Outcome::default()
+                },
+            }
+        }
+        Err(f) => Outcome { failure: Some(f.clone()), ..Outcome::default() },
     }
 }
 

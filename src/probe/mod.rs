@@ -389,20 +389,22 @@ pub async fn run(
         ProbeSpec::Icmp(s) => icmp::probe(s, binding, &probers.icmp, ident, timeout).await,
         ProbeSpec::Tcp(s) => tcp::probe(s, binding, timeout).await,
         ProbeSpec::Http(s) => match prepared {
-            Prepared::Http(p) => http::probe(s, p, timeout).await,
+            // Boxed, as every kind below but the three cheapest: the future of `run` is as large
+            // as its largest arm, and each probe task is allocated at that size.
+            Prepared::Http(p) => Box::pin(http::probe(s, p, timeout)).await,
             _ => Outcome {
                 failure: Some(Failure::new(FailureKind::Setup, "HTTP client not prepared")),
                 ..Outcome::default()
             },
         },
         ProbeSpec::Dns(s) => dns::probe(s, binding, timeout).await,
-        ProbeSpec::Sip(s) => sip::probe(s, binding, timeout).await,
+        ProbeSpec::Sip(s) => Box::pin(sip::probe(s, binding, timeout)).await,
         ProbeSpec::Heartbeat(s) => heartbeat::probe(s, &probers.heartbeats),
-        ProbeSpec::Postal(s) => postal::probe(s, &probers.postal, timeout).await,
-        ProbeSpec::Call(s) => call::probe(s, binding, timeout).await,
-        ProbeSpec::Sms(s) => sms::probe(s, &probers.sms, timeout).await,
+        ProbeSpec::Postal(s) => Box::pin(postal::probe(s, &probers.postal, timeout)).await,
+        ProbeSpec::Call(s) => Box::pin(call::probe(s, binding, timeout)).await,
+        ProbeSpec::Sms(s) => Box::pin(sms::probe(s, &probers.sms, timeout)).await,
         ProbeSpec::Tls(s) => match prepared {
-            Prepared::Tls(p) => tls::probe(s, p, binding, timeout).await,
+            Prepared::Tls(p) => Box::pin(tls::probe(s, p, binding, timeout)).await,
             _ => Outcome {
                 failure: Some(Failure::new(FailureKind::Setup, "TLS client not prepared")),
                 ..Outcome::default()
@@ -466,7 +468,8 @@ pub async fn resolve_one(host: &str, port: u16, binding: &Binding) -> Result<std
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(std::net::SocketAddr::new(ip, port));
     }
-    let addrs = tokio::net::lookup_host((host, port))
+    // Boxed: names are the rare case, and their lookup would otherwise enlarge every probe.
+    let addrs = Box::pin(tokio::net::lookup_host((host, port)))
         .await
         .map_err(|e| Failure::new(FailureKind::Resolve, format!("cannot resolve {host}: {e}")))?;
     let mut first = None;

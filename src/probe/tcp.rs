@@ -65,17 +65,18 @@ async fn exchange(spec: &TcpSpec, binding: &Binding, out: &mut Outcome, start: I
         stream.write_all(send.as_bytes()).await.map_err(|e| Failure::io("send", &e))?;
     }
     if let Some(expect) = &spec.expect {
-        let mut buf = Vec::with_capacity(256);
-        let mut chunk = [0u8; 1024];
+        // Read straight into the heap: a buffer on the stack would sit in every TCP probe's
+        // future (and task), banner or not.
+        let mut buf = Vec::with_capacity(1024);
         loop {
-            let n = stream.read(&mut chunk).await.map_err(|e| Failure::io("read banner", &e))?;
+            buf.reserve(1024);
+            let n = stream.read_buf(&mut buf).await.map_err(|e| Failure::io("read banner", &e))?;
             if n == 0 {
                 return Err(Failure::new(
                     FailureKind::Body,
                     format!("connection closed before {expect:?} was received (got {:?})", lossy(&buf)),
                 ));
             }
-            buf.extend_from_slice(&chunk[..n]);
             if contains(&buf, expect.as_bytes()) {
                 break;
             }
