@@ -388,16 +388,20 @@ def print_row(r):
     top = r.get("max") or {}
     print(
         "%-5s %6d targets %7.1f/%-5d probes/s  cpu %.4f ms/probe (%.2f cores)  lag p50 %s p99 %s  false failures %d  rss %.0f MB\n"
-        "      blackbox at %s probes/s: %s ms/probe -> %sx ours | flat out: %s probes/s, %s ms/probe -> %sx\n"
-        "      our max: %s of %s probes/s scheduled, %s ms/probe, false failures %s -> %sx blackbox's max"
+        "      blackbox at %s probes/s: %s ms/probe -> %sx ours | flat out: %s probes/s, %s ms/probe -> %sx"
         % (r["kind"], r["targets"], r["achieved_per_s"], r["scheduled_per_s"], r["cpu_ms_per_probe"] or -1, r["cpu_cores"],
            r["lag_p50_s"], r["lag_p99_s"], r["false_failures"], r["rss_mb"],
            bb.get("paced_probes_per_s"), bb.get("cpu_ms_per_probe"), r.get("cpu_ratio_blackbox_over_ours"),
-           bb.get("max_probes_per_s"), bb.get("max_cpu_ms_per_probe"), r.get("cpu_ratio_blackbox_flat_out_over_ours"),
-           top.get("achieved_per_s"), top.get("scheduled_per_s"), top.get("cpu_ms_per_probe"), top.get("false_failures"),
-           r.get("max_rate_ratio_ours_over_blackbox")),
+           bb.get("max_probes_per_s"), bb.get("max_cpu_ms_per_probe"), r.get("cpu_ratio_blackbox_flat_out_over_ours")),
         flush=True,
     )
+    if top:
+        print(
+            "      our max: %s of %s probes/s scheduled, %s ms/probe, false failures %s -> %sx blackbox's max"
+            % (top.get("achieved_per_s"), top.get("scheduled_per_s"), top.get("cpu_ms_per_probe"), top.get("false_failures"),
+               r.get("max_rate_ratio_ours_over_blackbox")),
+            flush=True,
+        )
 
 
 def scale(targets, interval, seconds, peers, tmp):
