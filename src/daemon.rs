@@ -506,7 +506,10 @@ fn evaluate_sla(
         *ended = EndedPeriods { config: Some(config.clone()), reports: HashMap::new() };
     }
     let mut reports = Vec::new();
+    metrics.period_active.reset();
     for (name, window, period) in crate::report::metric_windows(config, now) {
+        let active = window.start <= now.timestamp_millis() && now.timestamp_millis() < window.end;
+        metrics.period_active.with_label_values(&[name.as_str(), vantage]).set(i64::from(active));
         let over = period.is_some() && window.end <= now.timestamp_millis();
         if let Some(r) = ended.reports.get(&name).filter(|_| over) {
             reports.push(r.clone());
@@ -518,11 +521,6 @@ fn evaluate_sla(
             ended.reports.insert(name, report.clone());
         }
         reports.push(report);
-    }
-    metrics.period_active.reset();
-    for (name, window, _) in crate::report::metric_windows(config, now) {
-        let active = window.start <= now.timestamp_millis() && now.timestamp_millis() < window.end;
-        metrics.period_active.with_label_values(&[name.as_str(), vantage]).set(i64::from(active));
     }
     // One set of reports for the SLA series, the status page and the API.
     let reports = Arc::new(reports);

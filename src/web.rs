@@ -438,8 +438,9 @@ pub fn target_body(p: &PageInput<'_>, t: &TargetStatus) -> String {
     }
     for r in p.reports {
         let Some(tr) = r.groups.iter().flat_map(|g| g.targets.iter()).find(|x| *x.name == *t.name) else {
-            // A past period keeps only its targets with something to report: not this one.
-            if r.clean_targets_omitted > 0 && p.config.targets.iter().any(|c| *c.name == *t.name) {
+            // A past period keeps only its targets with something to report: not this one (on
+            // the board, so configured).
+            if r.clean_targets_omitted > 0 {
                 let _ = write!(
                     o,
                     "<section class=\"group\"><h2>{} — {}: {}</h2></section>",

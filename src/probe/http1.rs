@@ -33,7 +33,9 @@ pub async fn exchange(spec: &HttpSpec, binding: &Binding, out: &mut Outcome, sta
     let mut method = spec.method.clone();
     let mut body = spec.body.as_deref();
     for _ in 0..=MAX_REDIRECTS {
-        let (status, location, response) = once(&url, &method, body, spec, binding, out, start).await?;
+        let response = once(&url, &method, body, spec, binding, out, start).await?;
+        let status = response.resp.status();
+        let location = response.resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok());
         let follow = spec.follow_redirects
             && matches!(
                 status,
@@ -44,7 +46,7 @@ pub async fn exchange(spec: &HttpSpec, binding: &Binding, out: &mut Outcome, sta
                     | StatusCode::PERMANENT_REDIRECT
             );
         let next = match (follow, location) {
-            (true, Some(loc)) => url.join(&loc).map_err(|e| {
+            (true, Some(loc)) => url.join(loc).map_err(|e| {
                 Failure::new(FailureKind::Protocol, format!("redirect to an invalid location {loc:?}: {e}"))
             })?,
             _ => {
@@ -80,7 +82,7 @@ async fn once(
     binding: &Binding,
     out: &mut Outcome,
     start: Instant,
-) -> Result<(StatusCode, Option<String>, Driven), Failure> {
+) -> Result<Driven, Failure> {
     let host = url.host_str().ok_or_else(|| Failure::new(FailureKind::Setup, format!("{url} has no host")))?;
     let port = url.port_or_known_default().unwrap_or(80);
     // `[::1]` in a URL, `::1` to the resolver.
@@ -136,9 +138,7 @@ async fn once(
         }
     };
     out.phases.set(Phase::Processing, start.elapsed());
-    let status = resp.status();
-    let location = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
-    Ok((status, location, Driven { resp, conn: (!conn_done).then_some(conn) }))
+    Ok(Driven { resp, conn: (!conn_done).then_some(conn) })
 }
 
 /// A response and the connection future that feeds its body.

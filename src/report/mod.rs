@@ -163,32 +163,25 @@ pub fn build(
     // Figures of targets with no interval in the window depend only on these: computed once.
     type CleanKey = (i64, u64, Option<i64>, Vec<Span>);
     let mut clean: HashMap<CleanKey, Arc<Figures>> = HashMap::new();
+    let compute = |h: &TargetHistory, since: i64, excluded: &[Span], objective: Objective| {
+        ledger::compute(&LedgerInput {
+            window,
+            observed: observed_all.clip(Span::new(since, i64::MAX)).spans(),
+            outages: &h.outages,
+            degradations: &h.degradations,
+            excluded,
+            objective,
+            now: now_ms,
+        })
+    };
     let mut figures_for = |name: &str, group: &str, h: &TargetHistory, objective: Objective| {
         let since = h.first_seen.unwrap_or(i64::MAX);
         let excluded = excluded_for(config, name, group);
-        let key_objective = (objective.availability.to_bits(), objective.max_outage_ms);
-        let compute = |excluded: &[Span]| {
-            let observed = observed_all.clip(Span::new(since, i64::MAX));
-            ledger::compute(&LedgerInput {
-                window,
-                observed: observed.spans(),
-                outages: &h.outages,
-                degradations: &h.degradations,
-                excluded,
-                objective,
-                now: now_ms,
-            })
-        };
         if !h.outages.is_empty() || !h.degradations.is_empty() {
-            return Arc::new(compute(&excluded));
+            return Arc::new(compute(h, since, &excluded, objective));
         }
-        let key = (since.max(window.start), key_objective.0, key_objective.1, excluded);
-        if let Some(f) = clean.get(&key) {
-            return f.clone();
-        }
-        let f = Arc::new(compute(&key.3));
-        clean.insert(key, f.clone());
-        f
+        let key = (since.max(window.start), objective.availability.to_bits(), objective.max_outage_ms, excluded);
+        clean.entry(key).or_insert_with_key(|k| Arc::new(compute(h, since, &k.3, objective))).clone()
     };
 
     // Targets by group in one pass (not one pass per group), each list sized exactly: with
