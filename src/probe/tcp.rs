@@ -1,9 +1,12 @@
 //! TCP connect, with an optional line to send and a banner to expect.
 
+use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 use super::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline, resolve_one};
 
@@ -21,23 +24,68 @@ pub struct TcpSpec {
 const MAX_BANNER: usize = 4096;
 
 /// Opens a TCP connection from `binding` to `addr`, for an exchange (no delay on small writes).
-pub async fn connect(addr: std::net::SocketAddr, binding: &Binding) -> std::io::Result<TcpStream> {
-    open(addr, binding, true).await
+pub async fn connect(addr: SocketAddr, binding: &Binding) -> io::Result<TcpStream> {
+    open(addr, binding, true).await?.into_stream()
 }
 
-async fn open(addr: std::net::SocketAddr, binding: &Binding, nodelay: bool) -> std::io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+/// A connection just opened: already established when `connect` returned (the kernel finished
+/// the handshake in the call, as it does on a near peer), or established later through the
+/// reactor.
+enum Opened {
+    Now(Socket),
+    Later(TcpStream),
+}
+
+impl Opened {
+    fn into_stream(self) -> io::Result<TcpStream> {
+        match self {
+            Opened::Now(socket) => TcpStream::from_std(socket.into()),
+            Opened::Later(stream) => Ok(stream),
+        }
+    }
+
+    /// Closes with a reset, as HAProxy closes its checks: no TIME_WAIT left behind. A probe
+    /// every second to one address would otherwise hold 60 local ports, and 2,000 probes/s to
+    /// one host need more than the 28,000 ephemeral ports there are.
+    fn reset(self) {
+        let _ = match &self {
+            Opened::Now(socket) => socket.set_linger(Some(Duration::ZERO)),
+            Opened::Later(stream) => stream.set_zero_linger(),
+        };
+    }
+}
+
+async fn open(addr: SocketAddr, binding: &Binding, nodelay: bool) -> io::Result<Opened> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
     if let Some(dev) = &binding.interface {
         socket.bind_device(Some(dev.as_bytes()))?;
     }
     if let Some(src) = binding.source {
-        socket.bind(std::net::SocketAddr::new(src, 0))?;
+        socket.bind(&SocketAddr::new(src, 0).into())?;
     }
     if nodelay {
-        socket.set_nodelay(true)?;
+        socket.set_tcp_nodelay(true)?;
     }
-    socket.connect(addr).await
+    match socket.connect(&addr.into()) {
+        Ok(()) => return Ok(Opened::Now(socket)),
+        Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    // Asked before the reactor is: a connection already established needs no registration
+    // and no wake-up (a refused one is answered through the reactor, below).
+    if socket.peer_addr().is_ok() {
+        return Ok(Opened::Now(socket));
+    }
+    let stream = TcpStream::from_std(socket.into())?;
+    stream.writable().await?;
+    match stream.take_error()? {
+        Some(e) => Err(e),
+        None => Ok(Opened::Later(stream)),
+    }
 }
+
+/// `EINPROGRESS` on Linux: a non-blocking connect under way.
+const EINPROGRESS: i32 = 115;
 
 pub async fn probe(spec: &TcpSpec, binding: &Binding, timeout: Duration) -> Outcome {
     let start = Instant::now();
@@ -51,15 +99,14 @@ async fn exchange(spec: &TcpSpec, binding: &Binding, out: &mut Outcome, start: I
     out.phases.set(Phase::Resolve, start.elapsed());
     let t = Instant::now();
     let exchange = spec.send.is_some() || spec.expect.is_some();
-    let mut stream = open(addr, binding, exchange).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+    let opened = open(addr, binding, exchange).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
     out.phases.set(Phase::Connect, t.elapsed());
-    // Closed with a reset, as HAProxy closes its checks: no TIME_WAIT left behind. A probe every
-    // second to one address would otherwise hold 60 local ports, and 2,000 probes/s to one host
-    // need more than the 28,000 ephemeral ports there are.
-    let _ = stream.set_zero_linger();
     if !exchange {
+        opened.reset();
         return Ok(());
     }
+    let mut stream = opened.into_stream().map_err(|e| Failure::io("register the connection", &e))?;
+    let _ = stream.set_zero_linger();
     let t = Instant::now();
     if let Some(send) = &spec.send {
         stream.write_all(send.as_bytes()).await.map_err(|e| Failure::io("send", &e))?;

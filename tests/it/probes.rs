@@ -218,6 +218,39 @@ async fn tcp_connect_and_banner() {
     assert_eq!(kind(&o), Some(FailureKind::Setup), "{o:?}");
 }
 
+/// A connect the kernel cannot finish in the call (the listener's queue is full, so its first
+/// SYN is dropped and sent again a second later) completes through the reactor, and the probe
+/// measures the wait.
+#[tokio::test]
+async fn tcp_connect_finished_later_through_the_reactor() {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    listener.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("bind");
+    // A backlog of 0 holds one connection not yet accepted: the next SYN is dropped.
+    listener.listen(0).expect("listen");
+    let addr = listener.local_addr().expect("addr").as_socket().expect("inet");
+    let first = std::net::TcpStream::connect(addr).expect("the first connection fills the queue");
+    let listener: std::net::TcpListener = listener.into();
+    // Emptied after 300 ms, before the SYN is sent again; then every connection is accepted.
+    let acceptor = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            match listener.accept() {
+                Ok((c, _)) => held.push(c),
+                Err(_) => break,
+            }
+        }
+        held.len()
+    });
+    let o = run(&target(&format!("kind = \"tcp\"\naddress = \"{addr}\"\ntimeout = \"5s\""))).await;
+    assert!(o.ok(), "{o:?}");
+    let connect = o.phases.get(probe::Phase::Connect).expect("connect measured");
+    assert!(connect >= Duration::from_millis(500), "the SYN was dropped once, connect took {connect:?}");
+    assert_eq!(acceptor.join().expect("acceptor"), 2, "both connections reached the listener");
+    drop(first);
+}
+
 #[tokio::test]
 async fn dns_against_dnsmasq() {
     let Some((_dnsmasq, addr)) = start_dnsmasq() else {
