@@ -9,8 +9,7 @@
 //! probe path takes no shared lock but the semaphore and the target's own board entry.
 //! Transitions go out as [`Event`]s.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +24,9 @@ use crate::sla::window::{Change, CongestionWindow, Thresholds};
 use crate::sla::{Health, StateMachine, Transition};
 use crate::status::{Board, Entry, TargetStatus};
 use crate::store::{IntervalKind, Op, Restored, StoreHandle};
+
+mod calendar;
+use calendar::{Calendar, Due};
 
 /// A change of a target's state, for the ledger, the notifier and the log.
 #[derive(Debug, Clone)]
@@ -574,8 +576,10 @@ struct Engine {
     clock: Clock,
     /// Every target by id; `None` while a probe task has it.
     slots: HashMap<u64, Option<Box<Slot>>>,
-    /// `(due, id)`, earliest first; entries of stopped slots are skipped when they come up.
-    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    /// `(due, id)` by tick; entries of stopped slots are skipped when they come up.
+    queue: Calendar,
+    /// The entries of the tick being started (kept for its capacity).
+    due_now: Vec<Due>,
     /// Stops asked while the target was being probed, answered when its probe ends.
     stopping: HashMap<u64, oneshot::Sender<Box<Slot>>>,
     /// New copies of targets being probed, taken when their probe ends.
@@ -592,7 +596,8 @@ impl Engine {
             shared,
             clock,
             slots: HashMap::new(),
-            queue: BinaryHeap::new(),
+            queue: Calendar::new(TICK_MS),
+            due_now: Vec::new(),
             stopping: HashMap::new(),
             adopting: HashMap::new(),
             in_flight: 0,
@@ -613,7 +618,7 @@ impl Engine {
         loop {
             // Woken on a grid of TICK ms: the probes due within one tick start together, one
             // wake-up for many (each costs a context switch, dear in a VM).
-            let head = self.queue.peek().map(|Reverse((due, _))| due.div_ceil(TICK_MS) * TICK_MS);
+            let head = self.queue.head().map(|tick| tick * TICK_MS);
             if head != armed {
                 if let Some(due) = head {
                     sleep.as_mut().reset(self.clock.instant(due));
@@ -662,7 +667,7 @@ impl Engine {
     fn command(&mut self, command: Command) {
         match command {
             Command::Start(slot) => {
-                self.queue.push(Reverse((slot.due, slot.id)));
+                self.queue.push(slot.due, slot.id);
                 self.slots.insert(slot.id, Some(slot));
             }
             Command::Stop(id, reply) => match self.slots.get(&id) {
@@ -696,7 +701,7 @@ impl Engine {
             let _ = reply.send(slot);
             return;
         }
-        self.queue.push(Reverse((slot.due, slot.id)));
+        self.queue.push(slot.due, slot.id);
         if let Some(entry) = self.slots.get_mut(&slot.id) {
             *entry = Some(slot);
         }
@@ -705,16 +710,16 @@ impl Engine {
     /// Starts every slot that is due, in due order; waits for a permit when `max_in_flight`
     /// probes are running (later slots then start late: counted, never failures).
     async fn start_due(&mut self, now: u64, cancel: &CancellationToken) -> bool {
-        while let Some(&Reverse((due, id))) = self.queue.peek() {
-            if due > now {
-                break;
-            }
-            self.queue.pop();
-            if !self.start_one(due, id, cancel).await {
-                return false;
+        let mut due_now = std::mem::take(&mut self.due_now);
+        self.queue.take_until(now / TICK_MS, &mut due_now);
+        let mut running = true;
+        for (due, id) in due_now.drain(..) {
+            if running && !self.start_one(due, id, cancel).await {
+                running = false;
             }
         }
-        true
+        self.due_now = due_now;
+        running
     }
 
     /// Starts the slot `id` if it is still due at `due`; false when the engine is stopping.
