@@ -126,6 +126,11 @@ fn main() -> ExitCode {
 ///   state once per interval, so at 10,000s of targets nearly every access missed the TLB:
 ///   measured, 20,000 TCP targets at 2,000 probes/s spent 30 % less CPU per probe with huge
 ///   pages and resident memory did not grow.
+/// - `arena_max=1`: every thread allocates from that one huge-paged heap. Thread arenas are
+///   mapped apart, in small pages: the probe threads' allocations and whatever a worker thread
+///   built (slots, copies of targets) landed there. A/B at 2,000 TCP probes/s, 6 interleaved
+///   pairs: 0.061 -> 0.041 ms CPU per probe; resident memory 62 -> 58 MB at 20,000 targets.
+///   Small blocks come from each thread's cache without the arena's lock.
 /// - `mmap_threshold=1 MiB`, fixed: every block of 1 MiB or more is mapped on its own and given
 ///   back to the kernel when freed. By default the threshold rises to the size of the last such
 ///   block freed (up to 32 MiB), so the SLA report of 100,000 targets (30 MB, rebuilt every
@@ -134,7 +139,7 @@ fn main() -> ExitCode {
 ///
 /// A `GLIBC_TUNABLES` already set is respected (set it, even empty, to opt out); where glibc or
 /// the kernel do not support a setting it does nothing.
-const TUNABLES: &str = "glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=1048576";
+const TUNABLES: &str = "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1048576";
 
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
