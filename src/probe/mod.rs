@@ -354,6 +354,8 @@ impl Default for Probers {
 /// Per-target state a probe kind may keep between runs (e.g. an HTTP client).
 pub enum Prepared {
     None,
+    /// A TCP target's address when it is written as an IP address: no parse at every probe.
+    Addr(std::net::SocketAddr),
     Http(http::PreparedHttp),
     Tls(tls::PreparedTls),
 }
@@ -364,8 +366,10 @@ pub fn prepare(spec: &ProbeSpec, binding: &Binding, probers: &Probers) -> Result
     match spec {
         ProbeSpec::Http(h) => http::prepare(h, binding, &probers.http).map(Prepared::Http),
         ProbeSpec::Tls(t) => tls::prepare(t).map(Prepared::Tls),
+        ProbeSpec::Tcp(t) => {
+            Ok(t.host.parse::<IpAddr>().map_or(Prepared::None, |ip| Prepared::Addr((ip, t.port).into())))
+        }
         ProbeSpec::Icmp(_)
-        | ProbeSpec::Tcp(_)
         | ProbeSpec::Dns(_)
         | ProbeSpec::Sip(_)
         | ProbeSpec::Heartbeat(_)
@@ -387,7 +391,13 @@ pub async fn run(
 ) -> Outcome {
     match spec {
         ProbeSpec::Icmp(s) => icmp::probe(s, binding, &probers.icmp, ident, timeout).await,
-        ProbeSpec::Tcp(s) => tcp::probe(s, binding, timeout).await,
+        ProbeSpec::Tcp(s) => {
+            let addr = match prepared {
+                Prepared::Addr(a) => Some(*a),
+                _ => None,
+            };
+            tcp::probe(s, addr, binding, timeout).await
+        }
         ProbeSpec::Http(s) => match prepared {
             // Boxed, as every kind below but the three cheapest: the future of `run` is as large
             // as its largest arm, and each probe task is allocated at that size.

@@ -87,15 +87,25 @@ async fn open(addr: SocketAddr, binding: &Binding, nodelay: bool) -> io::Result<
 /// `EINPROGRESS` on Linux: a non-blocking connect under way.
 const EINPROGRESS: i32 = 115;
 
-pub async fn probe(spec: &TcpSpec, binding: &Binding, timeout: Duration) -> Outcome {
+/// Probes `spec`; `addr` is its address when already known (written as an IP address).
+pub async fn probe(spec: &TcpSpec, addr: Option<SocketAddr>, binding: &Binding, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let mut out = Outcome::default();
-    let r = tokio::time::timeout_at(deadline(start, timeout), exchange(spec, binding, &mut out, start)).await;
+    let r = tokio::time::timeout_at(deadline(start, timeout), exchange(spec, addr, binding, &mut out, start)).await;
     conclude(out, r, start, timeout, &[Phase::Resolve, Phase::Connect, Phase::Processing])
 }
 
-async fn exchange(spec: &TcpSpec, binding: &Binding, out: &mut Outcome, start: Instant) -> Result<(), Failure> {
-    let addr = resolve_one(&spec.host, spec.port, binding).await?;
+async fn exchange(
+    spec: &TcpSpec,
+    addr: Option<SocketAddr>,
+    binding: &Binding,
+    out: &mut Outcome,
+    start: Instant,
+) -> Result<(), Failure> {
+    let addr = match addr {
+        Some(a) => a,
+        None => resolve_one(&spec.host, spec.port, binding).await?,
+    };
     out.phases.set(Phase::Resolve, start.elapsed());
     let t = Instant::now();
     let exchange = spec.send.is_some() || spec.expect.is_some();
