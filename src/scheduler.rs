@@ -614,6 +614,13 @@ impl Engine {
     ) {
         let sleep = tokio::time::sleep_until(self.clock.instant(0));
         tokio::pin!(sleep);
+        // Never polled, always one tick after `sleep`: when `sleep` fires, this is the earliest
+        // timer left, and tokio's timer then knows it will wake by it. A timer registered
+        // earlier than the earliest one known (none known once `sleep` fired alone) makes tokio
+        // wake its own thread through an eventfd write and a spurious `epoll_wait` return: that
+        // was the next tick's timer and every probe's timeout, 2.4 writes an HTTP probe.
+        let after = tokio::time::sleep_until(self.clock.instant(TICK_MS));
+        tokio::pin!(after);
         let mut armed = None;
         loop {
             // Woken on a grid of TICK ms: the probes due within one tick start together, one
@@ -622,6 +629,7 @@ impl Engine {
             if head != armed {
                 if let Some(due) = head {
                     sleep.as_mut().reset(self.clock.instant(due));
+                    after.as_mut().reset(self.clock.instant(due + TICK_MS));
                 }
                 armed = head;
             }
