@@ -1,5 +1,5 @@
-//! The scheduler: one engine loop over a queue of targets ordered by their next slot, with a
-//! single timer for the head of the queue. Each target's slot is a stable phase within its
+//! The scheduler: engine loops over a calendar of targets by their next slot, each with one
+//! timer for the head of its calendar. Each target's slot is a stable phase within its
 //! interval (from a hash of its name, so targets do not fire together and keep their cadence
 //! across restarts and reloads). A due target is handed to a short-lived probe task, bounded by
 //! a semaphore, which records the result and hands the target back; after a stall missed slots
@@ -629,7 +629,11 @@ impl Engine {
             if head != armed {
                 if let Some(due) = head {
                     sleep.as_mut().reset(self.clock.instant(due));
-                    after.as_mut().reset(self.clock.instant(due + TICK_MS));
+                    // A fresh timer, registered at once: one moved later keeps its place in
+                    // tokio's wheel (only its deadline changes) and wakes the thread there.
+                    let after_due = self.clock.instant(due + TICK_MS);
+                    after.set(tokio::time::sleep_until(after_due));
+                    after.as_mut().reset(after_due);
                 }
                 armed = head;
             }
@@ -715,7 +719,8 @@ impl Engine {
         }
     }
 
-    /// Starts every slot that is due, in due order; waits for a permit when `max_in_flight`
+    /// Starts every slot that is due, tick by tick (in the order they were queued within a
+    /// tick); waits for a permit when `max_in_flight`
     /// probes are running (later slots then start late: counted, never failures).
     async fn start_due(&mut self, now: u64, cancel: &CancellationToken) -> bool {
         let mut due_now = std::mem::take(&mut self.due_now);

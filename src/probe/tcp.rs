@@ -29,7 +29,8 @@ pub async fn connect(addr: SocketAddr, binding: &Binding) -> io::Result<TcpStrea
 }
 
 /// A connection just opened: already established when `connect` returned (the kernel finished
-/// the handshake in the call, as it does on a near peer), or established later through the
+/// the handshake in the call, as it does for a peer on the same host: loopback, a local
+/// namespace), or established later through the
 /// reactor.
 enum Opened {
     Now(Socket),
@@ -68,7 +69,7 @@ async fn open(addr: SocketAddr, binding: &Binding, nodelay: bool) -> io::Result<
     }
     match socket.connect(&addr.into()) {
         Ok(()) => return Ok(Opened::Now(socket)),
-        Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return Err(e),
     }
     // Asked before the reactor is: a connection already established needs no registration
@@ -83,9 +84,6 @@ async fn open(addr: SocketAddr, binding: &Binding, nodelay: bool) -> io::Result<
         None => Ok(Opened::Later(stream)),
     }
 }
-
-/// `EINPROGRESS` on Linux: a non-blocking connect under way.
-const EINPROGRESS: i32 = 115;
 
 /// Probes `spec`; `addr` is its address when already known (written as an IP address).
 pub async fn probe(spec: &TcpSpec, addr: Option<SocketAddr>, binding: &Binding, timeout: Duration) -> Outcome {
