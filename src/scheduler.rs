@@ -727,8 +727,10 @@ impl Engine {
         self.queue.take_until(now / TICK_MS, &mut due_now);
         let mut running = true;
         for (due, id) in due_now.drain(..) {
-            if running && !self.start_one(due, id, cancel).await {
+            if !self.start_one(due, id, cancel).await {
+                // The engine is stopping: the rest of the tick is dropped with the drain.
                 running = false;
+                break;
             }
         }
         self.due_now = due_now;
@@ -737,7 +739,8 @@ impl Engine {
 
     /// Starts the slot `id` if it is still due at `due`; false when the engine is stopping.
     async fn start_one(&mut self, due: u64, id: u64, cancel: &CancellationToken) -> bool {
-        if !matches!(self.slots.get(&id), Some(Some(s)) if s.due == due) {
+        let Some(entry) = self.slots.get_mut(&id) else { return true };
+        if !matches!(entry, Some(s) if s.due == due) {
             return true;
         }
         let permit = match self.shared.semaphore.clone().try_acquire_owned() {
@@ -750,7 +753,7 @@ impl Engine {
                 },
             },
         };
-        let Some(slot) = self.slots.get_mut(&id).and_then(Option::take) else { return true };
+        let Some(slot) = entry.take() else { return true };
         self.in_flight += 1;
         let guard = LostGuard { id, done: Some(self.done_tx.clone()) };
         tokio::spawn(probe_slot(slot, self.shared.clone(), self.clock, permit, guard));

@@ -25,13 +25,12 @@ const MAX_BANNER: usize = 4096;
 
 /// Opens a TCP connection from `binding` to `addr`, for an exchange (no delay on small writes).
 pub async fn connect(addr: SocketAddr, binding: &Binding) -> io::Result<TcpStream> {
-    open(addr, binding, true).await?.into_stream()
+    open(addr, binding, true, false).await?.into_stream()
 }
 
 /// A connection just opened: already established when `connect` returned (the kernel finished
 /// the handshake in the call, as it does for a peer on the same host: loopback, a local
-/// namespace), or established later through the
-/// reactor.
+/// namespace), or established later through the reactor.
 enum Opened {
     Now(Socket),
     Later(TcpStream),
@@ -44,19 +43,12 @@ impl Opened {
             Opened::Later(stream) => Ok(stream),
         }
     }
-
-    /// Closes with a reset, as HAProxy closes its checks: no TIME_WAIT left behind. A probe
-    /// every second to one address would otherwise hold 60 local ports, and 2,000 probes/s to
-    /// one host need more than the 28,000 ephemeral ports there are.
-    fn reset(self) {
-        let _ = match &self {
-            Opened::Now(socket) => socket.set_linger(Some(Duration::ZERO)),
-            Opened::Later(stream) => stream.set_zero_linger(),
-        };
-    }
 }
 
-async fn open(addr: SocketAddr, binding: &Binding, nodelay: bool) -> io::Result<Opened> {
+/// Opens a connection; with `reset`, closing it sends a reset, as HAProxy closes its checks: no
+/// TIME_WAIT left behind. A probe every second to one address would otherwise hold 60 local
+/// ports, and 2,000 probes/s to one host need more than the 28,000 ephemeral ports there are.
+async fn open(addr: SocketAddr, binding: &Binding, nodelay: bool, reset: bool) -> io::Result<Opened> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
     if let Some(dev) = &binding.interface {
         socket.bind_device(Some(dev.as_bytes()))?;
@@ -66,6 +58,9 @@ async fn open(addr: SocketAddr, binding: &Binding, nodelay: bool) -> io::Result<
     }
     if nodelay {
         socket.set_tcp_nodelay(true)?;
+    }
+    if reset {
+        let _ = socket.set_linger(Some(Duration::ZERO));
     }
     match socket.connect(&addr.into()) {
         Ok(()) => return Ok(Opened::Now(socket)),
@@ -107,14 +102,12 @@ async fn exchange(
     out.phases.set(Phase::Resolve, start.elapsed());
     let t = Instant::now();
     let exchange = spec.send.is_some() || spec.expect.is_some();
-    let opened = open(addr, binding, exchange).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+    let opened = open(addr, binding, exchange, true).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
     out.phases.set(Phase::Connect, t.elapsed());
     if !exchange {
-        opened.reset();
         return Ok(());
     }
     let mut stream = opened.into_stream().map_err(|e| Failure::io("register the connection", &e))?;
-    let _ = stream.set_zero_linger();
     let t = Instant::now();
     if let Some(send) = &spec.send {
         stream.write_all(send.as_bytes()).await.map_err(|e| Failure::io("send", &e))?;
