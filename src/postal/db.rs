@@ -10,12 +10,16 @@ use super::{Consignment, SlaState, TrackEvent, Tracking, Warning};
 use crate::notify::db::{Outgoing, enqueue_on};
 use crate::store::StoreError;
 
+/// What an evaluation stores of a consignment: tracking, state, warning, the news last told and
+/// when (ms).
+pub type StateUpdate = (String, SlaState, Option<Warning>, Option<String>, Option<i64>);
+
 pub struct PostalDb {
     path: PathBuf,
     conn: Connection,
 }
 
-const COLUMNS: &str = "tracking, operator, kind, description, origin, destination, accepted_ms, deadline_ms, contacts, source, status, status_raw, location, last_event_ms, delivered_ms, last_poll_ms, last_ok_ms, error, state, warning, notified";
+const COLUMNS: &str = "tracking, operator, kind, description, origin, destination, accepted_ms, deadline_ms, contacts, source, status, status_raw, location, last_event_ms, delivered_ms, last_poll_ms, last_ok_ms, error, state, warning, notified, notified_ms";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Consignment> {
     let contacts: String = r.get(8)?;
@@ -41,6 +45,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Consignment> {
         state: SlaState::parse(&r.get::<_, String>(18)?).unwrap_or(SlaState::Unknown),
         warning: r.get::<_, Option<String>>(19)?.as_deref().and_then(Warning::parse),
         notified: r.get(20)?,
+        notified_ms: r.get(21)?,
     })
 }
 
@@ -151,7 +156,7 @@ impl PostalDb {
     /// Records evaluated states, marks news as told and queues its e-mails, in one transaction.
     pub fn save_states(
         &mut self,
-        states: &[(String, SlaState, Option<Warning>, Option<String>)],
+        states: &[StateUpdate],
         mails: &[Outgoing],
         now: i64,
     ) -> Result<(), StoreError> {
@@ -161,10 +166,11 @@ impl PostalDb {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
         {
             let mut st = tx
-                .prepare_cached("UPDATE consignments SET state = ?2, warning = ?3, notified = ?4 WHERE tracking = ?1")
+                .prepare_cached("UPDATE consignments SET state = ?2, warning = ?3, notified = ?4, notified_ms = ?5 WHERE tracking = ?1")
                 .map_err(err)?;
-            for (t, state, warning, notified) in states {
-                st.execute(params![t, state.as_str(), warning.map(Warning::as_str), notified]).map_err(err)?;
+            for (t, state, warning, notified, notified_ms) in states {
+                st.execute(params![t, state.as_str(), warning.map(Warning::as_str), notified, notified_ms])
+                    .map_err(err)?;
             }
         }
         for m in mails {

@@ -128,6 +128,7 @@ pub fn validate(r: &Registration, config: &Config, source: &str, now: DateTime<U
         state: SlaState::Unknown,
         warning: None,
         notified: None,
+        notified_ms: None,
     })
 }
 

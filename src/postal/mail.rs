@@ -15,6 +15,8 @@ use crate::text::{esc, local_ms};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum News {
     Breach,
+    /// Still overdue, `repeat_interval` after the last e-mail about it.
+    Reminder,
     Warning,
     /// Delivered on time after a warning was sent about it.
     Cleared,
@@ -60,15 +62,18 @@ pub fn warning_word(w: Warning, lang: Language) -> &'static str {
 pub fn render(items: &[(News, &Consignment)], cx: &Ctx<'_>, lang: Language) -> (String, String, String) {
     let en = lang == Language::En;
     let breaches = items.iter().filter(|(n, _)| *n == News::Breach).count();
+    let reminders = items.iter().filter(|(n, _)| *n == News::Reminder).count();
     let warnings = items.iter().filter(|(n, _)| *n == News::Warning).count();
-    let cleared = items.len() - breaches - warnings;
-    let tag = match (breaches, warnings, en) {
-        (1.., _, true) => "[POSTAL BREACH]",
-        (1.., _, false) => "[VI PHẠM BƯU CHÍNH]",
-        (0, 1.., true) => "[POSTAL WARNING]",
-        (0, 1.., false) => "[CẢNH BÁO BƯU CHÍNH]",
-        (0, 0, true) => "[POSTAL CLEARED]",
-        (0, 0, false) => "[BƯU CHÍNH ĐÃ ỔN]",
+    let cleared = items.len() - breaches - reminders - warnings;
+    let tag = match (breaches, reminders, warnings, en) {
+        (1.., _, _, true) => "[POSTAL BREACH]",
+        (1.., _, _, false) => "[VI PHẠM BƯU CHÍNH]",
+        (0, 1.., _, true) => "[STILL OVERDUE]",
+        (0, 1.., _, false) => "[VẪN QUÁ HẠN]",
+        (0, 0, 1.., true) => "[POSTAL WARNING]",
+        (0, 0, 1.., false) => "[CẢNH BÁO BƯU CHÍNH]",
+        (0, 0, 0, true) => "[POSTAL CLEARED]",
+        (0, 0, 0, false) => "[BƯU CHÍNH ĐÃ ỔN]",
     };
     let mut parts = Vec::new();
     let count = |state: SlaState| items.iter().filter(|(n, c)| *n == News::Breach && c.state == state).count();
@@ -78,6 +83,13 @@ pub fn render(items: &[(News, &Consignment)], cx: &Ctx<'_>, lang: Language) -> (
             parts.push(format!("{n} {}", state_word(s, lang).to_lowercase()));
         }
     }
+    if reminders > 0 {
+        parts.push(if en {
+            format!("{reminders} still overdue")
+        } else {
+            format!("{reminders} vẫn quá hạn chưa phát")
+        });
+    }
     if warnings > 0 {
         parts.push(if en { format!("{warnings} at risk") } else { format!("{warnings} có nguy cơ trễ") });
     }
@@ -86,7 +98,13 @@ pub fn render(items: &[(News, &Consignment)], cx: &Ctx<'_>, lang: Language) -> (
     }
     let subject = format!("{tag} {}: {}", cx.operator, parts.join(", "));
 
-    let intro = match (breaches > 0, en) {
+    let intro = match (breaches + reminders > 0, en) {
+        (true, true) if breaches == 0 => {
+            "Reminder: the promise \"100 % of exam papers and admission notices delivered safely and on time\" is still broken: these consignments are past their deadline and not delivered yet:"
+        }
+        (true, false) if breaches == 0 => {
+            "Nhắc lại: cam kết \"100% đề thi, giấy báo được phát an toàn, đúng hạn\" vẫn đang bị vi phạm: các bưu gửi sau đã quá hạn mà vẫn chưa được phát:"
+        }
         (true, true) => {
             "The promise \"100 % of exam papers and admission notices delivered safely and on time\" is broken for these consignments:"
         }
@@ -163,7 +181,7 @@ pub fn render(items: &[(News, &Consignment)], cx: &Ctx<'_>, lang: Language) -> (
             cols[5]
         );
         let color = match news {
-            News::Breach => "#cf222e",
+            News::Breach | News::Reminder => "#cf222e",
             News::Warning => "#9a6700",
             News::Cleared => "#1a7f37",
         };

@@ -180,6 +180,10 @@ pub struct Consignment {
     /// The state/warning the last e-mail told about (`state` or `state+warning`).
     #[serde(skip)]
     pub notified: Option<String>,
+    /// When the last e-mail about it was queued: an overdue one is reminded of every
+    /// `repeat_interval` of its operator's group.
+    #[serde(skip)]
+    pub notified_ms: Option<i64>,
 }
 
 impl Consignment {
@@ -271,6 +275,7 @@ mod tests {
             state: SlaState::Unknown,
             warning: None,
             notified: None,
+            notified_ms: None,
         }
     }
 

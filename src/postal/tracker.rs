@@ -628,7 +628,7 @@ impl Tracker {
         let now = Utc::now();
         let now_ms = now.timestamp_millis();
         let (stale, risk) = (postal.stale_after.as_millis() as i64, postal.at_risk_before.as_millis() as i64);
-        // (tracking, state, warning, notified) to store; news per operator.
+        // (tracking, state, warning, notified, notified_ms) to store; news per operator.
         let mut updates = Vec::new();
         let mut news: BTreeMap<String, Vec<(News, Consignment)>> = BTreeMap::new();
         {
@@ -643,6 +643,13 @@ impl Tracker {
                 c.warning = warning;
                 let key = c.news_key();
                 let mut notified = c.notified.clone();
+                let mut notified_ms = c.notified_ms;
+                let group = postal.operator(&c.operator).map_or(c.operator.as_str(), |o| o.group.as_str());
+                // Not tracked yet: its first answer may change the news (and joins its round's e-mail).
+                let untracked = c.last_poll_ms.is_none() && c.last_ok_ms.is_none();
+                let silenced = || {
+                    crate::notify::in_maintenance(&config, "", group, now) || busy.contains(&c.operator) || untracked
+                };
                 if notified.as_deref() != Some(key.as_str()) {
                     let previous_news = notified.as_deref().is_some_and(|k| k != "on_track" && k != "unknown");
                     let item = if state.is_breach() {
@@ -654,27 +661,36 @@ impl Tracker {
                     } else {
                         None
                     };
-                    let group = postal.operator(&c.operator).map_or(c.operator.as_str(), |o| o.group.as_str());
-                    // Not tracked yet: its first answer may change the news (and joins its round's e-mail).
-                    let untracked = c.last_poll_ms.is_none() && c.last_ok_ms.is_none();
-                    let silenced = crate::notify::in_maintenance(&config, "", group, now)
-                        || busy.contains(&c.operator)
-                        || untracked;
                     match item {
-                        Some(_) if silenced => {}
+                        Some(_) if silenced() => {}
                         Some(n) => {
                             news.entry(c.operator.clone()).or_default().push((n, c.clone()));
                             notified = Some(key);
+                            notified_ms = Some(now_ms);
                         }
                         // Nothing to tell (on track, unknown): remember quietly, except that an
                         // unknown spell does not erase what was told.
                         None if state != SlaState::Unknown => notified = Some(key),
                         None => {}
                     }
+                } else if state == SlaState::Overdue {
+                    // Told already, and still not delivered: the papers are still missing, and
+                    // the e-mail is repeated every `repeat_interval` until they are.
+                    let repeat = config.group(group).map_or(config.defaults.repeat_interval, |g| g.repeat_interval);
+                    match notified_ms {
+                        // Told by a version that did not keep the time: counted from now.
+                        None => notified_ms = Some(now_ms),
+                        Some(t) if now_ms - t >= repeat.as_millis() as i64 && !silenced() => {
+                            news.entry(c.operator.clone()).or_default().push((News::Reminder, c.clone()));
+                            notified_ms = Some(now_ms);
+                        }
+                        Some(_) => {}
+                    }
                 }
-                if changed_state || notified != c.notified {
+                if changed_state || notified != c.notified || notified_ms != c.notified_ms {
                     c.notified = notified.clone();
-                    updates.push((c.tracking.clone(), state, warning, notified));
+                    c.notified_ms = notified_ms;
+                    updates.push((c.tracking.clone(), state, warning, notified, notified_ms));
                 }
             }
         }
@@ -699,8 +715,11 @@ impl Tracker {
                 let mut st = self.lock();
                 for items in news.values() {
                     for (_, c) in items {
+                        // Back to what was told before (the copy was taken then): the same news
+                        // (a breach, a reminder) is tried again.
                         if let Some(x) = st.items.get_mut(&c.tracking) {
-                            x.notified = None;
+                            x.notified = c.notified.clone();
+                            x.notified_ms = c.notified_ms;
                         }
                     }
                 }
@@ -796,7 +815,7 @@ impl Tracker {
                 let mine: Vec<(News, &Consignment)> = items
                     .iter()
                     // Warnings, and the all-clear after them, only to those who take warnings.
-                    .filter(|(n, _)| *n == News::Breach || sev == Severity::Warning)
+                    .filter(|(n, _)| matches!(n, News::Breach | News::Reminder) || sev == Severity::Warning)
                     .filter(|(_, c)| only.as_ref().is_none_or(|s| s.contains(c.tracking.as_str())))
                     .map(|(n, c)| (*n, c))
                     .collect();

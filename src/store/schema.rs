@@ -121,6 +121,8 @@ const MIGRATIONS: &[&str] = &[
         prev TEXT NOT NULL,
         hash TEXT NOT NULL
      );",
+    // 5: when the last e-mail about a consignment was queued (reminders of an overdue one).
+    "ALTER TABLE consignments ADD COLUMN notified_ms INTEGER;",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -564,3 +564,79 @@ fn consignments_are_tracked_against_their_deadlines_end_to_end() {
     assert!(incidents.contains("vnpost-tracking-api"), "{incidents}");
     assert!(d.stop().success());
 }
+
+/// Exam papers still missing are not told once and forgotten: an overdue consignment is
+/// reminded of every `repeat_interval` of its operator's group, in each recipient's language,
+/// until it is delivered.
+#[test]
+fn overdue_consignments_are_reminded_until_delivered() {
+    let Some(smtp) = SmtpServer::start(SmtpOptions::default()) else { return };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = rt.enter();
+    let now = Utc::now();
+    let h = Days::hours;
+    let api: Shared = Arc::default();
+    api.lock()
+        .expect("lock")
+        .answers
+        .insert("EMS-MISSING".into(), in_transit(&[("IN_TRANSIT", now - h(30))], "IN_TRANSIT"));
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let api_addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().route("/track/{t}", axum::routing::get(track)).with_state(api.clone());
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv_path = dir.path().join("consignments.csv");
+    std::fs::write(
+        &csv_path,
+        format!(
+            "tracking,operator,kind,description,origin,destination,accepted_at,deadline,contacts\n\
+             EMS-MISSING,vnpost,exam_paper,Đề thi Sử,Sở GD&ĐT,Yên Lạc,{},{},so\n",
+            fmt_local(now - h(48)),
+            fmt_local(now - h(2))
+        ),
+    )
+    .expect("write csv");
+    let cfg = config(smtp.port, api_addr, &csv_path.display().to_string())
+        .replace("contacts = [\"postal-noc\"]\n", "contacts = [\"postal-noc\"]\nrepeat_interval = \"4s\"\n");
+    assert!(cfg.contains("repeat_interval = \"4s\""));
+    let d = Daemon::start(&cfg, &[("THONGSUOT_API_TOKEN", TOKEN), ("VNPOST_WEBHOOK_SECRET", SECRET)]);
+
+    let msgs = smtp.wait_for("breach, then two reminders", Duration::from_secs(40), |m| {
+        with_subject(m, "[STILL OVERDUE] vnpost", "noc@vnpost.example.vn").len() >= 2
+    });
+    let breach = with_subject(&msgs, "[POSTAL BREACH] vnpost", "noc@vnpost.example.vn");
+    assert_eq!(breach.len(), 1, "{:?}", msgs.iter().map(|m| &m["subject"]).collect::<Vec<_>>());
+    let reminders = with_subject(&msgs, "[STILL OVERDUE] vnpost", "noc@vnpost.example.vn");
+    let text = reminders[0]["text"].as_str().unwrap_or("");
+    assert!(
+        text.contains("EMS-MISSING") && text.contains("still broken") && text.contains("past the deadline"),
+        "{text}"
+    );
+    // Spaced by the group's repeat_interval (4 s), not sent at every evaluation.
+    let at = |m: &Value| m["accepted_at"].as_f64().unwrap_or(0.0);
+    let gaps = [at(reminders[0]) - at(breach[0]), at(reminders[1]) - at(reminders[0])];
+    assert!(gaps.iter().all(|g| *g >= 2.5), "reminders too close: {gaps:?}");
+    // The consignment's own contact hears it in Vietnamese.
+    let vi = smtp.wait_for("Vietnamese reminder", Duration::from_secs(20), |m| {
+        !with_subject(m, "[VẪN QUÁ HẠN] vnpost", "sogd@vinhphuc.example.vn").is_empty()
+    });
+    let vi = with_subject(&vi, "[VẪN QUÁ HẠN] vnpost", "sogd@vinhphuc.example.vn");
+    assert!(vi[0]["text"].as_str().is_some_and(|t| t.contains("Nhắc lại") && t.contains("EMS-MISSING")));
+
+    // Delivered at last (late): the reminders stop.
+    api.lock().expect("lock").answers.insert(
+        "EMS-MISSING".into(),
+        in_transit(&[("IN_TRANSIT", now - h(30)), ("DELIVERED", Utc::now())], "DELIVERED"),
+    );
+    d.wait_until("delivered late", Duration::from_secs(20), || {
+        d.get("/api/v1/consignments/EMS-MISSING").is_some_and(|b| b.contains("\"delivered_late\""))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let count = |m: &[Value]| with_subject(m, "[STILL OVERDUE] vnpost", "noc@vnpost.example.vn").len();
+    let before = count(&smtp.messages());
+    std::thread::sleep(Duration::from_secs(9));
+    assert_eq!(count(&smtp.messages()), before, "reminders go on after the delivery");
+    assert!(d.stop().success());
+}
