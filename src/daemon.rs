@@ -152,6 +152,20 @@ pub fn check_icmp(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// Advice about the host when the ICMP echoes planned (at the intervals in force now) need a
+/// larger socket receive buffer than the kernel gives by default.
+pub fn icmp_advice(config: &Config) -> Option<String> {
+    let now = chrono::Utc::now();
+    let mut echoes_per_s = 0.0;
+    for t in config.active_targets() {
+        if let ProbeSpec::Icmp(s) = &t.spec {
+            let paths = t.uplinks.len().max(1) as f64;
+            echoes_per_s += f64::from(s.count) * paths / config.interval_for(t, now).as_secs_f64().max(0.001);
+        }
+    }
+    crate::probe::icmp::buffer_advice(echoes_per_s)
+}
+
 /// Checks that every `source` address is an address of this machine (a probe bound to a foreign
 /// address would fail every time, reading as an outage of the carrier).
 pub fn check_sources(config: &Config) -> Result<(), String> {
@@ -198,7 +212,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     create_state_dir(&config.daemon.state_dir)?;
     check_icmp(&config).map_err(DaemonError::Icmp)?;
     check_sources(&config).map_err(DaemonError::Icmp)?;
-    for w in &config.warnings {
+    for w in config.warnings.iter().map(ToString::to_string).chain(icmp_advice(&config)) {
         tracing::warn!("{w}");
     }
 
@@ -570,7 +584,7 @@ async fn reload(
     if new.daemon.listen != old.daemon.listen || new.daemon.state_dir != old.daemon.state_dir {
         tracing::warn!("daemon.listen and daemon.state_dir changes take effect at the next restart");
     }
-    for w in &new.warnings {
+    for w in new.warnings.iter().map(ToString::to_string).chain(icmp_advice(&new)) {
         tracing::warn!("{w}");
     }
     let new = Arc::new(new);

@@ -447,6 +447,9 @@ fn check(path: &std::path::Path) -> ExitCode {
         eprintln!("{}: {e}", path.display());
         return ExitCode::from(EXIT_RUNTIME);
     }
+    if let Some(advice) = daemon::icmp_advice(&config) {
+        eprintln!("warning: {advice}");
+    }
     let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
     for t in &config.targets {
         *kinds.entry(t.spec.kind()).or_default() += 1;

@@ -169,7 +169,27 @@ pub fn document() -> Value {
         },
         "paths": {
             "/api/v1/status": { "get": { "summary": "Every target's state", "parameters": [read], "responses": ok(r("Status")) } },
-            "/api/v1/targets": { "get": { "summary": "Every target", "parameters": [read], "responses": ok(list("targets", "TargetStatus")) } },
+            "/api/v1/targets": { "get": {
+                "summary": "Every target, or a page of those that match the filters, in name order",
+                "parameters": [
+                    read,
+                    { "name": "group", "in": "query", "required": false, "schema": { "type": "string" }, "description": "Only this group's targets." },
+                    { "name": "state", "in": "query", "required": false, "schema": { "type": "string", "enum": ["up", "down", "unknown", "degraded"] }, "description": "Only targets in this state (degraded: congested now)." },
+                    { "name": "kind", "in": "query", "required": false, "schema": { "type": "string" }, "description": "Only targets of this probe kind (http, tcp, icmp, dns, tls, sip, …)." },
+                    { "name": "offset", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 }, "description": "Skip this many matching targets." },
+                    { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1 }, "description": "At most this many targets (default: all)." }
+                ],
+                "responses": {
+                    "200": { "description": "OK", "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["total", "offset", "next_offset", "targets"],
+                        "properties": {
+                            "total": { "type": "integer", "description": "How many targets match the filters." },
+                            "offset": { "type": "integer" },
+                            "next_offset": { "type": "integer", "nullable": true, "description": "The offset of the next page; null on the last." },
+                            "targets": { "type": "array", "items": r("TargetStatus") }
+                        } } } } },
+                    "400": { "description": "An unknown state, or limit=0" }
+                } } },
             "/api/v1/targets/{name}": { "get": {
                 "summary": "One target and its SLA figures per window",
                 "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }, read],

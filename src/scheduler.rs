@@ -120,6 +120,8 @@ struct Slot {
     interval: Duration,
     /// The wall-clock slot (ms since the epoch) of its next probe.
     due: u64,
+    /// `name_hash` of its name, for its phase in any interval (the name is not read per probe).
+    hash: u64,
 }
 
 /// The paths a target is probed through: its one binding, or one per uplink.
@@ -164,6 +166,8 @@ struct Running {
     engine: usize,
     /// Its share of that engine's load (estimated CPU µs per second).
     load: f64,
+    /// The version of its `ca_file` it was prepared with (HTTP and TLS targets that have one).
+    ca_stamp: Option<probe::FileStamp>,
 }
 
 /// Applies config changes to the engine, which owns every target's slot.
@@ -269,10 +273,16 @@ impl Scheduler {
         }
 
         let mut counts: HashMap<&'static str, i64> = HashMap::new();
+        let mut starting = Vec::new();
+        // One look at each ca_file, however many targets share it.
+        let mut stamps: HashMap<&std::path::Path, Option<probe::FileStamp>> = HashMap::new();
         for t in config.active_targets() {
             *counts.entry(t.spec.kind()).or_default() += 1;
+            let ca_stamp =
+                probe::ca_file(&t.spec).and_then(|p| *stamps.entry(p).or_insert_with(|| probe::file_stamp(p)));
             let carried = match self.running.get(&t.name) {
-                Some(r) if *r.target == **t => {
+                // A ca_file rewritten in place (a CA renewed) restarts the target as a change does.
+                Some(r) if *r.target == **t && r.ca_stamp == ca_stamp => {
                     applied.unchanged += 1;
                     // The new config's copy replaces the old one, which then goes with the old
                     // config: one copy of each target, reload after reload.
@@ -300,7 +310,18 @@ impl Scheduler {
                     None
                 }
             };
-            self.start(t.clone(), carried);
+            starting.push((t.clone(), carried));
+        }
+        // Started in the order they will be probed: what a target's start allocates (its slot,
+        // board entry, metric cell) then lies beside the memory of the targets probed just
+        // before and after it, and a tick's probes touch a few pages instead of a few each.
+        let now = Utc::now();
+        starting.sort_by_cached_key(|(t, _)| {
+            let iv = config.interval_for(t, now).as_millis() as u64;
+            phase_of(crate::config::name_hash(&t.name), iv)
+        });
+        for (t, carried) in starting {
+            self.start(t, carried);
         }
         for kind in ["icmp", "tcp", "http", "dns", "tls", "sip", "heartbeat", "postal", "call", "sms"] {
             self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
@@ -427,16 +448,18 @@ impl Scheduler {
         let prepared = paths(&target).iter().map(|b| probe::prepare(&target.spec, b, &shared.probers)).collect();
         let interval = shared.config.borrow().interval_for(&target, Utc::now());
         let iv = interval.as_millis() as u64;
-        let due = next_slot(self.clock.now_ms(), iv, phase_ms(&target.name, iv));
+        let hash = crate::config::name_hash(&target.name);
+        let due = next_slot(self.clock.now_ms(), iv, phase_of(hash, iv));
         self.next_id += 1;
         let id = self.next_id;
         let load = probe_cost_us(&target) * paths(&target).len() as f64 / interval.as_secs_f64().max(0.001);
         let engine = self.pick_engine(load);
-        let slot = Slot { id, target: target.clone(), carried, tm, prepared, ident, interval, due };
+        let slot = Slot { id, target: target.clone(), carried, tm, prepared, ident, interval, due, hash };
         if self.send(engine, Command::Start(Box::new(slot))).is_err() {
             tracing::error!(target = %name, "the scheduler has stopped: target not started");
         }
-        self.running.insert(name, Running { target, id, engine, load });
+        let ca_stamp = probe::ca_file(&target.spec).and_then(probe::file_stamp);
+        self.running.insert(name, Running { target, id, engine, load, ca_stamp });
     }
 
     /// Stops starting probes and waits at most `grace` for those in flight.
@@ -786,9 +809,9 @@ fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Stable offset of a target within any interval, from the hash of its name.
-fn phase_ms(name: &str, interval_ms: u64) -> u64 {
-    crate::config::name_hash(name) % interval_ms.max(1)
+/// Stable offset within any interval of a target whose name hashes to `hash` (`name_hash`).
+fn phase_of(hash: u64, interval_ms: u64) -> u64 {
+    hash % interval_ms.max(1)
 }
 
 /// The first slot `offset + k*interval` strictly after `after_ms`.
@@ -809,7 +832,7 @@ async fn probe_slot(
     permit: tokio::sync::OwnedSemaphorePermit,
     mut guard: LostGuard,
 ) {
-    let Slot { target, carried, tm, prepared, ident, interval, due, .. } = &mut *slot;
+    let Slot { target, carried, tm, prepared, ident, interval, due, hash, .. } = &mut *slot;
     let ident = *ident;
     let started_ms = clock.now_ms();
     let lag = Duration::from_millis(started_ms.saturating_sub(*due));
@@ -820,34 +843,50 @@ async fn probe_slot(
     let at = Utc::now();
 
     shared.metrics.probes_in_flight.inc();
-    let paths = paths(target);
-    // A setup that failed (an unreadable ca_file, say) is tried again at every slot.
-    for (b, p) in paths.iter().zip(prepared.iter_mut()) {
-        if p.is_err() {
-            *p = probe::prepare(&target.spec, b, &shared.probers);
+    let probed = std::panic::AssertUnwindSafe(async {
+        let paths = paths(target);
+        // A setup that failed (an unreadable ca_file, say) is tried again at every slot.
+        for (b, p) in paths.iter().zip(prepared.iter_mut()) {
+            if p.is_err() {
+                *p = probe::prepare(&target.spec, b, &shared.probers);
+            }
         }
-    }
-    let outcome = if let ([binding], [prepared]) = (paths, prepared.as_slice()) {
-        // One path (nearly every target): no join, no vector of futures.
-        run_path(target, &shared, binding, prepared, ident).await
-    } else {
-        let runs = paths.iter().zip(prepared.iter()).map(|(b, p)| run_path(target, &shared, b, p, ident));
-        let outcomes = Box::pin(futures_util::future::join_all(runs)).await;
-        for (b, o) in paths.iter().zip(&outcomes) {
-            let source = b.source.map(|s| s.to_string()).unwrap_or_default();
-            shared.metrics.observe_uplink(tm, &source, o.ok());
+        if let ([binding], [prepared]) = (paths, prepared.as_slice()) {
+            // One path (nearly every target): no join, no vector of futures.
+            run_path(target, &shared, binding, prepared, ident).await
+        } else {
+            let runs = paths.iter().zip(prepared.iter()).map(|(b, p)| run_path(target, &shared, b, p, ident));
+            let outcomes = Box::pin(futures_util::future::join_all(runs)).await;
+            for (b, o) in paths.iter().zip(&outcomes) {
+                let source = b.source.map(|s| s.to_string()).unwrap_or_default();
+                shared.metrics.observe_uplink(tm, &source, o.ok());
+            }
+            quorum_outcome(paths, outcomes, target.quorum)
         }
-        quorum_outcome(paths, outcomes, target.quorum)
-    };
+    });
+    let probed = futures_util::FutureExt::catch_unwind(probed).await;
     shared.metrics.probes_in_flight.dec();
     drop(permit);
 
-    record(target, &shared, carried, tm, &outcome, at, *interval).await;
+    match probed {
+        Ok(outcome) => record(target, &shared, carried, tm, &outcome, at, *interval).await,
+        // A bug of ours, not the target's failure: the slot is unobserved, and the target keeps
+        // its place in the schedule (a panic in a probe used to leave it unprobed until a reload).
+        Err(panic) => {
+            shared.metrics.probe_panics.inc();
+            tracing::error!(
+                target = %target.name,
+                panic = panic_text(&*panic),
+                "a probe ended in an internal error (a bug of thongsuot, please report it): this slot is \
+                 unobserved, not counted against the target"
+            );
+        }
+    }
 
     // Next slot; after a stall, skip the missed ones (counted) rather than burst.
     *interval = shared.config.borrow().interval_for(target, Utc::now());
     let iv = interval.as_millis() as u64;
-    let offset = phase_ms(&target.name, iv);
+    let offset = phase_of(*hash, iv);
     let next = next_slot(*due, iv, offset);
     let now = clock.now_ms();
     *due = if next < now {
@@ -859,6 +898,15 @@ async fn probe_slot(
     };
     if let Some(done) = guard.done.take() {
         let _ = done.send(Back::Slot(slot));
+    }
+}
+
+/// The message of a panic, as `panic!` was given it.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => s,
+        (_, Some(s)) => s,
+        _ => "(no message)",
     }
 }
 
@@ -1089,7 +1137,18 @@ mod tests {
         assert_eq!(next_slot(1250, 1000, 250), 2250);
         // Phases spread targets across the interval.
         let phases: std::collections::HashSet<u64> =
-            (0..100).map(|i| phase_ms(&format!("t{i}"), 10_000) / 1000).collect();
+            (0..100).map(|i| phase_of(crate::config::name_hash(&format!("t{i}")), 10_000) / 1000).collect();
         assert!(phases.len() >= 8, "phases cluster: {phases:?}");
+    }
+    #[tokio::test]
+    async fn a_panicking_probe_is_caught_with_its_message() {
+        let caught = |f: fn() -> u32| async move {
+            futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async move { f() })).await
+        };
+        assert_eq!(caught(|| 7).await.ok(), Some(7));
+        let p = caught(|| panic!("index {} out of range", 3)).await.expect_err("caught");
+        assert_eq!(panic_text(&*p), "index 3 out of range");
+        let p = caught(|| panic!("plain")).await.expect_err("caught");
+        assert_eq!(panic_text(&*p), "plain");
     }
 }

@@ -374,15 +374,78 @@ async fn target_page(
         .into_response()
 }
 
+#[derive(serde::Deserialize)]
+struct TargetsQuery {
+    token: Option<String>,
+    /// Only this group's targets.
+    group: Option<String>,
+    /// Only targets in this state: `up`, `down`, `unknown`, or `degraded` (congested now).
+    state: Option<String>,
+    /// Only targets of this probe kind (`http`, `tcp`, `icmp`, …).
+    kind: Option<String>,
+    /// Skip this many of the matching targets (name order).
+    offset: Option<usize>,
+    /// At most this many targets (default: all of them).
+    limit: Option<usize>,
+}
+
+#[derive(serde::Serialize)]
+struct TargetsPage {
+    /// How many targets match the filters, whatever the page.
+    total: usize,
+    offset: usize,
+    /// The `offset` of the next page, or `null` when this page is the last.
+    next_offset: Option<usize>,
+    targets: Vec<crate::status::TargetStatus>,
+}
+
+/// Every target, or a page of those that match `group`, `state` and `kind`, in name order.
 async fn api_targets(
     State(s): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+    axum::extract::Query(q): axum::extract::Query<TargetsQuery>,
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
         return r.into_response();
     }
-    axum::Json(serde_json::json!({ "targets": s.board.snapshot() })).into_response()
+    let bad =
+        |what: String| (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": what }))).into_response();
+    let state = q.state.as_deref();
+    if let Some(st) = state
+        && !["up", "down", "unknown", "degraded"].contains(&st)
+    {
+        return bad(format!("unknown state {st:?}: one of up, down, unknown, degraded"));
+    }
+    if q.limit == Some(0) {
+        return bad("limit must be at least 1".into());
+    }
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(usize::MAX);
+    let board = s.board.clone();
+    let (group, kind, state) = (q.group, q.kind, state.map(str::to_owned));
+    // Copying and encoding 100,000 targets takes a good part of a second: not on a worker
+    // that serves the other requests.
+    let page = tokio::task::spawn_blocking(move || {
+        let keep = |t: &crate::status::TargetStatus| {
+            group.as_deref().is_none_or(|g| &*t.group == g)
+                && kind.as_deref().is_none_or(|k| t.kind == k)
+                && match state.as_deref() {
+                    None => true,
+                    Some("degraded") => t.degraded_since.is_some(),
+                    Some(st) => t.state == st,
+                }
+        };
+        let (total, targets) = board.select(keep, offset, limit);
+        let end = offset.saturating_add(targets.len());
+        let page = TargetsPage { total, offset, next_offset: (end < total).then_some(end), targets };
+        serde_json::to_vec(&page)
+    })
+    .await;
+    match page {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 async fn api_target(

@@ -72,6 +72,30 @@ impl Board {
         map.values().map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect()
     }
 
+    /// The targets that pass `keep`, in name order: how many pass, and a copy of those from
+    /// `offset` on, at most `limit` of them. Only the copies asked for are made.
+    pub fn select(
+        &self,
+        keep: impl Fn(&TargetStatus) -> bool,
+        offset: usize,
+        limit: usize,
+    ) -> (usize, Vec<TargetStatus>) {
+        let map = self.targets.read().unwrap_or_else(|p| p.into_inner());
+        let mut total = 0;
+        let mut page = Vec::new();
+        for e in map.values() {
+            let t = e.lock().unwrap_or_else(|p| p.into_inner());
+            if !keep(&t) {
+                continue;
+            }
+            if total >= offset && page.len() < limit {
+                page.push(t.clone());
+            }
+            total += 1;
+        }
+        (total, page)
+    }
+
     pub fn get(&self, name: &str) -> Option<TargetStatus> {
         let map = self.targets.read().unwrap_or_else(|p| p.into_inner());
         map.get(name).map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).clone())

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub scheduler_lag: Histogram,
     pub probes_skipped: IntCounter,
     pub probes_late: IntCounter,
+    pub probe_panics: IntCounter,
     pub probes_in_flight: IntGauge,
     pub targets: IntGaugeVec,
     pub config_reload_success: IntGauge,
@@ -72,6 +73,10 @@ impl Metrics {
             probes_late: IntCounter::with_opts(opts(
                 "thongsuot_probes_late_total",
                 "Probes that started more than 1 s after their planned slot.",
+            ))?,
+            probe_panics: IntCounter::with_opts(opts(
+                "thongsuot_probe_panics_total",
+                "Probes that ended in an internal error (a bug): their slots are unobserved, not failures.",
             ))?,
             probes_in_flight: IntGauge::with_opts(opts("thongsuot_probes_in_flight", "Probes running now."))?,
             targets: IntGaugeVec::new(opts("thongsuot_targets", "Targets probed by this daemon, by kind."), &["kind"])?,
@@ -213,6 +218,7 @@ impl Metrics {
         r.register(Box::new(m.scheduler_lag.clone()))?;
         r.register(Box::new(m.probes_skipped.clone()))?;
         r.register(Box::new(m.probes_late.clone()))?;
+        r.register(Box::new(m.probe_panics.clone()))?;
         r.register(Box::new(m.probes_in_flight.clone()))?;
         r.register(Box::new(m.targets.clone()))?;
         r.register(Box::new(m.config_reload_success.clone()))?;

@@ -57,6 +57,8 @@ impl PartialEq for HttpSpec {
 struct ClientKey {
     tls_verify: bool,
     ca_file: Option<PathBuf>,
+    /// The version of `ca_file` the client was built from: a changed file makes a new client.
+    ca_stamp: Option<super::FileStamp>,
     binding: Binding,
     follow_redirects: bool,
 }
@@ -78,6 +80,7 @@ pub fn prepare(spec: &HttpSpec, binding: &Binding, clients: &HttpClients) -> Res
     let key = ClientKey {
         tls_verify: spec.tls_verify,
         ca_file: spec.ca_file.clone(),
+        ca_stamp: spec.ca_file.as_deref().and_then(super::file_stamp),
         binding: binding.clone(),
         follow_redirects: spec.follow_redirects,
     };
@@ -86,6 +89,10 @@ pub fn prepare(spec: &HttpSpec, binding: &Binding, clients: &HttpClients) -> Res
         return Ok(PreparedHttp { client: c.clone(), binding: binding.clone() });
     }
     let client = build_client(&key)?;
+    if key.ca_file.is_some() {
+        // Clients of an older version of the same file are not asked for again.
+        map.retain(|k, _| k.ca_file != key.ca_file || k.ca_stamp == key.ca_stamp);
+    }
     map.insert(key, client.clone());
     Ok(PreparedHttp { client, binding: binding.clone() })
 }

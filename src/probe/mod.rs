@@ -362,6 +362,27 @@ pub enum Prepared {
 
 /// Builds what a target needs before its first probe; errors are setup failures reported
 /// per probe (e.g. an unreadable `ca_file`), never panics.
+/// What tells one version of a file from another without reading it: modification time,
+/// size and inode (a file replaced by rename has a new inode).
+pub type FileStamp = (std::time::SystemTime, u64, u64);
+
+/// The stamp of `path`, `None` if it cannot be read.
+pub fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+/// The `ca_file` of an HTTP or TLS target: its CA roots are read when the target is prepared,
+/// so a reload must prepare it again when the file changed, even if its config did not.
+pub fn ca_file(spec: &ProbeSpec) -> Option<&std::path::Path> {
+    match spec {
+        ProbeSpec::Http(h) => h.ca_file.as_deref(),
+        ProbeSpec::Tls(t) => t.ca_file.as_deref(),
+        _ => None,
+    }
+}
+
 pub fn prepare(spec: &ProbeSpec, binding: &Binding, probers: &Probers) -> Result<Prepared, Failure> {
     match spec {
         ProbeSpec::Http(h) => http::prepare(h, binding, &probers.http).map(Prepared::Http),

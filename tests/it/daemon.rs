@@ -191,6 +191,54 @@ fn reload_applies_good_configs_and_keeps_the_old_one_on_errors() {
     assert!(d.stop().success());
 }
 
+/// A CA renewed in place: the config is unchanged, the file is not; a reload reads it again.
+#[test]
+fn reload_reads_a_rewritten_ca_file() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (right, other) = rt.block_on(async { (HttpsServer::start().await, HttpsServer::start().await) });
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("portal-ca.pem");
+    // At first the file holds another server's certificate: verification fails.
+    std::fs::copy(&other.ca_file, &ca).expect("copy ca");
+    let text = format!(
+        "[daemon]\nlisten = \"127.0.0.1:{{port}}\"\nstate_dir = \"state\"\napi_token_env = \"THONGSUOT_API_TOKEN\"\n\
+         [defaults]\ninterval = \"1s\"\ntimeout = \"800ms\"\nconfirm = 1\nrecover = 1\n[[group]]\nname = \"vnpt\"\n\
+         [[target]]\nname = \"portal\"\ngroup = \"vnpt\"\nkind = \"http\"\nurl = \"{}\"\nca_file = \"{}\"\n\
+         [[target]]\nname = \"portal-tls\"\ngroup = \"vnpt\"\nkind = \"tls\"\naddress = \"localhost:{}\"\nca_file = \"{}\"\n",
+        right.url("/ok"),
+        ca.display(),
+        right.addr.port(),
+        ca.display()
+    );
+    let d = Daemon::start(&text, &[("THONGSUOT_API_TOKEN", TOKEN)]);
+    d.wait_until("both down on the wrong CA", Duration::from_secs(15), || {
+        let m = d.metrics();
+        ["portal", "portal-tls"].iter().all(|t| sample(&m, "thongsuot_target_up", &[("target", t)]) == Some(0.0))
+    });
+    let m = d.metrics();
+    assert!(
+        sample(&m, "thongsuot_probes_total", &[("target", "portal"), ("result", "tls")]).is_some_and(|n| n >= 1.0),
+        "{m}"
+    );
+    // A reload with nothing changed changes nothing.
+    let (code, body) = blocking_request("POST", &d.url("/-/reload"), Some(TOKEN), None).expect("answer");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!((v["changed"].as_array().map(Vec::len), v["unchanged"].as_u64()), (Some(0), Some(2)), "{body}");
+    // The CA is renewed in place (the right certificate written over the file), then a reload.
+    std::fs::write(&ca, std::fs::read(&right.ca_file).expect("read ca")).expect("rewrite ca");
+    let (code, body) = blocking_request("POST", &d.url("/-/reload"), Some(TOKEN), None).expect("answer");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["changed"], serde_json::json!(["portal", "portal-tls"]), "{body}");
+    d.wait_until("both up on the renewed CA", Duration::from_secs(15), || {
+        let m = d.metrics();
+        ["portal", "portal-tls"].iter().all(|t| sample(&m, "thongsuot_target_up", &[("target", t)]) == Some(1.0))
+    });
+    assert!(d.stop().success());
+}
+
 #[test]
 fn heartbeat_targets_go_down_when_the_pushes_stop() {
     let config = r#"

@@ -272,4 +272,28 @@ fn status_page_lists_problems_first_and_cuts_long_groups() {
     let all = d.get("/?group=vnpt&lang=vi").expect("group page");
     assert_eq!(all.matches("data-target=").count(), 260, "every target of the group");
     assert!(!all.contains("chưa hiển thị"), "nothing left out of the group page");
+
+    // The API filters and pages the same list.
+    let json = |path: &str| -> Value {
+        let body = d.get(path).unwrap_or_else(|| panic!("{path}: no answer"));
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v["targets"].as_array().expect("targets").iter().map(|t| t["name"].as_str().unwrap_or("").to_string()).collect()
+    };
+    let down = json("/api/v1/targets?state=down");
+    assert_eq!((down["total"].as_u64(), names(&down)), (Some(2), vec!["site-250".to_string(), "site-255".to_string()]));
+    let first = json("/api/v1/targets?group=vnpt&kind=tcp&limit=100");
+    assert_eq!((first["total"].as_u64(), first["next_offset"].as_u64()), (Some(260), Some(100)));
+    assert_eq!(names(&first).len(), 100);
+    assert_eq!(names(&first)[0], "site-000");
+    let last = json("/api/v1/targets?limit=100&offset=200");
+    assert_eq!(names(&last).len(), 60);
+    assert_eq!((names(&last)[0].as_str(), last["next_offset"].is_null()), ("site-200", true));
+    assert_eq!(json("/api/v1/targets")["targets"].as_array().map(Vec::len), Some(260), "no limit: every target");
+    assert_eq!(json("/api/v1/targets?kind=http")["total"].as_u64(), Some(0));
+    assert_eq!(json("/api/v1/targets?group=nope")["total"].as_u64(), Some(0));
+    for bad in ["/api/v1/targets?state=sideways", "/api/v1/targets?limit=0", "/api/v1/targets?offset=-1"] {
+        assert_eq!(blocking_request("GET", &d.url(bad), None, None).map(|r| r.0), Some(400), "{bad}");
+    }
 }
