@@ -176,8 +176,46 @@ def postal():
     ], extra_vars=[OPERATOR_VAR])
 
 
+def calls():
+    """Test calls and messages (kinds `call` and `sms`): the KPIs of the report, live. Its call
+    queries are checked against a daemon placing real calls (tests/it/calls.rs, sipp), its SMS
+    queries against one sending through Kannel (tests/it/sms.rs)."""
+    _id[0] = 0
+
+    def ratio(kind):
+        return ('sum(increase(thongsuot_probes_total{kind="%s", result="success", %s}[$__range])) / '
+                'sum(increase(thongsuot_probes_total{kind="%s", %s}[$__range]))' % (kind, SEL, kind, SEL))
+
+    def p95(metric):
+        return "histogram_quantile(0.95, sum by (le, target) (rate(%s_bucket{%s}[$__rate_interval])))" % (metric, SEL)
+
+    stat = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background", "textMode": "value_and_name"}
+    return dashboard("thongsuot-calls", "thongsuot — test calls and messages", [
+        panel("stat", "Call setup success (selected range, objective 100 %)", [(ratio("call"), "calls")],
+              0, 0, 6, 6, unit="percentunit", thresholds=RED_GREEN_100, options=stat,
+              description="Test calls answered / placed (INVITE … 200 OK … BYE), from every call of the range."),
+        panel("stat", "SMS completion (selected range, objective 100 %)", [(ratio("sms"), "messages")],
+              6, 0, 6, 6, unit="percentunit", thresholds=RED_GREEN_100, options=stat,
+              description="Test messages confirmed (delivery report or arrival, per target) / sent."),
+        panel("state-timeline", "Call and SMS targets (1 up, 0 down)", ['thongsuot_target_up{kind=~"call|sms", ' + SEL + "}"],
+              12, 0, 12, 6, thresholds=RED_GREEN_100, options=UP_MAPPING),
+        panel("timeseries", "Call setup time p95 (INVITE → answer)", [p95("thongsuot_call_setup_seconds")], 0, 6, 12, 8, unit="s"),
+        panel("timeseries", "Post-dial delay p95 (INVITE → first ringing)", [p95("thongsuot_call_post_dial_delay_seconds")],
+              12, 6, 12, 8, unit="s"),
+        panel("timeseries", "SMS delivery time p95 (submit → arrival)", [p95("thongsuot_sms_delivery_seconds")], 0, 14, 12, 8, unit="s"),
+        panel("timeseries", "SMS delivery report time p95 (submit → report)", [p95("thongsuot_sms_delivery_report_seconds")],
+              12, 14, 12, 8, unit="s"),
+        panel("timeseries", "Test calls per minute by result",
+              [('60 * sum by (target, result) (rate(thongsuot_probes_total{kind="call", ' + SEL + "}[$__rate_interval]))", "{{target}} {{result}}")],
+              0, 22, 12, 8),
+        panel("timeseries", "Test messages per minute by result",
+              [('60 * sum by (target, result) (rate(thongsuot_probes_total{kind="sms", ' + SEL + "}[$__rate_interval]))", "{{target}} {{result}}")],
+              12, 22, 12, 8),
+    ])
+
+
 def main():
-    for d in (overview(), carrier(), self_monitoring(), postal()):
+    for d in (overview(), carrier(), self_monitoring(), postal(), calls()):
         with open(os.path.join(HERE, d["uid"] + ".json"), "w") as f:
             json.dump(d, f, indent=2, ensure_ascii=False)
             f.write("\n")

@@ -152,15 +152,18 @@ pub fn check_icmp(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Advice about the host when the ICMP echoes planned (at the intervals in force now) need a
-/// larger socket receive buffer than the kernel gives by default.
+/// Advice about the host when the ICMP echoes planned need a larger socket receive buffer than
+/// the kernel gives by default: at each target's shortest interval (its own, else the shortest
+/// of the default and every period's), summed over the host.
 pub fn icmp_advice(config: &Config) -> Option<String> {
-    let now = chrono::Utc::now();
+    let shortest =
+        config.periods.iter().filter_map(|p| p.interval).fold(config.defaults.interval, std::time::Duration::min);
     let mut echoes_per_s = 0.0;
     for t in config.active_targets() {
         if let ProbeSpec::Icmp(s) = &t.spec {
             let paths = t.uplinks.len().max(1) as f64;
-            echoes_per_s += f64::from(s.count) * paths / config.interval_for(t, now).as_secs_f64().max(0.001);
+            let interval = t.interval.unwrap_or(shortest);
+            echoes_per_s += f64::from(s.count) * paths / interval.as_secs_f64().max(0.001);
         }
     }
     crate::probe::icmp::buffer_advice(echoes_per_s)

@@ -273,7 +273,6 @@ impl Scheduler {
         }
 
         let mut counts: HashMap<&'static str, i64> = HashMap::new();
-        let mut starting = Vec::new();
         // One look at each ca_file, however many targets share it.
         let mut stamps: HashMap<&std::path::Path, Option<probe::FileStamp>> = HashMap::new();
         for t in config.active_targets() {
@@ -310,18 +309,7 @@ impl Scheduler {
                     None
                 }
             };
-            starting.push((t.clone(), carried));
-        }
-        // Started in the order they will be probed: what a target's start allocates (its slot,
-        // board entry, metric cell) then lies beside the memory of the targets probed just
-        // before and after it, and a tick's probes touch a few pages instead of a few each.
-        let now = Utc::now();
-        starting.sort_by_cached_key(|(t, _)| {
-            let iv = config.interval_for(t, now).as_millis() as u64;
-            phase_of(crate::config::name_hash(&t.name), iv)
-        });
-        for (t, carried) in starting {
-            self.start(t, carried);
+            self.start(t.clone(), carried);
         }
         for kind in ["icmp", "tcp", "http", "dns", "tls", "sip", "heartbeat", "postal", "call", "sms"] {
             self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
@@ -445,6 +433,8 @@ impl Scheduler {
             carried.restored_downtime = Duration::ZERO;
             carried.restored_flaps = 0;
         }
+        // Stamped before it is read: a file rewritten in between is read again at the next reload.
+        let ca_stamp = probe::ca_file(&target.spec).and_then(probe::file_stamp);
         let prepared = paths(&target).iter().map(|b| probe::prepare(&target.spec, b, &shared.probers)).collect();
         let interval = shared.config.borrow().interval_for(&target, Utc::now());
         let iv = interval.as_millis() as u64;
@@ -458,7 +448,6 @@ impl Scheduler {
         if self.send(engine, Command::Start(Box::new(slot))).is_err() {
             tracing::error!(target = %name, "the scheduler has stopped: target not started");
         }
-        let ca_stamp = probe::ca_file(&target.spec).and_then(probe::file_stamp);
         self.running.insert(name, Running { target, id, engine, load, ca_stamp });
     }
 

@@ -45,13 +45,16 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Consignment> {
         state: SlaState::parse(&r.get::<_, String>(18)?).unwrap_or(SlaState::Unknown),
         warning: r.get::<_, Option<String>>(19)?.as_deref().and_then(Warning::parse),
         notified: r.get(20)?,
-        notified_ms: r.get(21)?,
+        // Absent from the reports' query: a store of schema 4 (a backup, or read before the
+        // daemon migrated it) has no such column.
+        notified_ms: r.get(21).unwrap_or(None),
     })
 }
 
 /// Consignments read-only, for reports (a plain connection, no writer).
 pub fn read_all(conn: &Connection) -> rusqlite::Result<Vec<Consignment>> {
-    let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM consignments ORDER BY deadline_ms, tracking"))?;
+    let columns = COLUMNS.trim_end_matches(", notified_ms");
+    let mut st = conn.prepare(&format!("SELECT {columns} FROM consignments ORDER BY deadline_ms, tracking"))?;
     st.query_map([], row)?.collect()
 }
 
@@ -154,12 +157,7 @@ impl PostalDb {
     }
 
     /// Records evaluated states, marks news as told and queues its e-mails, in one transaction.
-    pub fn save_states(
-        &mut self,
-        states: &[StateUpdate],
-        mails: &[Outgoing],
-        now: i64,
-    ) -> Result<(), StoreError> {
+    pub fn save_states(&mut self, states: &[StateUpdate], mails: &[Outgoing], now: i64) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite { path: path.clone(), source };
         // Immediate: the e-mails' ledger entries extend the chain's head.

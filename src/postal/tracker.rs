@@ -673,9 +673,10 @@ impl Tracker {
                         None if state != SlaState::Unknown => notified = Some(key),
                         None => {}
                     }
-                } else if state == SlaState::Overdue {
+                } else if state == SlaState::Overdue && c.wants_polling(now_ms) {
                     // Told already, and still not delivered: the papers are still missing, and
-                    // the e-mail is repeated every `repeat_interval` until they are.
+                    // the e-mail is repeated every `repeat_interval` until they are (or until it
+                    // is no longer tracked, a month past its deadline).
                     let repeat = config.group(group).map_or(config.defaults.repeat_interval, |g| g.repeat_interval);
                     match notified_ms {
                         // Told by a version that did not keep the time: counted from now.

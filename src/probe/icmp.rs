@@ -194,3 +194,16 @@ pub async fn probe(
     out.elapsed = start.elapsed();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_advice_names_the_setting_only_past_what_the_buffer_holds() {
+        // Whatever the host's setting, a handful of echoes a second fits, and a billion does not.
+        assert_eq!(buffer_advice(10.0), None);
+        let advice = buffer_advice(1e9).expect("advice at 10^9 echoes/s");
+        assert!(advice.contains("net.core.rmem_default") && advice.contains("sysctl -w"), "{advice}");
+    }
+}

@@ -360,17 +360,16 @@ pub enum Prepared {
     Tls(tls::PreparedTls),
 }
 
-/// Builds what a target needs before its first probe; errors are setup failures reported
-/// per probe (e.g. an unreadable `ca_file`), never panics.
-/// What tells one version of a file from another without reading it: modification time,
-/// size and inode (a file replaced by rename has a new inode).
-pub type FileStamp = (std::time::SystemTime, u64, u64);
+/// What tells one version of a file from another without reading it: modification time, size,
+/// inode (a file replaced by rename has a new one) and change time (which `cp -p` or
+/// `rsync -t` cannot set back).
+pub type FileStamp = (std::time::SystemTime, u64, u64, i64, i64);
 
 /// The stamp of `path`, `None` if it cannot be read.
 pub fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len(), m.ino()))
+    Some((m.modified().ok()?, m.len(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 /// The `ca_file` of an HTTP or TLS target: its CA roots are read when the target is prepared,
@@ -383,6 +382,8 @@ pub fn ca_file(spec: &ProbeSpec) -> Option<&std::path::Path> {
     }
 }
 
+/// Builds what a target needs before its first probe; errors are setup failures reported
+/// per probe (e.g. an unreadable `ca_file`), never panics.
 pub fn prepare(spec: &ProbeSpec, binding: &Binding, probers: &Probers) -> Result<Prepared, Failure> {
     match spec {
         ProbeSpec::Http(h) => http::prepare(h, binding, &probers.http).map(Prepared::Http),

@@ -140,6 +140,13 @@ async fn test_calls_against_sipp() {
         if let Some(r) = promtool_check_metrics(&m) {
             r.expect("promtool check metrics");
         }
+        // The dashboard's call panels, on these calls through a real Prometheus.
+        crate::dashboards::check_live(
+            d.port,
+            crate::dashboards::CALLS,
+            |q| !q.contains("thongsuot_sms") && !q.contains("kind=\"sms\""),
+            "count_over_time(thongsuot_call_setup_seconds_count[1m]) >= 3",
+        );
         d
     })
     .await

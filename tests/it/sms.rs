@@ -169,6 +169,13 @@ fn test_messages_through_kannel() {
     let e2e = sample(&d.metrics(), "thongsuot_sms_delivery_seconds_sum", &[("target", "sms-inbound")]).unwrap_or(-1.0);
     eprintln!("SMS confirmed by arrival at the test SIM: {e2e:.3} s after submit");
     drop(mo);
+    // The dashboard's SMS panels, on these messages through a real Prometheus.
+    crate::dashboards::check_live(
+        d.port,
+        crate::dashboards::CALLS,
+        |q| !q.contains("thongsuot_call") && !q.contains("kind=\"call\""),
+        "count_over_time(thongsuot_sms_delivery_seconds_count[1m]) >= 3",
+    );
 
     // With no SMSC to deliver and nothing coming back, the next messages are not confirmed.
     d.wait_until("an unconfirmed message", Duration::from_secs(60), || m("sms-inbound", "timeout") >= 1.0);
