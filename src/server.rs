@@ -402,15 +402,21 @@ struct TargetsPage {
 /// Every target, or a page of those that match `group`, `state` and `kind`, in name order.
 async fn api_targets(
     State(s): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<TargetsQuery>,
+    q: Result<axum::extract::Query<TargetsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
+    let bad =
+        |what: String| (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": what }))).into_response();
+    // A malformed query (`limit=abc`) gets the same JSON error as the other refusals.
+    let q = match q {
+        Ok(axum::extract::Query(q)) => q,
+        Err(e) => return bad(e.body_text()),
+    };
     if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
         return r.into_response();
     }
-    let bad =
-        |what: String| (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": what }))).into_response();
-    let state = q.state.as_deref();
+    let state = q.state.as_deref().map(str::to_ascii_lowercase);
+    let state = state.as_deref();
     if let Some(st) = state
         && !["up", "down", "unknown", "degraded"].contains(&st)
     {

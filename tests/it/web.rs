@@ -293,7 +293,11 @@ fn status_page_lists_problems_first_and_cuts_long_groups() {
     assert_eq!(json("/api/v1/targets")["targets"].as_array().map(Vec::len), Some(260), "no limit: every target");
     assert_eq!(json("/api/v1/targets?kind=http")["total"].as_u64(), Some(0));
     assert_eq!(json("/api/v1/targets?group=nope")["total"].as_u64(), Some(0));
+    assert_eq!(json("/api/v1/targets?state=DOWN")["total"].as_u64(), Some(2), "states in any case");
     for bad in ["/api/v1/targets?state=sideways", "/api/v1/targets?limit=0", "/api/v1/targets?offset=-1"] {
-        assert_eq!(blocking_request("GET", &d.url(bad), None, None).map(|r| r.0), Some(400), "{bad}");
+        let (code, body) = blocking_request("GET", &d.url(bad), None, None).expect("answer");
+        assert_eq!(code, 400, "{bad}");
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{bad}: {e}: {body}"));
+        assert!(v["error"].is_string(), "{bad}: {body}");
     }
 }
