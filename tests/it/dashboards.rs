@@ -166,30 +166,10 @@ standard = "J+2"
     // A reload re-evaluates the SLA now rather than in 30 s.
     assert_eq!(blocking_request("POST", &d.url("/-/reload"), Some(token), None).map(|r| r.0), Some(200));
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let prom_port = free_port();
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: thongsuot\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n", d.port),
-    )
-    .expect("prometheus.yml");
-    let prom = Proc(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus"),
-    );
-    let api = format!("http://127.0.0.1:{prom_port}");
-    d.wait_until("prometheus ready", Duration::from_secs(30), || blocking_get(&format!("{api}/-/ready")).is_some());
+    let prom = Prometheus::start(d.port);
+    d.wait_until("prometheus ready", Duration::from_secs(30), || prom.ready());
     // Enough samples for rate() windows and the breach series.
-    let query = |q: &str| -> Option<serde_json::Value> {
-        let url = format!("{api}/api/v1/query?query={}", urlencode(q));
-        blocking_get(&url).and_then(|b| serde_json::from_str(&b).ok())
-    };
+    let query = |q: &str| prom.query(q);
     d.wait_until("breach series in Prometheus", Duration::from_secs(30), || {
         query("thongsuot_sla_breach{target=\"smsc-down\"} == 1")
             .is_some_and(|v| v["data"]["result"].as_array().is_some_and(|r| !r.is_empty()))
@@ -221,6 +201,46 @@ standard = "J+2"
     assert!(d.stop().success());
 }
 
+/// A real Prometheus scraping one daemon every second, on a free loopback port.
+struct Prometheus {
+    api: String,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(daemon_port: u16) -> Prometheus {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        std::fs::write(
+            dir.path().join("prometheus.yml"),
+            format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: thongsuot\n    static_configs:\n      - targets: ['127.0.0.1:{daemon_port}']\n"),
+        )
+        .expect("prometheus.yml");
+        let proc = Proc(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+                .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("prometheus"),
+        );
+        Prometheus { api: format!("http://127.0.0.1:{port}"), _proc: proc, _dir: dir }
+    }
+
+    fn ready(&self) -> bool {
+        blocking_get(&format!("{}/-/ready", self.api)).is_some()
+    }
+
+    /// An instant query's answer, `None` when Prometheus does not answer (yet).
+    fn query(&self, q: &str) -> Option<serde_json::Value> {
+        blocking_get(&format!("{}/api/v1/query?query={}", self.api, urlencode(q)))
+            .and_then(|b| serde_json::from_str(&b).ok())
+    }
+}
+
 /// The dashboard of test calls and messages.
 pub const CALLS: &str = "thongsuot-calls.json";
 
@@ -232,27 +252,8 @@ pub fn check_live(port: u16, file: &str, wanted: impl Fn(&str) -> bool, ready: &
         return;
     }
     let (path, dash) = dashboards().into_iter().find(|(p, _)| p.ends_with(file)).expect("dashboard file");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let prom_port = free_port();
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: thongsuot\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"),
-    )
-    .expect("prometheus.yml");
-    let _prom = Proc(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus"),
-    );
-    let api = format!("http://127.0.0.1:{prom_port}");
-    let query = |q: &str| -> Option<serde_json::Value> {
-        blocking_get(&format!("{api}/api/v1/query?query={}", urlencode(q))).and_then(|b| serde_json::from_str(&b).ok())
-    };
+    let prom = Prometheus::start(port);
+    let query = |q: &str| prom.query(q);
     let has_data = |q: &str| query(q).is_some_and(|v| v["data"]["result"].as_array().is_some_and(|r| !r.is_empty()));
     let start = Instant::now();
     while !has_data(ready) {
