@@ -196,7 +196,7 @@ pub fn build(
         let mut targets = Vec::with_capacity(members.len());
         let group: Arc<str> = g.name.as_str().into();
         for t in members {
-            let h = histories.remove(&t.name).unwrap_or_default();
+            let h = histories.take(&t.name);
             let figures = figures_for(&t.name, &g.name, &h, objective_for(config, t, period));
             targets.push(TargetReport {
                 name: t.name.clone(),
@@ -218,8 +218,11 @@ pub fn build(
         });
     }
     // History of targets that left the config is still evidence: list it under its group.
-    let mut leftovers: Vec<(String, TargetHistory)> =
-        histories.into_iter().filter(|(_, h)| !h.outages.is_empty() || !h.degradations.is_empty()).collect();
+    let mut leftovers: Vec<(String, TargetHistory)> = histories
+        .with_intervals
+        .into_iter()
+        .filter(|(_, h)| !h.outages.is_empty() || !h.degradations.is_empty())
+        .collect();
     leftovers.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, h) in leftovers {
         let objective = Objective {
