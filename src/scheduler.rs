@@ -309,7 +309,7 @@ impl Scheduler {
                     None
                 }
             };
-            self.start(t.clone(), carried);
+            self.start(t.clone(), carried, ca_stamp);
         }
         for kind in ["icmp", "tcp", "http", "dns", "tls", "sip", "heartbeat", "postal", "call", "sms"] {
             self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
@@ -317,7 +317,9 @@ impl Scheduler {
         applied
     }
 
-    fn start(&mut self, target: Arc<Target>, carried: Option<Carried>) {
+    /// Starts `target`; `ca_stamp` is its `ca_file`'s stamp, taken before the file is read (a file
+    /// rewritten in between is read again at the next reload).
+    fn start(&mut self, target: Arc<Target>, carried: Option<Carried>, ca_stamp: Option<probe::FileStamp>) {
         self.next_ident = self.next_ident.wrapping_add(1);
         let ident = self.next_ident;
         let shared = self.shared.clone();
@@ -433,8 +435,6 @@ impl Scheduler {
             carried.restored_downtime = Duration::ZERO;
             carried.restored_flaps = 0;
         }
-        // Stamped before it is read: a file rewritten in between is read again at the next reload.
-        let ca_stamp = probe::ca_file(&target.spec).and_then(probe::file_stamp);
         let prepared = paths(&target).iter().map(|b| probe::prepare(&target.spec, b, &shared.probers)).collect();
         let interval = shared.config.borrow().interval_for(&target, Utc::now());
         let iv = interval.as_millis() as u64;

@@ -444,13 +444,14 @@ async fn api_targets(
         let (total, targets) = board.select(keep, offset, limit);
         let end = offset.saturating_add(targets.len());
         let page = TargetsPage { total, offset, next_offset: (end < total).then_some(end), targets };
-        serde_json::to_vec(&page)
+        serde_json::to_vec(&page).map_err(|e| e.to_string())
     })
-    .await;
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
     match page {
-        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     }
 }
 

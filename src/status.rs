@@ -68,8 +68,7 @@ impl Board {
 
     /// A consistent-enough copy of every target, in name order.
     pub fn snapshot(&self) -> Vec<TargetStatus> {
-        let map = self.targets.read().unwrap_or_else(|p| p.into_inner());
-        map.values().map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect()
+        self.select(|_| true, 0, usize::MAX).1
     }
 
     /// The targets that pass `keep`, in name order: how many pass, and a copy of those from

@@ -91,6 +91,20 @@ async fn batch(State(api): State<Shared>, Query(q): Query<HashMap<String, String
     axum::Json(json!({"result": {"items": items}})).into_response()
 }
 
+/// The fake tracking API (`/track/{t}`, `/batch?ids=`) on a loopback port of its own.
+fn serve_api(rt: &tokio::runtime::Runtime, api: &Shared) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new()
+        .route("/track/{t}", axum::routing::get(track))
+        .route("/batch", axum::routing::get(batch))
+        .with_state(api.clone());
+    let server = rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, server)
+}
+
 fn local(s: &str) -> DateTime<Utc> {
     let t = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").expect("time");
     HCM.from_local_datetime(&t).single().expect("local").with_timezone(&Utc)
@@ -235,15 +249,7 @@ fn consignments_are_tracked_against_their_deadlines_end_to_end() {
             ins(&mut a, &format!("VTP{i:03}"), in_transit(&[], if i < 20 { "DELIVERED" } else { "IN_TRANSIT" }));
         }
     }
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-    let api_addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new()
-        .route("/track/{t}", axum::routing::get(track))
-        .route("/batch", axum::routing::get(batch))
-        .with_state(api.clone());
-    let server = rt.spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (api_addr, server) = serve_api(&rt, &api);
 
     // The CSV: realistic rows, two bad ones. Deadlines are explicit or from J+1 (vnpost).
     let dl = |t: DateTime<Utc>| fmt_local(t);
@@ -580,12 +586,7 @@ fn overdue_consignments_are_reminded_until_delivered() {
         .expect("lock")
         .answers
         .insert("EMS-MISSING".into(), in_transit(&[("IN_TRANSIT", now - h(30))], "IN_TRANSIT"));
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-    let api_addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().route("/track/{t}", axum::routing::get(track)).with_state(api.clone());
-    rt.spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (api_addr, _server) = serve_api(&rt, &api);
     let dir = tempfile::tempdir().expect("tempdir");
     let csv_path = dir.path().join("consignments.csv");
     std::fs::write(
