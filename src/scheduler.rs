@@ -813,6 +813,21 @@ fn next_slot(after_ms: u64, interval_ms: u64, offset_ms: u64) -> u64 {
     offset_ms + (base / i + 1) * i
 }
 
+/// The slot after `due`, now that the probe of `due` has ended at `now_ms`. A probe that ran into
+/// the next slot (one that timed out with a timeout as long as the interval, plus the moment it
+/// takes to record) makes that slot start at once, late, never skipped: a silent target is probed
+/// as often as a live one. Only a stall that lost whole slots beyond that (the engine could not
+/// start the probe in time: overload) skips them, counted in `skipped`, rather than bursting.
+fn following_slot(due: u64, iv: u64, offset: u64, now_ms: u64, skipped: &prometheus::IntCounter) -> u64 {
+    let next = next_slot(due, iv, offset);
+    if now_ms < next.saturating_add(iv) {
+        return next;
+    }
+    let fresh = next_slot(now_ms, iv, offset);
+    skipped.inc_by((fresh - next) / iv.max(1));
+    fresh
+}
+
 /// Probes one target once, records the result and hands the slot back with its next due time.
 async fn probe_slot(
     mut slot: Box<Slot>,
@@ -872,19 +887,9 @@ async fn probe_slot(
         }
     }
 
-    // Next slot; after a stall, skip the missed ones (counted) rather than burst.
     *interval = shared.config.borrow().interval_for(target, Utc::now());
     let iv = interval.as_millis() as u64;
-    let offset = phase_of(*hash, iv);
-    let next = next_slot(*due, iv, offset);
-    let now = clock.now_ms();
-    *due = if next < now {
-        let fresh = next_slot(now, iv, offset);
-        shared.metrics.probes_skipped.inc_by((fresh - next) / iv.max(1));
-        fresh
-    } else {
-        next
-    };
+    *due = following_slot(*due, iv, phase_of(*hash, iv), clock.now_ms(), &shared.metrics.probes_skipped);
     if let Some(done) = guard.done.take() {
         let _ = done.send(Back::Slot(slot));
     }
@@ -1128,6 +1133,18 @@ mod tests {
         let phases: std::collections::HashSet<u64> =
             (0..100).map(|i| phase_of(crate::config::name_hash(&format!("t{i}")), 10_000) / 1000).collect();
         assert!(phases.len() >= 8, "phases cluster: {phases:?}");
+    }
+
+    #[test]
+    fn a_probe_that_runs_into_the_next_slot_delays_it_and_a_stall_skips() {
+        let skipped = prometheus::IntCounter::new("s", "s").expect("counter");
+        // Slot 1250 probed, ended at 2251 (a 1 s timeout plus recording): 2250 starts late.
+        assert_eq!(following_slot(1250, 1000, 250, 2251, &skipped), 2250);
+        assert_eq!(following_slot(1250, 1000, 250, 3249, &skipped), 2250);
+        assert_eq!(skipped.get(), 0);
+        // Ended at 3250: slot 2250 passed whole and 3250 is starting; both are lost to a stall.
+        assert_eq!(following_slot(1250, 1000, 250, 3250, &skipped), 4250);
+        assert_eq!(skipped.get(), 2);
     }
     #[tokio::test]
     async fn a_panicking_probe_is_caught_with_its_message() {

@@ -35,6 +35,14 @@ pub mod builtin {
     pub const TIMEZONE: &str = "Asia/Ho_Chi_Minh";
     pub const INTERVAL: Duration = Duration::from_secs(30);
     pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// The default timeout of a probe run every `interval`: [`TIMEOUT`], or 80 % of a shorter
+    /// interval. The margin is the time to record the result and start the next probe on its
+    /// slot; a timeout as long as the interval made every timed-out probe start the next one
+    /// late.
+    pub fn timeout_for(interval: Duration) -> Duration {
+        TIMEOUT.min(interval.mul_f64(0.8))
+    }
     pub const CONFIRM: u32 = 3;
     pub const RECOVER: u32 = 2;
     pub const OBJECTIVE: f64 = 1.0;
@@ -1168,7 +1176,7 @@ fn validate_defaults(cx: &mut Cx<'_>, d: Option<&RawDefaults>) -> Defaults {
                 );
             }
         }
-        None => out.timeout = out.timeout.min(out.interval),
+        None => out.timeout = builtin::timeout_for(out.interval),
     }
     if let Some(n) = cx.count(&d.confirm, "defaults.confirm: ", 1, 1000) {
         out.confirm = n;
@@ -1305,7 +1313,7 @@ fn validate_target(
             }
             to
         }
-        None => defaults.timeout.min(shortest),
+        None => defaults.timeout.min(builtin::timeout_for(shortest)),
     };
     let confirm = cx.count(&t.confirm, &format!("{p}confirm: "), 1, 1000).unwrap_or(defaults.confirm);
     let recover = cx.count(&t.recover, &format!("{p}recover: "), 1, 1000).unwrap_or(defaults.recover);

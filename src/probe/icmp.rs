@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
+use std::net::IpAddr;
+
+use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence, SurgeError};
 
 use super::{Binding, EchoStats, Failure, FailureKind, Outcome, Phase, resolve_one};
 
@@ -157,7 +159,7 @@ pub async fn probe(
             }
             let mut pinger = client.pinger(addr, PingIdentifier(ident)).await;
             pinger.timeout(wait);
-            pinger.ping(seq, &PAYLOAD).await.map(|(_, rtt)| rtt)
+            pinger.ping(seq, &PAYLOAD).await.map(|(packet, rtt)| classify(&packet, addr, rtt))
         });
     }
     let results = futures_util::future::join_all(echoes).await;
@@ -165,14 +167,20 @@ pub async fn probe(
     let mut stats = EchoStats { sent: u32::from(count), ..EchoStats::default() };
     let mut total = Duration::ZERO;
     let mut last_err: Option<SurgeError> = None;
+    // The first ICMP error quoting one of our echoes: it says why the target is not reached.
+    let mut icmp_error: Option<Failure> = None;
     for r in results {
         match r {
-            Ok(rtt) => {
+            Ok(Echo::Reply(rtt)) => {
                 stats.received += 1;
                 total += rtt;
                 stats.rtt_min = Some(stats.rtt_min.map_or(rtt, |m| m.min(rtt)));
                 stats.rtt_max = Some(stats.rtt_max.map_or(rtt, |m| m.max(rtt)));
             }
+            Ok(Echo::Error(f)) => {
+                icmp_error.get_or_insert(f);
+            }
+            Ok(Echo::NotAReply) => {}
             Err(e) => last_err = Some(e),
         }
     }
@@ -182,17 +190,119 @@ pub async fn probe(
     }
     out.echo = Some(stats);
     if stats.received == 0 {
-        out.failure = Some(match last_err {
-            Some(SurgeError::Timeout { .. }) | None => Failure::new(
+        out.failure = Some(match (icmp_error, last_err) {
+            (Some(f), _) => f,
+            (None, Some(SurgeError::Timeout { .. }) | None) => Failure::new(
                 FailureKind::Timeout,
                 format!("no echo reply from {addr} ({count} sent, timeout {})", super::fmt_duration(timeout)),
             ),
-            Some(SurgeError::IOError(e)) => Failure::io(&format!("ping {addr}"), &e),
-            Some(e) => Failure::new(FailureKind::Io, format!("ping {addr}: {e}")),
+            (None, Some(SurgeError::IOError(e))) => Failure::io(&format!("ping {addr}"), &e),
+            (None, Some(e)) => Failure::new(FailureKind::Io, format!("ping {addr}: {e}")),
         });
     }
     out.elapsed = start.elapsed();
     out
+}
+
+/// What came back for one echo request.
+#[derive(Debug)]
+enum Echo {
+    /// An echo reply from the probed address, with our identifier, sequence and payload size.
+    Reply(Duration),
+    /// An ICMP error quoting our request: the echo ends there, unanswered.
+    Error(Failure),
+    /// Something else matched our request (a redirect, a reply of the wrong size): the echo is
+    /// lost, not answered.
+    NotAReply,
+}
+
+/// Bytes of an echo reply to our request: the 8-byte ICMP header and our payload. surge-ping does
+/// not hand the payload over, so its length is what can be checked of it.
+const REPLY_SIZE: usize = 8 + PAYLOAD.len();
+
+/// Reads what surge-ping matched to one of our requests (by the address, identifier and sequence
+/// it carries or quotes). Only an echo reply is a reply: surge-ping hands ICMP errors to the same
+/// waiter, and taking them for replies read an unreachable host as up with a microsecond RTT.
+fn classify(packet: &IcmpPacket, probed: IpAddr, rtt: Duration) -> Echo {
+    // The ICMPv4 and ICMPv6 numbers of the three messages that matter here (RFC 792, RFC 4443).
+    let (ty, code, from, size, real_dest, v6) = match packet {
+        IcmpPacket::V4(p) => {
+            let ty = match p.get_icmp_type().0 {
+                0 => Type::EchoReply,
+                3 => Type::Unreachable,
+                11 => Type::TimeExceeded,
+                other => Type::Other(other),
+            };
+            (ty, p.get_icmp_code().0, IpAddr::V4(p.get_source()), p.get_size(), IpAddr::V4(p.get_real_dest()), false)
+        }
+        IcmpPacket::V6(p) => {
+            let ty = match p.get_icmpv6_type().0 {
+                129 => Type::EchoReply,
+                1 => Type::Unreachable,
+                3 => Type::TimeExceeded,
+                other => Type::Other(other),
+            };
+            (ty, p.get_icmpv6_code().0, IpAddr::V6(p.get_source()), p.get_size(), IpAddr::V6(p.get_real_dest()), true)
+        }
+    };
+    if real_dest != probed {
+        tracing::debug!(%probed, %real_dest, "ICMP packet about another address");
+        return Echo::NotAReply;
+    }
+    match ty {
+        Type::EchoReply if size == REPLY_SIZE => Echo::Reply(rtt),
+        Type::EchoReply => {
+            tracing::debug!(%probed, size, "echo reply of the wrong size: not ours");
+            Echo::NotAReply
+        }
+        Type::Unreachable => Echo::Error(Failure::new(
+            FailureKind::Unreachable,
+            format!("{} (code {code}) from {from}", unreachable_name(v6, code)),
+        )),
+        Type::TimeExceeded => {
+            let what = if code == 0 { "time to live exceeded in transit" } else { "fragment reassembly time exceeded" };
+            Echo::Error(Failure::new(FailureKind::TtlExceeded, format!("{what} (code {code}) from {from}")))
+        }
+        Type::Other(ty) => {
+            tracing::debug!(%probed, %from, ty, code, "ICMP message quoting our echo is neither a reply nor an error");
+            Echo::NotAReply
+        }
+    }
+}
+
+enum Type {
+    EchoReply,
+    Unreachable,
+    TimeExceeded,
+    Other(u8),
+}
+
+/// The name of a destination-unreachable code (RFC 792 and RFC 1812 for v4, RFC 4443 for v6).
+fn unreachable_name(v6: bool, code: u8) -> &'static str {
+    if v6 {
+        return match code {
+            0 => "no route to destination",
+            1 => "communication administratively prohibited",
+            2 => "beyond scope of source address",
+            3 => "address unreachable",
+            4 => "port unreachable",
+            5 => "source address failed ingress/egress policy",
+            6 => "reject route to destination",
+            _ => "destination unreachable",
+        };
+    }
+    match code {
+        0 => "network unreachable",
+        1 => "host unreachable",
+        2 => "protocol unreachable",
+        3 => "port unreachable",
+        4 => "fragmentation needed",
+        5 => "source route failed",
+        6 | 7 => "destination unknown",
+        9 | 10 | 13 => "communication administratively prohibited",
+        11 | 12 => "unreachable for type of service",
+        _ => "destination unreachable",
+    }
 }
 
 #[cfg(test)]

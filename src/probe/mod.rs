@@ -118,10 +118,13 @@ pub enum FailureKind {
     CertExpiry,
     /// Any other I/O error.
     Io,
+    /// A router on the path answered "time exceeded": the packet's TTL ran out (a routing loop,
+    /// or the target is further than the path allows).
+    TtlExceeded,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 17] = [
+    pub const ALL: [FailureKind; 18] = [
         FailureKind::Timeout,
         FailureKind::Refused,
         FailureKind::Unreachable,
@@ -139,6 +142,7 @@ impl FailureKind {
         FailureKind::Setup,
         FailureKind::CertExpiry,
         FailureKind::Io,
+        FailureKind::TtlExceeded,
     ];
 
     /// The metric label and the stable word used in e-mails and the API.
@@ -161,6 +165,7 @@ impl FailureKind {
             FailureKind::Setup => "setup",
             FailureKind::CertExpiry => "cert_expiry",
             FailureKind::Io => "io",
+            FailureKind::TtlExceeded => "ttl_exceeded",
         }
     }
 

@@ -296,6 +296,9 @@ impl TwoUplinks {
         let id = std::process::id() % 10_000;
         let t = TwoUplinks { ns: format!("ts-quorum-{id}"), links: [format!("tqa{id}"), format!("tqb{id}")] };
         t.cleanup();
+        for block in [20, 21, 22] {
+            claim_block(block, "quorum_across_two_uplinks_in_a_namespace");
+        }
         let mut steps: Vec<Vec<String>> = vec![vec!["ip".into(), "netns".into(), "add".into(), t.ns.clone()]];
         for (i, (link, net)) in t.links.iter().zip(["20", "21"]).enumerate() {
             let peer = format!("{link}n");

@@ -8,6 +8,7 @@ mod dashboards;
 mod email;
 mod faults;
 mod fuzz_smoke;
+mod lab;
 mod ledger;
 mod load;
 mod postal;

@@ -1,41 +1,11 @@
 //! Each probe kind against real peers: in-process HTTP(S)/TCP servers, dnsmasq, ICMP to
 //! loopback and to a host in a namespace the test creates and then cuts.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use thongsuot::config::{Config, Target};
-use thongsuot::probe::{self, FailureKind, Outcome, Probers};
+use thongsuot::probe::{self, FailureKind, Probers};
 
 use crate::support::*;
-
-/// Builds one target from its TOML keys (inside a minimal valid config).
-fn target(keys: &str) -> Target {
-    let text = format!(
-        "[defaults]\ninterval = \"10s\"\ntimeout = \"2s\"\n[[group]]\nname = \"g\"\n[[target]]\nname = \"t\"\ngroup = \"g\"\n{keys}\n"
-    );
-    let c = Config::parse(Path::new("test.toml"), &text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
-    (*c.targets.into_iter().next().expect("one target")).clone()
-}
-
-async fn run(t: &Target) -> Outcome {
-    let probers = Probers::new();
-    run_with(t, &probers).await
-}
-
-async fn run_with(t: &Target, probers: &Probers) -> Outcome {
-    let prepared = match probe::prepare(&t.spec, &t.binding, probers) {
-        Ok(p) => p,
-        Err(f) => {
-            return Outcome { failure: Some(f), ..Outcome::default() };
-        }
-    };
-    probe::run(&t.spec, &prepared, &t.binding, probers, 4242, t.timeout).await
-}
-
-fn kind(o: &Outcome) -> Option<FailureKind> {
-    o.failure.as_ref().map(|f| f.kind)
-}
 
 #[tokio::test]
 async fn http_checks_status_body_and_json() {

@@ -16,6 +16,11 @@ use axum::body::Body;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+mod net;
+mod probe;
+pub use net::{Lab, Netns, claim_block, sh};
+pub use probe::{kind, run, run_with, target};
+
 /// True when the tests run in CI (`CI` set): missing tools are then failures, not skips.
 pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty())
@@ -308,118 +313,6 @@ pub fn promtool_check_metrics(exposition: &str) -> Option<Result<(), String>> {
 
 /// A network namespace with a veth pair: the host side `198.18.N.1/30`, the namespace side
 /// `198.18.N.2/30`. Deleted on drop.
-pub struct Netns {
-    pub name: String,
-    pub host_if: String,
-    pub ns_if: String,
-    pub host_ip: String,
-    pub ns_ip: String,
-}
-
-pub fn sh(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
-impl Netns {
-    /// `subnet` picks 198.18.subnet.0/30; use a different one per test.
-    pub fn create(tag: &str, subnet: u8) -> Netns {
-        let id = std::process::id() % 10_000;
-        let n = Netns {
-            name: format!("ts-{tag}-{id}"),
-            host_if: format!("th{tag}{id}"),
-            ns_if: format!("tn{tag}{id}"),
-            host_ip: format!("198.18.{subnet}.1"),
-            ns_ip: format!("198.18.{subnet}.2"),
-        };
-        let _ = sh(&["ip", "netns", "del", &n.name]);
-        let _ = sh(&["ip", "link", "del", &n.host_if]);
-        let steps: Vec<Vec<String>> = vec![
-            vec!["ip".into(), "netns".into(), "add".into(), n.name.clone()],
-            vec![
-                "ip".into(),
-                "link".into(),
-                "add".into(),
-                n.host_if.clone(),
-                "type".into(),
-                "veth".into(),
-                "peer".into(),
-                "name".into(),
-                n.ns_if.clone(),
-            ],
-            vec!["ip".into(), "link".into(), "set".into(), n.ns_if.clone(), "netns".into(), n.name.clone()],
-            vec![
-                "ip".into(),
-                "addr".into(),
-                "add".into(),
-                format!("{}/30", n.host_ip),
-                "dev".into(),
-                n.host_if.clone(),
-            ],
-            vec!["ip".into(), "link".into(), "set".into(), n.host_if.clone(), "up".into()],
-            vec![
-                "ip".into(),
-                "netns".into(),
-                "exec".into(),
-                n.name.clone(),
-                "ip".into(),
-                "addr".into(),
-                "add".into(),
-                format!("{}/30", n.ns_ip),
-                "dev".into(),
-                n.ns_if.clone(),
-            ],
-            vec![
-                "ip".into(),
-                "netns".into(),
-                "exec".into(),
-                n.name.clone(),
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                n.ns_if.clone(),
-                "up".into(),
-            ],
-            vec![
-                "ip".into(),
-                "netns".into(),
-                "exec".into(),
-                n.name.clone(),
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                "lo".into(),
-                "up".into(),
-            ],
-        ];
-        for s in steps {
-            let args: Vec<&str> = s.iter().map(String::as_str).collect();
-            sh(&args).unwrap_or_else(|e| panic!("namespace setup failed: {e}"));
-        }
-        n
-    }
-
-    /// Cuts the link from inside the namespace (like a carrier's line going down).
-    pub fn cut(&self) {
-        sh(&["ip", "netns", "exec", &self.name, "ip", "link", "set", &self.ns_if, "down"]).expect("link down");
-    }
-
-    pub fn restore(&self) {
-        sh(&["ip", "netns", "exec", &self.name, "ip", "link", "set", &self.ns_if, "up"]).expect("link up");
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = sh(&["ip", "netns", "del", &self.name]);
-        let _ = sh(&["ip", "link", "del", &self.host_if]);
-    }
-}
-
 /// The real `thongsuot` binary running a config written to a temp dir.
 pub struct Daemon {
     pub proc: Proc,

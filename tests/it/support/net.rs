@@ -1,0 +1,223 @@
+//! Test networks in namespaces: a host at the end of a veth ([`Netns`]), and a router between
+//! the host and its targets ([`Lab`]) whose nftables rules make the failures of real paths.
+//!
+//! Every test takes its own block 198.18.B.0/24 (B unique in the suite: grep for `claim_block`
+//! before picking one) and checks first that nothing on the machine uses it, so a leftover from
+//! another run or another program fails the test with a clear message instead of a wrong verdict.
+
+use std::process::Command;
+
+pub fn sh(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+fn sh_out(args: &[&str]) -> String {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Panics, saying what holds it, when any address, route or rule of this machine is in
+/// 198.18.`block`.0/24: the test would otherwise measure someone else's network.
+pub fn claim_block(block: u8, test: &str) {
+    let prefix = format!("198.18.{block}.");
+    let mut found = Vec::new();
+    for (what, args) in [
+        ("address", &["ip", "-o", "addr", "show"][..]),
+        ("route", &["ip", "route", "show", "table", "all"][..]),
+        ("rule", &["ip", "rule", "show"][..]),
+    ] {
+        for line in sh_out(args).lines().filter(|l| l.contains(&prefix)) {
+            found.push(format!("{what}: {}", line.trim()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "test {test} needs 198.18.{block}.0/24, but this machine already uses it (another run of the \
+         suite, or a leftover namespace: `ip netns list`):\n  {}",
+        found.join("\n  ")
+    );
+}
+
+fn pid_tag() -> u32 {
+    std::process::id() % 10_000
+}
+
+fn run_all(steps: &[Vec<String>], what: &str) {
+    for s in steps {
+        let args: Vec<&str> = s.iter().map(String::as_str).collect();
+        sh(&args).unwrap_or_else(|e| panic!("{what} setup failed: {e}"));
+    }
+}
+
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// A host in a namespace at the end of a veth: 198.18.`block`.1 here, .2 there.
+pub struct Netns {
+    pub name: String,
+    pub host_if: String,
+    pub ns_if: String,
+    pub host_ip: String,
+    pub ns_ip: String,
+}
+
+impl Netns {
+    /// `block` picks 198.18.block.0/30; use a different one per test.
+    pub fn create(tag: &str, block: u8) -> Netns {
+        let id = pid_tag();
+        let n = Netns {
+            name: format!("ts-{tag}-{id}"),
+            host_if: format!("th{tag}{id}"),
+            ns_if: format!("tn{tag}{id}"),
+            host_ip: format!("198.18.{block}.1"),
+            ns_ip: format!("198.18.{block}.2"),
+        };
+        let _ = sh(&["ip", "netns", "del", &n.name]);
+        let _ = sh(&["ip", "link", "del", &n.host_if]);
+        claim_block(block, tag);
+        let (ns, h, t) = (&n.name, &n.host_if, &n.ns_if);
+        let steps = [
+            format!("ip netns add {ns}"),
+            format!("ip link add {h} type veth peer name {t}"),
+            format!("ip link set {t} netns {ns}"),
+            format!("ip addr add {}/30 dev {h}", n.host_ip),
+            format!("ip link set {h} up"),
+            format!("ip -n {ns} addr add {}/30 dev {t}", n.ns_ip),
+            format!("ip -n {ns} link set {t} up"),
+            format!("ip -n {ns} link set lo up"),
+        ];
+        run_all(&steps.iter().map(|l| words(l)).collect::<Vec<_>>(), "namespace");
+        n
+    }
+
+    /// Cuts the link from inside the namespace (like a carrier's line going down).
+    pub fn cut(&self) {
+        sh(&["ip", "netns", "exec", &self.name, "ip", "link", "set", &self.ns_if, "down"]).expect("link down");
+    }
+
+    pub fn restore(&self) {
+        sh(&["ip", "netns", "exec", &self.name, "ip", "link", "set", &self.ns_if, "up"]).expect("link up");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "del", &self.name]);
+        let _ = sh(&["ip", "link", "del", &self.host_if]);
+    }
+}
+
+/// host --veth-- router --veth-- targets, in 198.18.`block`.0/24:
+///
+/// - host 198.18.B.1, router 198.18.B.2 (the router's address seen from the host);
+/// - router 198.18.B.5, target namespace 198.18.B.6;
+/// - target addresses 198.18.B.17 to .30 on the target namespace's loopback ([`Lab::target`]).
+///
+/// The router forwards, answers with every ICMP error it is told to (no rate limit unless
+/// [`Lab::rate_limit_icmp`]), and filters with the nftables rules given to [`Lab::rules`].
+pub struct Lab {
+    pub router: String,
+    pub targets: String,
+    host_if: String,
+    block: u8,
+}
+
+impl Lab {
+    pub fn create(tag: &str, block: u8) -> Lab {
+        let id = pid_tag();
+        let lab = Lab {
+            router: format!("ts-{tag}-r-{id}"),
+            targets: format!("ts-{tag}-t-{id}"),
+            host_if: format!("lh{tag}{id}"),
+            block,
+        };
+        lab.cleanup();
+        claim_block(block, tag);
+        let (r, t, h, b) = (&lab.router, &lab.targets, &lab.host_if, block);
+        let mut steps = vec![
+            format!("ip netns add {r}"),
+            format!("ip netns add {t}"),
+            format!("ip -n {r} link set lo up"),
+            format!("ip -n {t} link set lo up"),
+            format!("ip link add {h} type veth peer name r0 netns {r}"),
+            format!("ip -n {r} link add r1 type veth peer name t0 netns {t}"),
+            format!("ip addr add 198.18.{b}.1/30 dev {h}"),
+            format!("ip link set {h} up"),
+            format!("ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1"),
+            format!("ip netns exec {r} sysctl -qw net.ipv4.icmp_ratelimit=0"),
+            format!("ip -n {r} addr add 198.18.{b}.2/30 dev r0"),
+            format!("ip -n {r} link set r0 up"),
+            format!("ip -n {r} addr add 198.18.{b}.5/30 dev r1"),
+            format!("ip -n {r} link set r1 up"),
+            format!("ip -n {r} route add 198.18.{b}.16/28 via 198.18.{b}.6"),
+            format!("ip -n {t} addr add 198.18.{b}.6/30 dev t0"),
+            format!("ip -n {t} link set t0 up"),
+            format!("ip -n {t} route add default via 198.18.{b}.5"),
+            // Reaches the router's far side and the targets through the router.
+            format!("ip route add 198.18.{b}.0/24 via 198.18.{b}.2"),
+        ];
+        for i in 17..=30 {
+            steps.push(format!("ip -n {t} addr add 198.18.{b}.{i}/32 dev lo"));
+        }
+        run_all(&steps.iter().map(|l| words(l)).collect::<Vec<_>>(), "router lab");
+        lab
+    }
+
+    /// Target address number `n` (17 to 30).
+    pub fn target(&self, n: u8) -> String {
+        assert!((17..=30).contains(&n), "lab targets are .17 to .30");
+        format!("198.18.{}.{n}", self.block)
+    }
+
+    /// The router's address as the host sees it (the source of its ICMP errors).
+    pub fn router_ip(&self) -> String {
+        format!("198.18.{}.2", self.block)
+    }
+
+    /// Loads nftables `rules` (the body of `table ip lab { … }`) into the router.
+    pub fn rules(&self, rules: &str) {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), format!("table ip lab {{\n{rules}\n}}\n")).expect("write rules");
+        let path = file.path().to_string_lossy().into_owned();
+        sh(&["ip", "netns", "exec", &self.router, "nft", "-f", &path]).unwrap_or_else(|e| panic!("nft rules: {e}"));
+    }
+
+    /// The kernel's default ICMP rate limit on the router (1 error per second per destination).
+    pub fn rate_limit_icmp(&self) {
+        sh(&["ip", "netns", "exec", &self.router, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=1000"]).expect("sysctl");
+    }
+
+    /// Starts `cmd` inside the target namespace (a server on a target address).
+    pub fn spawn_in_targets(&self, cmd: &[&str]) -> super::Proc {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.targets])
+            .args(cmd)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {cmd:?} in the target namespace: {e}"));
+        super::Proc(child)
+    }
+
+    fn cleanup(&self) {
+        let _ = sh(&["ip", "route", "del", &format!("198.18.{}.0/24", self.block)]);
+        let _ = sh(&["ip", "netns", "del", &self.router]);
+        let _ = sh(&["ip", "netns", "del", &self.targets]);
+        let _ = sh(&["ip", "link", "del", &self.host_if]);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
