@@ -273,6 +273,7 @@ fn test_email(path: &std::path::Path, to: &str, lang: Option<String>) -> ExitCod
         observed_ms: 86_400_000,
         breach: true,
         ack_link: None,
+        lengths: Some((252_000, 0)),
     };
     let (subject, text, html) = render(MailKind::Test, &[item], &cx, lang);
     let from = config.smtp.as_ref().map_or_else(|| "thongsuot@localhost".to_string(), |s| s.from.clone());

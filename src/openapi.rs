@@ -45,8 +45,8 @@ fn schemas() -> Value {
                 "breach_reasons": { "type": "array", "items": { "type": "string" } },
                 "error_budget_remaining": nullable("number"), "burn_rate": nullable("number"),
                 "outage_rows": { "type": "array", "items": {
-                    "type": "object", "required": ["start", "counted_ms"],
-                    "properties": { "start": { "type": "integer" }, "end": nullable("integer"), "counted_ms": { "type": "integer" }, "reason": nullable("string") }
+                    "type": "object", "required": ["start", "counted_ms", "observed_ms", "unobserved_ms"],
+                    "properties": { "start": { "type": "integer" }, "end": nullable("integer"), "counted_ms": { "type": "integer" }, "observed_ms": { "type": "integer" }, "unobserved_ms": { "type": "integer" }, "reason": nullable("string") }
                 } }
             }
         },

@@ -38,6 +38,7 @@ struct W {
     outages: &'static str,
     none: &'static str,
     ongoing: &'static str,
+    not_observed: &'static str,
     back: &'static str,
     reason: &'static str,
     /// After a count of targets left out of a long list.
@@ -69,6 +70,7 @@ const EN: W = W {
     outages: "Outages",
     none: "none",
     ongoing: "ongoing",
+    not_observed: "not observed",
     back: "All targets",
     reason: "reason",
     more: "more targets not listed",
@@ -99,6 +101,7 @@ const VI: W = W {
     outages: "Các lần gián đoạn",
     none: "không có",
     ongoing: "đang diễn ra",
+    not_observed: "không giám sát",
     back: "Tất cả điểm kiểm tra",
     reason: "nguyên nhân",
     more: "điểm kiểm tra khác chưa hiển thị",
@@ -469,11 +472,11 @@ pub fn target_body(p: &PageInput<'_>, t: &TargetStatus) -> String {
                     .end
                     .and_then(DateTime::<Utc>::from_timestamp_millis)
                     .map_or_else(|| w.ongoing.to_string(), |x| local(x, tz));
-                let len = row.end.map_or(row.counted_ms, |e| e - row.start);
+                let len = crate::report::render::outage_length(row, w.not_observed);
                 let _ = write!(
                     o,
                     "<tr><td>{start}</td><td>{end}</td><td>{}</td><td>{}</td></tr>",
-                    crate::report::render::dur(len),
+                    esc(&len),
                     esc(row.reason.as_deref().unwrap_or(""))
                 );
             }

@@ -26,12 +26,14 @@ use outbox::with_db;
 use render::{Context, Item, MailKind};
 
 /// A target's SLA figures in the period in force, as e-mails quote them.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Impact {
     availability: Option<f64>,
     breach: bool,
     downtime_ms: i64,
     observed_ms: i64,
+    /// (start, observed length, unobserved part) of each outage in the period.
+    outages: Vec<(i64, i64, i64)>,
 }
 
 /// Commands from the HTTP API.
@@ -534,7 +536,13 @@ impl Notifier {
         let items: Vec<Item> = rows
             .iter()
             .map(|r| {
-                let im = impact.get(&r.target).copied().unwrap_or_default();
+                let im = impact.get(&r.target).cloned().unwrap_or_default();
+                let lengths = match r.kind {
+                    IncidentKind::Outage => {
+                        im.outages.iter().find(|o| o.0 == r.since_ms).map(|&(_, seen, unseen)| (seen, unseen))
+                    }
+                    IncidentKind::Degraded => None,
+                };
                 Item {
                     target: r.target.clone(),
                     description: config.targets.iter().find(|t| t.name == r.target).and_then(|t| t.description.clone()),
@@ -547,6 +555,7 @@ impl Notifier {
                     downtime_ms: im.downtime_ms,
                     observed_ms: im.observed_ms,
                     breach: im.breach,
+                    lengths,
                     ack_link: match (&public, r.closed_ms) {
                         (Some(u), None) if kind != MailKind::Resolved => Some(self.key.link(u, r.id, at / 1000)),
                         _ => None,
@@ -674,6 +683,11 @@ impl Notifier {
                                 breach: f.breach,
                                 downtime_ms: f.downtime_ms,
                                 observed_ms: f.observed_ms,
+                                outages: f
+                                    .outage_rows
+                                    .iter()
+                                    .map(|o| (o.start, o.observed_ms, o.unobserved_ms))
+                                    .collect(),
                             },
                         )
                     })

@@ -61,6 +61,22 @@ pub struct Item {
     pub observed_ms: i64,
     pub breach: bool,
     pub ack_link: Option<String>,
+    /// The outage's observed length and the part of it nobody observed (ms), from the ledger;
+    /// None when the ledger has no row for it (a congestion episode, a store that cannot be read).
+    pub lengths: Option<(i64, i64)>,
+}
+
+impl Item {
+    /// How long it lasted (or has lasted so far): observed time, the unobserved part beside it.
+    fn length(&self, now_ms: i64, w: &Words) -> String {
+        match self.lengths {
+            Some((observed, unobserved)) if unobserved > 0 => {
+                format!("{} (+ {} {})", dur(observed), dur(unobserved), w.not_observed)
+            }
+            Some((observed, _)) => dur(observed),
+            None => dur(self.until_ms.unwrap_or(now_ms) - self.since_ms),
+        }
+    }
 }
 
 /// What is the same for every item of one e-mail.
@@ -111,6 +127,7 @@ struct Words {
     since: &'static str,
     duration: &'static str,
     so_far: &'static str,
+    not_observed: &'static str,
     reason: &'static str,
     vantage: &'static str,
     sla: &'static str,
@@ -157,6 +174,7 @@ const EN: Words = Words {
     since: "Since",
     duration: "Duration",
     so_far: "so far",
+    not_observed: "not observed",
     reason: "Reason",
     vantage: "Vantage point",
     sla: "SLA impact",
@@ -203,6 +221,7 @@ const VI: Words = Words {
     since: "Từ lúc",
     duration: "Thời gian",
     so_far: "đến nay",
+    not_observed: "không giám sát",
     reason: "Nguyên nhân",
     vantage: "Điểm đo",
     sla: "Ảnh hưởng chỉ tiêu",
@@ -236,7 +255,7 @@ pub fn subject(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> 
     let first = items.first();
     let what = match (kind, first) {
         (MailKind::Resolved, Some(i)) if items.len() == 1 => {
-            format!("{} {} {}", i.target, w.up_again_after, dur(i.until_ms.unwrap_or(cx.now_ms) - i.since_ms))
+            format!("{} {} {}", i.target, w.up_again_after, i.length(cx.now_ms, w))
         }
         (MailKind::Resolved, _) => format!("{} {}", items.len(), w.resolved_n),
         (MailKind::FollowUp, _) if items.len() == 1 => format!("1 {}", w.more_down_one),
@@ -301,11 +320,10 @@ pub fn render(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> (
         } else {
             w.down
         };
-        let end = i.until_ms.unwrap_or(cx.now_ms);
         let length = if i.until_ms.is_some() {
-            dur(end - i.since_ms)
+            i.length(cx.now_ms, w)
         } else {
-            format!("{} {}", dur(end - i.since_ms), w.so_far)
+            format!("{} {}", i.length(cx.now_ms, w), w.so_far)
         };
         let reason = match (&i.reason, &i.detail) {
             (Some(r), Some(d)) => format!("{r} — {d}"),
@@ -528,7 +546,17 @@ mod tests {
             observed_ms: 38_880_000,
             breach: true,
             ack_link: Some("http://127.0.0.1:9798/api/v1/incidents/7/ack?expires=1&sig=ab".into()),
+            lengths: None,
         }
+    }
+
+    #[test]
+    fn an_outage_across_unobserved_time_states_both_parts() {
+        let i = Item { until_ms: Some(1_625_618_539_000), lengths: Some((8_000, 11_000)), ..item() };
+        let s = subject(MailKind::Resolved, std::slice::from_ref(&i), &cx(), Language::En);
+        assert!(s.contains("back after 8s (+ 11s not observed)"), "{s}");
+        let (_, text, _) = render(MailKind::Resolved, &[i], &cx(), Language::Vi);
+        assert!(text.contains("8s (+ 11s không giám sát)"), "{text}");
     }
 
     #[test]

@@ -151,14 +151,17 @@ pub fn build(
     live_since: Option<i64>,
 ) -> Result<Report, StoreError> {
     let now_ms = now.timestamp_millis();
-    let mut runs = store.runs(window)?;
+    let mut histories = store.histories(window)?;
+    // Runs from the start of the earliest outage in the window: an outage is stated with its
+    // whole observed length, also when it began before the window.
+    let earliest = histories.with_intervals.values().flat_map(|h| h.outages.first()).map(|o| o.start).min();
+    let mut runs = store.runs(Span::new(earliest.map_or(window.start, |e| e.min(window.start)), window.end))?;
     // The daemon asking about itself: its run is observing up to this instant, not only up
     // to its last heartbeat.
     if let Some(since) = live_since {
         runs.push(Span::new(since, now_ms));
     }
-    let mut histories = store.histories(window)?;
-    let observed_all = SpanSet::new(runs.clone()).clip(Span::new(window.start, window.end.min(now_ms)));
+    let observed_all = SpanSet::new(runs).clip(Span::new(i64::MIN / 4, window.end.min(now_ms)));
 
     // Figures of targets with no interval in the window depend only on these: computed once.
     type CleanKey = (i64, u64, Option<i64>, Vec<Span>);
@@ -169,6 +172,7 @@ pub fn build(
             observed: observed_all.clip(Span::new(since, i64::MAX)).spans(),
             outages: &h.outages,
             degradations: &h.degradations,
+            unobserved: &h.unobserved,
             excluded,
             objective,
             now: now_ms,
@@ -177,7 +181,7 @@ pub fn build(
     let mut figures_for = |name: &str, group: &str, h: &TargetHistory, objective: Objective| {
         let since = h.first_seen.unwrap_or(i64::MAX);
         let excluded = excluded_for(config, name, group);
-        if !h.outages.is_empty() || !h.degradations.is_empty() {
+        if !h.outages.is_empty() || !h.degradations.is_empty() || !h.unobserved.is_empty() {
             return Arc::new(compute(h, since, &excluded, objective));
         }
         let key = (since.max(window.start), objective.availability.to_bits(), objective.max_outage_ms, excluded);
@@ -221,7 +225,7 @@ pub fn build(
     let mut leftovers: Vec<(String, TargetHistory)> = histories
         .with_intervals
         .into_iter()
-        .filter(|(_, h)| !h.outages.is_empty() || !h.degradations.is_empty())
+        .filter(|(_, h)| !h.outages.is_empty() || !h.degradations.is_empty() || !h.unobserved.is_empty())
         .collect();
     leftovers.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, h) in leftovers {

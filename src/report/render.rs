@@ -196,6 +196,16 @@ pub fn dur(ms: i64) -> String {
     }
 }
 
+/// An outage's length as every page and e-mail states it: the time it was observed down, and
+/// the part nobody observed (the daemon not running, a monitor fault) beside it, never in it.
+pub fn outage_length(row: &crate::sla::ledger::OutageRow, not_observed: &str) -> String {
+    if row.unobserved_ms > 0 {
+        format!("{} (+ {} {not_observed})", dur(row.observed_ms), dur(row.unobserved_ms))
+    } else {
+        dur(row.observed_ms)
+    }
+}
+
 fn pct(x: Option<f64>) -> String {
     match x {
         Some(v) if v >= 0.999_999_5 => "100 %".to_string(),
@@ -267,14 +277,14 @@ fn text(r: &Report, w: &Words, tz: Tz) -> String {
             for row in &t.figures.outage_rows {
                 any = true;
                 let end = row.end.map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
-                let len = row.end.map_or(row.counted_ms, |e| e - row.start);
+                let len = outage_length(row, w.legend_unobserved);
                 let _ = writeln!(
                     o,
                     "  {:<28} {}  →  {:<19}  {:>12}  {}",
                     t.name,
                     local(row.start, tz),
                     end,
-                    dur(len),
+                    len,
                     row.reason.as_deref().unwrap_or("")
                 );
             }
@@ -342,14 +352,14 @@ fn markdown(r: &Report, w: &Words, tz: Tz) -> String {
         for t in &g.targets {
             for row in &t.figures.outage_rows {
                 let end = row.end.map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
-                let len = row.end.map_or(row.counted_ms, |e| e - row.start);
+                let len = outage_length(row, w.legend_unobserved);
                 let _ = writeln!(
                     o,
                     "| {} | {} | {} | {} | {} |",
                     t.name,
                     local(row.start, tz),
                     end,
-                    dur(len),
+                    len,
                     row.reason.as_deref().unwrap_or("")
                 );
             }
@@ -597,14 +607,14 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
             );
             for (t, row) in rows {
                 let end = row.end.map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
-                let len = row.end.map_or(row.counted_ms, |e| e - row.start);
+                let len = outage_length(row, w.legend_unobserved);
                 let _ = write!(
                     o,
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     esc(&t.name),
                     local(row.start, tz),
                     end,
-                    dur(len),
+                    len,
                     esc(row.reason.as_deref().unwrap_or(""))
                 );
             }

@@ -29,10 +29,13 @@ pub struct Objective {
 /// What goes into one target's figures.
 pub struct LedgerInput<'a> {
     pub window: Span,
-    /// When the daemon ran with this target (already merged or not).
+    /// When the daemon ran with this target (already merged or not). Not only the window: an
+    /// outage that began before it is stated with its whole observed length.
     pub observed: &'a [Span],
     pub outages: &'a [Interval],
     pub degradations: &'a [Interval],
+    /// Monitor faults: the daemon ran but could not observe this target.
+    pub unobserved: &'a [Interval],
     /// Maintenance windows that do not count in the SLA.
     pub excluded: &'a [Span],
     pub objective: Objective,
@@ -45,8 +48,14 @@ pub struct LedgerInput<'a> {
 pub struct OutageRow {
     pub start: i64,
     pub end: Option<i64>,
-    /// Length within observed time in the window (ms).
+    /// Length within observed time in the window (ms): what the SLA counts.
     pub counted_ms: i64,
+    /// The whole outage's observed length (ms), in the window or not: the length stated in
+    /// e-mails and reports and judged against `max_outage`.
+    pub observed_ms: i64,
+    /// The part of the outage nobody observed (the daemon not running, a monitor fault), ms:
+    /// stated beside the observed length, never added to it.
+    pub unobserved_ms: i64,
     pub reason: Option<String>,
 }
 
@@ -88,7 +97,9 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
     // Coverage is over the elapsed part of the window: a period in progress is not "unobserved" in its future.
     let window_ms = w.len();
     let excluded = SpanSet::new(input.excluded.to_vec());
-    let observed = SpanSet::new(input.observed.to_vec()).clip(w).subtract(&excluded);
+    // What was watched, at any time: the daemon ran, and could observe this target.
+    let watched = SpanSet::new(input.observed.to_vec()).subtract(&to_set(input.unobserved, input.now));
+    let observed = watched.clip(w).subtract(&excluded);
     let observed_ms = observed.total();
 
     let down = to_set(input.outages, input.now).intersect(&observed);
@@ -101,18 +112,22 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
     let mut closed_total = 0;
     let mut closed_n = 0;
     // An outage still open is known to last only as long as someone watched it.
-    let watched_until =
-        SpanSet::new(input.observed.to_vec()).spans().last().map_or(input.now, |s| s.end.min(input.now));
+    let watched_until = watched.spans().last().map_or(input.now, |sp| sp.end.min(input.now));
     for o in input.outages {
         let span = Span::new(o.start, o.end.unwrap_or(watched_until.max(o.start)));
         let Some(in_window) = span.clip(w) else {
             continue;
         };
         let counted = SpanSet::new(vec![in_window]).intersect(&observed).total();
-        // The longest outage is judged on its whole length (one long outage is a breach even if
-        // it started before the window), less maintenance that does not count.
-        let countable = SpanSet::new(vec![span]).subtract(&excluded).total();
-        if countable == 0 {
+        // An outage has one length wherever it is stated: the time it was watched being down.
+        // The unobserved part (a crash of the daemon in the middle, say) is stated beside it.
+        let seen = SpanSet::new(vec![span]).intersect(&watched);
+        let observed_len = seen.total();
+        // The longest outage is judged on its whole observed length (one long outage is a breach
+        // even if it started before the window), less maintenance that does not count.
+        let countable = seen.subtract(&excluded).total();
+        // An outage wholly inside maintenance that does not count is not listed.
+        if SpanSet::new(vec![span]).subtract(&excluded).total() == 0 {
             continue;
         }
         longest = longest.max(countable);
@@ -120,10 +135,17 @@ pub fn compute(input: &LedgerInput<'_>) -> Figures {
             && end > w.start
             && end <= w.end
         {
-            closed_total += span.len();
+            closed_total += observed_len;
             closed_n += 1;
         }
-        rows.push(OutageRow { start: o.start, end: o.end, counted_ms: counted, reason: o.reason.clone() });
+        rows.push(OutageRow {
+            start: o.start,
+            end: o.end,
+            counted_ms: counted,
+            observed_ms: observed_len,
+            unobserved_ms: span.len() - observed_len,
+            reason: o.reason.clone(),
+        });
     }
     let degradations =
         input.degradations.iter().filter(|d| Span::new(d.start, d.end.unwrap_or(input.now)).clip(w).is_some()).count();
@@ -238,10 +260,53 @@ mod tests {
             observed,
             outages,
             degradations: degr,
+            unobserved: &[],
             excluded,
             objective: Objective { availability: obj, max_outage_ms: max },
             now: 10 * H,
         })
+    }
+
+    #[test]
+    fn an_outage_across_unobserved_time_has_its_observed_length_and_the_rest_beside_it() {
+        // Down from 1 h to 3 h; the daemon was not running from 1.5 h to 2 h, and a monitor
+        // fault kept the target unobserved from 2.5 h to 2.75 h: 1.25 h watched being down.
+        let observed = [Span::new(0, 3 * H / 2), Span::new(2 * H, 10 * H)];
+        let outages = [iv(H, Some(3 * H))];
+        let unobserved = [iv(5 * H / 2, Some(11 * H / 4))];
+        let f = compute(&LedgerInput {
+            window: Span::new(0, 10 * H),
+            observed: &observed,
+            outages: &outages,
+            degradations: &[],
+            unobserved: &unobserved,
+            excluded: &[],
+            objective: Objective { availability: 0.5, max_outage_ms: Some(3 * H / 2) },
+            now: 10 * H,
+        });
+        let row = &f.outage_rows[0];
+        assert_eq!((row.observed_ms, row.unobserved_ms, row.counted_ms), (5 * H / 4, 3 * H / 4, 5 * H / 4));
+        assert_eq!(f.downtime_ms, 5 * H / 4);
+        assert_eq!(f.observed_ms, 10 * H - H / 2 - H / 4);
+        // max_outage (1.5 h) judges the observed 1.25 h, not the 2 h of wall clock.
+        assert_eq!(f.longest_outage_ms, 5 * H / 4);
+        assert!(!f.breach, "{:?}", f.breach_reasons);
+        assert_eq!(f.mttr_ms, Some(5 * H / 4));
+
+        // An outage that began before the window is stated with its whole observed length.
+        let f = compute(&LedgerInput {
+            window: Span::new(2 * H, 10 * H),
+            observed: &observed,
+            outages: &outages,
+            degradations: &[],
+            unobserved: &unobserved,
+            excluded: &[],
+            objective: Objective { availability: 0.5, max_outage_ms: Some(H) },
+            now: 10 * H,
+        });
+        let row = &f.outage_rows[0];
+        assert_eq!((row.observed_ms, row.counted_ms), (5 * H / 4, 3 * H / 4));
+        assert!(f.breach, "1.25 h observed is longer than the 1 h allowed");
     }
 
     #[test]

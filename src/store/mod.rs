@@ -59,6 +59,9 @@ fn hint(e: &rusqlite::Error) -> &'static str {
 pub enum IntervalKind {
     Outage,
     Degraded,
+    /// The monitor could not observe this target (a setup failure, a caught panic): neither up
+    /// nor down, and not counted as observed time.
+    Unobserved,
 }
 
 impl IntervalKind {
@@ -66,7 +69,12 @@ impl IntervalKind {
         match self {
             IntervalKind::Outage => "outage",
             IntervalKind::Degraded => "degraded",
+            IntervalKind::Unobserved => "unobserved",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<IntervalKind> {
+        [IntervalKind::Outage, IntervalKind::Degraded, IntervalKind::Unobserved].into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -77,6 +85,8 @@ pub struct Restored {
     pub open_outages: HashMap<String, i64>,
     /// Open degradation start per target.
     pub open_degradations: HashMap<String, i64>,
+    /// Open monitor fault (unobserved interval) start per target.
+    pub open_unobserved: HashMap<String, i64>,
     /// Downtime within observed time so far, per target (ms).
     pub downtime_ms: HashMap<String, i64>,
     pub flaps: HashMap<String, u64>,
@@ -90,6 +100,8 @@ pub struct TargetHistory {
     pub first_seen: Option<i64>,
     pub outages: Vec<Interval>,
     pub degradations: Vec<Interval>,
+    /// Monitor faults: time this target was not observed although the daemon ran.
+    pub unobserved: Vec<Interval>,
 }
 
 /// What the store knows of its targets for one window: when each was first seen, and the
@@ -241,11 +253,15 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             for row in rows {
                 let (target, kind, start) = row.map_err(|e| self.err(e))?;
-                if kind == IntervalKind::Outage.as_str() {
-                    out.open_outages.insert(target, start);
-                } else {
-                    out.open_degradations.insert(target, start);
-                }
+                match IntervalKind::parse(&kind) {
+                    Some(IntervalKind::Outage) => out.open_outages.insert(target, start),
+                    Some(IntervalKind::Degraded) => out.open_degradations.insert(target, start),
+                    Some(IntervalKind::Unobserved) => out.open_unobserved.insert(target, start),
+                    None => {
+                        tracing::warn!(%target, %kind, "interval of an unknown kind in the store: ignored");
+                        None
+                    }
+                };
             }
         }
         let all = Span::new(i64::MIN / 4, i64::MAX / 4);
@@ -321,10 +337,13 @@ impl Store {
                 first_seen,
                 ..TargetHistory::default()
             });
-            if kind == IntervalKind::Outage.as_str() {
-                h.outages.push(interval);
-            } else {
-                h.degradations.push(interval);
+            match IntervalKind::parse(&kind) {
+                Some(IntervalKind::Outage) => h.outages.push(interval),
+                Some(IntervalKind::Degraded) => h.degradations.push(interval),
+                Some(IntervalKind::Unobserved) => h.unobserved.push(interval),
+                None => {
+                    tracing::warn!(%kind, start = interval.start, "interval of an unknown kind in the store: ignored")
+                }
             }
         }
         Ok(out)
