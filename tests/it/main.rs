@@ -19,3 +19,4 @@ mod sms;
 mod soak;
 mod support;
 mod web;
+mod wire;
