@@ -10,6 +10,8 @@ use tokio::net::UdpSocket;
 
 use crate::text::nonce;
 
+pub mod call;
+
 use super::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline, resolve_one};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +68,7 @@ pub fn request(spec: &SipSpec, local: SocketAddr, call_id: &str, branch: &str, t
 
 /// (code, reason) of a response for our Call-ID; None for anything else (pure, for tests).
 pub fn parse_response(buf: &[u8], call_id: &str) -> Option<(u16, String)> {
-    super::call::parse(buf, call_id).map(|r| (r.code, r.reason))
+    call::parse(buf, call_id).map(|r| (r.code, r.reason))
 }
 
 /// A UDP socket from `binding` connected to `addr`, and its local address (for Via and Contact).

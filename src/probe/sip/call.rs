@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::text::nonce;
 
-use super::{Binding, Failure, FailureKind, Outcome, Phase, deadline, resolve_one};
+use crate::probe::{Binding, Failure, FailureKind, Outcome, Phase, Secret, deadline, fmt_duration, resolve_one};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSpec {
@@ -21,7 +21,7 @@ pub struct CallSpec {
     pub hold: Duration,
     /// Digest credentials (`username`, and the password from `password_env`).
     pub username: Option<String>,
-    pub password: Option<super::Secret>,
+    pub password: Option<Secret>,
 }
 
 /// What a call measured, for the histograms.
@@ -209,7 +209,7 @@ async fn call(
     let addr = tokio::time::timeout_at(end, resolve_one(&spec.host, spec.port, binding))
         .await
         .map_err(|_| Failure::timeout(Phase::Resolve, timeout))??;
-    let (sock, local) = super::sip::udp_socket(addr, binding).await?;
+    let (sock, local) = super::udp_socket(addr, binding).await?;
     let d = Dialog {
         call_id: format!("{}@thongsuot", nonce()),
         from_tag: nonce(),
@@ -253,11 +253,11 @@ async fn call(
             return Err(Failure::new(
                 FailureKind::Timeout,
                 if stats.post_dial_delay.is_some() {
-                    format!("no answer within {} (ringing; cancelled)", super::fmt_duration(timeout))
+                    format!("no answer within {} (ringing; cancelled)", fmt_duration(timeout))
                 } else if provisional {
-                    format!("no answer within {} (no ringing; cancelled)", super::fmt_duration(timeout))
+                    format!("no answer within {} (no ringing; cancelled)", fmt_duration(timeout))
                 } else {
-                    format!("no response to INVITE within {}", super::fmt_duration(timeout))
+                    format!("no response to INVITE within {}", fmt_duration(timeout))
                 },
             ));
         }
@@ -295,7 +295,7 @@ async fn call(
                     "INVITE",
                     &d.uri,
                     spec.username.as_deref().unwrap_or(""),
-                    spec.password.as_ref().map_or("", super::Secret::expose),
+                    spec.password.as_ref().map_or("", Secret::expose),
                     &nonce(),
                 )
                 .ok_or_else(|| Failure::new(FailureKind::Protocol, format!("unusable challenge: {challenge}")))?;
