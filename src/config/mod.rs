@@ -1819,7 +1819,7 @@ fn call_spec(
     if t.username.is_some() != t.password_env.is_some() {
         cx.error(t.kind.span(), format!("{p}username and password_env go together (digest authentication)"));
     }
-    Some(ProbeSpec::Call(Box::new(crate::probe::call::CallSpec {
+    Some(ProbeSpec::Call(Box::new(crate::probe::sip::call::CallSpec {
         uri: uri.get_ref().clone(),
         host,
         port,

@@ -4,7 +4,6 @@
 //! [`FailureKind`] is a small closed set usable as a metric label. Probes never touch metrics,
 //! the SLA ledger or alerts; the scheduler does that with what they return.
 
-pub mod call;
 pub mod dns;
 pub mod heartbeat;
 pub mod http;
@@ -15,6 +14,9 @@ pub mod sip;
 pub mod sms;
 pub mod tcp;
 pub mod tls;
+
+/// The test call lives with the SIP code it shares; `probe::call` is the path it always had.
+pub use sip::call;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -35,7 +37,7 @@ pub enum ProbeSpec {
     /// A postal operator's tracking API (made by `config` for each `[[postal.operator]]`).
     Postal(Box<postal::PostalApiSpec>),
     /// A test call (SIP INVITE … BYE).
-    Call(Box<call::CallSpec>),
+    Call(Box<sip::call::CallSpec>),
     /// A test message (gateway submit, delivery report, arrival).
     Sms(Box<sms::SmsSpec>),
 }
@@ -303,7 +305,7 @@ pub struct Outcome {
     /// Expiry of the peer's leaf certificate (Unix seconds): tls and https.
     pub cert_expiry: Option<i64>,
     /// Test calls only: post-dial delay and setup time.
-    pub call: Option<call::CallStats>,
+    pub call: Option<sip::call::CallStats>,
     /// Test messages only: submit, delivery report and delivery times.
     pub sms: Option<sms::SmsStats>,
 }
@@ -438,7 +440,7 @@ pub async fn run(
         ProbeSpec::Sip(s) => Box::pin(sip::probe(s, binding, timeout)).await,
         ProbeSpec::Heartbeat(s) => heartbeat::probe(s, &probers.heartbeats),
         ProbeSpec::Postal(s) => Box::pin(postal::probe(s, &probers.postal, timeout)).await,
-        ProbeSpec::Call(s) => Box::pin(call::probe(s, binding, timeout)).await,
+        ProbeSpec::Call(s) => Box::pin(sip::call::probe(s, binding, timeout)).await,
         ProbeSpec::Sms(s) => Box::pin(sms::probe(s, &probers.sms, timeout)).await,
         ProbeSpec::Tls(s) => match prepared {
             Prepared::Tls(p) => Box::pin(tls::probe(s, p, binding, timeout)).await,

@@ -20,3 +20,4 @@ mod sms;
 mod soak;
 mod support;
 mod web;
+mod wire;

@@ -10,6 +10,9 @@ use tokio::net::UdpSocket;
 
 use crate::text::nonce;
 
+pub mod call;
+pub mod wire;
+
 use super::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline, resolve_one};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +56,7 @@ pub fn request(spec: &SipSpec, local: SocketAddr, call_id: &str, branch: &str, t
          From: <sip:thongsuot@{local_host}>;tag={tag}\r\n\
          To: <sip:{host}:{port}>\r\n\
          Call-ID: {call_id}\r\n\
-         CSeq: 1 OPTIONS\r\n\
+         CSeq: {CSEQ} OPTIONS\r\n\
          Contact: <sip:thongsuot@{local_host}:{lport}>\r\n\
          Accept: application/sdp\r\n\
          User-Agent: thongsuot/{version}\r\n\
@@ -64,9 +67,13 @@ pub fn request(spec: &SipSpec, local: SocketAddr, call_id: &str, branch: &str, t
     )
 }
 
-/// (code, reason) of a response for our Call-ID; None for anything else (pure, for tests).
+/// The CSeq of our one OPTIONS request.
+const CSEQ: u32 = 1;
+
+/// (code, reason) of a datagram answering our OPTIONS (Call-ID and `CSeq: 1 OPTIONS`); None for
+/// anything else (pure, for tests).
 pub fn parse_response(buf: &[u8], call_id: &str) -> Option<(u16, String)> {
-    super::call::parse(buf, call_id).map(|r| (r.code, r.reason))
+    wire::response_to(buf, call_id, CSEQ, "OPTIONS").map(|r| (r.code, r.reason))
 }
 
 /// A UDP socket from `binding` connected to `addr`, and its local address (for Via and Contact).
@@ -142,20 +149,31 @@ async fn exchange(spec: &SipSpec, binding: &Binding, out: &mut Outcome, start: I
             stream.write_all(msg.as_bytes()).await.map_err(|e| Failure::io("send OPTIONS", &e))?;
             let mut buf = Vec::with_capacity(2048);
             let mut chunk = [0u8; 2048];
+            // Each read adds bytes and the buffer is bounded, so this ends; the deadline too.
             loop {
                 let n = stream.read(&mut chunk).await.map_err(|e| Failure::io("receive", &e))?;
                 if n == 0 {
                     return Err(Failure::new(FailureKind::Reset, "connection closed before a final response"));
                 }
                 buf.extend_from_slice(&chunk[..n]);
-                // Responses end their headers with an empty line (no body for OPTIONS here).
-                while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head: Vec<u8> = buf.drain(..end + 4).collect();
-                    if let Some((code, reason)) = parse_response(&head, &call_id)
-                        && (code >= 200 || spec.any_response)
-                    {
-                        out.phases.set(Phase::Processing, t.elapsed());
-                        return verdict(spec, code, &reason);
+                // Every whole message in the buffer, framed by its Content-Length: a body cannot
+                // pass for the next message. Each turn drains at least one byte.
+                loop {
+                    match wire::parse_stream(&buf) {
+                        wire::Framed::Incomplete => break,
+                        wire::Framed::Invalid(e, skip) => {
+                            tracing::debug!(server = %addr, "SIP: skipped bytes that are not a SIP message: {e}");
+                            buf.drain(..skip);
+                        }
+                        wire::Framed::Message(m, used) => {
+                            buf.drain(..used);
+                            if let Some(r) = wire::ours(m, &call_id, CSEQ, "OPTIONS")
+                                && (r.code >= 200 || spec.any_response)
+                            {
+                                out.phases.set(Phase::Processing, t.elapsed());
+                                return verdict(spec, r.code, &r.reason);
+                            }
+                        }
                     }
                 }
                 if buf.len() > MAX_RESPONSE {
@@ -172,14 +190,16 @@ mod tests {
 
     #[test]
     fn parses_only_our_responses() {
-        let r = b"SIP/2.0 200 OK\r\nVia: x\r\nCall-ID: abc@thongsuot\r\nContent-Length: 0\r\n\r\n";
+        let r = b"SIP/2.0 200 OK\r\nVia: x\r\nCall-ID: abc@thongsuot\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(parse_response(r, "abc@thongsuot"), Some((200, "OK".into())));
         assert_eq!(parse_response(r, "other"), None);
         assert_eq!(
-            parse_response(b"SIP/2.0 503 Service Unavailable\r\ni: z\r\n\r\n", "z"),
+            parse_response(b"SIP/2.0 503 Service Unavailable\r\ni: z\r\nCSeq: 1 OPTIONS\r\n\r\n", "z"),
             Some((503, "Service Unavailable".into()))
         );
         assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n\r\n", "z"), None);
+        let other_transaction = b"SIP/2.0 200 OK\r\ni: z\r\nCSeq: 1 INVITE\r\n\r\n";
+        assert_eq!(parse_response(other_transaction, "z"), None);
         assert_eq!(parse_response(b"SIP/2.0 999 no\r\ni: z\r\n\r\n", "z"), None);
         assert_eq!(parse_response(&[0xff, 0xfe], "z"), None);
     }

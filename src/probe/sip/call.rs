@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::text::nonce;
 
-use super::{Binding, Failure, FailureKind, Outcome, Phase, deadline, resolve_one};
+use crate::probe::{Binding, Failure, FailureKind, Outcome, Phase, Secret, deadline, fmt_duration, resolve_one};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSpec {
@@ -21,7 +21,7 @@ pub struct CallSpec {
     pub hold: Duration,
     /// Digest credentials (`username`, and the password from `password_env`).
     pub username: Option<String>,
-    pub password: Option<super::Secret>,
+    pub password: Option<Secret>,
 }
 
 /// What a call measured, for the histograms.
@@ -35,44 +35,8 @@ const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
 const MAX_MESSAGE: usize = 16 * 1024;
 
-/// A parsed SIP response (status line and the headers we need).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Response {
-    pub code: u16,
-    pub reason: String,
-    pub cseq: String,
-    pub to: String,
-    pub contact: Option<String>,
-    pub challenge: Option<(bool, String)>,
-}
-
-/// Parses a response for our Call-ID; `None` for requests, other calls and garbage (pure).
-pub fn parse(buf: &[u8], call_id: &str) -> Option<Response> {
-    let text = String::from_utf8_lossy(buf);
-    let mut lines = text.split("\r\n");
-    let status = lines.next()?.strip_prefix("SIP/2.0 ")?;
-    let (code, reason) = status.split_once(' ').unwrap_or((status, ""));
-    let code: u16 = code.parse().ok().filter(|c| (100..700).contains(c))?;
-    let mut r = Response { code, reason: reason.trim().to_string(), ..Response::default() };
-    let mut ours = false;
-    for l in lines.take_while(|l| !l.is_empty()) {
-        let Some((name, value)) = l.split_once(':') else { continue };
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "call-id" | "i" => ours = value == call_id,
-            "cseq" => r.cseq = value.to_string(),
-            "to" | "t" => r.to = value.to_string(),
-            "contact" | "m" => {
-                r.contact =
-                    value.split_once('<').and_then(|(_, rest)| rest.split_once('>')).map(|(u, _)| u.to_string());
-            }
-            "www-authenticate" => r.challenge = Some((false, value.to_string())),
-            "proxy-authenticate" => r.challenge = Some((true, value.to_string())),
-            _ => {}
-        }
-    }
-    ours.then_some(r)
-}
+pub use super::wire::Response;
+use super::wire::response_to;
 
 /// A parameter of a `Digest` challenge; quoted values may hold commas (`qop="auth,auth-int"`).
 fn param(challenge: &str, key: &str) -> Option<String> {
@@ -209,7 +173,7 @@ async fn call(
     let addr = tokio::time::timeout_at(end, resolve_one(&spec.host, spec.port, binding))
         .await
         .map_err(|_| Failure::timeout(Phase::Resolve, timeout))??;
-    let (sock, local) = super::sip::udp_socket(addr, binding).await?;
+    let (sock, local) = super::udp_socket(addr, binding).await?;
     let d = Dialog {
         call_id: format!("{}@thongsuot", nonce()),
         from_tag: nonce(),
@@ -253,11 +217,11 @@ async fn call(
             return Err(Failure::new(
                 FailureKind::Timeout,
                 if stats.post_dial_delay.is_some() {
-                    format!("no answer within {} (ringing; cancelled)", super::fmt_duration(timeout))
+                    format!("no answer within {} (ringing; cancelled)", fmt_duration(timeout))
                 } else if provisional {
-                    format!("no answer within {} (no ringing; cancelled)", super::fmt_duration(timeout))
+                    format!("no answer within {} (no ringing; cancelled)", fmt_duration(timeout))
                 } else {
-                    format!("no response to INVITE within {}", super::fmt_duration(timeout))
+                    format!("no response to INVITE within {}", fmt_duration(timeout))
                 },
             ));
         }
@@ -270,11 +234,8 @@ async fn call(
             continue;
         };
         let n = n.map_err(|e| Failure::io("receive", &e))?;
-        let Some(r) = parse(&buf[..n], &d.call_id) else { continue };
         // Only the current INVITE: a late answer to the one before a challenge is stale.
-        if r.cseq.split_whitespace().collect::<Vec<_>>() != [cseq.to_string().as_str(), "INVITE"] {
-            continue;
-        }
+        let Some(r) = response_to(&buf[..n], &d.call_id, cseq, "INVITE") else { continue };
         match r.code {
             100..=199 => {
                 provisional = true;
@@ -295,7 +256,7 @@ async fn call(
                     "INVITE",
                     &d.uri,
                     spec.username.as_deref().unwrap_or(""),
-                    spec.password.as_ref().map_or("", super::Secret::expose),
+                    spec.password.as_ref().map_or("", Secret::expose),
                     &nonce(),
                 )
                 .ok_or_else(|| Failure::new(FailureKind::Protocol, format!("unusable challenge: {challenge}")))?;
@@ -337,7 +298,7 @@ async fn call(
     // While holding, a retransmitted 200 (our ACK lost) gets the ACK again.
     while tokio::time::Instant::now() < hold_end.min(end) {
         if let Ok(Ok(n)) = tokio::time::timeout_at(hold_end.min(end), sock.recv(&mut buf)).await
-            && parse(&buf[..n], &d.call_id).is_some_and(|r| (200..300).contains(&r.code) && r.cseq.ends_with("INVITE"))
+            && response_to(&buf[..n], &d.call_id, cseq, "INVITE").is_some_and(|r| (200..300).contains(&r.code))
         {
             let _ = send(ack.clone()).await;
         }
@@ -355,7 +316,7 @@ async fn call(
         }
         match tokio::time::timeout_at((now + wait).min(end), sock.recv(&mut buf)).await {
             Ok(Ok(n)) => {
-                if parse(&buf[..n], &d.call_id).is_some_and(|r| r.code >= 200 && r.cseq.ends_with("BYE")) {
+                if response_to(&buf[..n], &d.call_id, cseq, "BYE").is_some_and(|r| r.code >= 200) {
                     return Ok(());
                 }
             }
@@ -385,10 +346,16 @@ mod tests {
     #[test]
     fn responses_of_our_call_only() {
         let r = b"SIP/2.0 180 Ringing\r\nCall-ID: a@thongsuot\r\nCSeq: 1 INVITE\r\nTo: <sip:1000@x>;tag=9\r\nContact: <sip:1000@127.0.0.1:5080>\r\n\r\n";
-        let p = parse(r, "a@thongsuot").expect("ours");
-        assert_eq!((p.code, p.cseq.as_str(), p.contact.as_deref()), (180, "1 INVITE", Some("sip:1000@127.0.0.1:5080")));
-        assert!(parse(r, "b@thongsuot").is_none());
-        assert!(parse(b"INVITE sip:x SIP/2.0\r\n\r\n", "a").is_none());
+        let p = response_to(r, "a@thongsuot", 1, "INVITE").expect("ours");
+        assert_eq!(
+            (p.code, p.contact.as_deref(), p.to_tag.as_deref()),
+            (180, Some("sip:1000@127.0.0.1:5080"), Some("9"))
+        );
+        assert!(response_to(r, "b@thongsuot", 1, "INVITE").is_none());
+        // The INVITE before a challenge (CSeq 1) is not the current one (CSeq 2).
+        assert!(response_to(r, "a@thongsuot", 2, "INVITE").is_none());
+        assert!(response_to(r, "a@thongsuot", 1, "BYE").is_none());
+        assert!(response_to(b"INVITE sip:x SIP/2.0\r\ni: a\r\nCSeq: 1 INVITE\r\n\r\n", "a", 1, "INVITE").is_none());
         assert_eq!(reason_word(486), "busy");
         assert_eq!(reason_word(503), "server failure");
     }
