@@ -15,14 +15,12 @@ use thongsuot::probe::dns::{self, DnsSpec, DnsTransport};
 use thongsuot::probe::sip::{self, SipSpec, SipTransport};
 use thongsuot::probe::{Binding, FailureKind, Outcome};
 
+use crate::support::kind;
+
 /// How long a responder waits for the next request before it gives up; bounds its task.
 const IDLE: Duration = Duration::from_secs(5);
 /// Requests a responder answers at most (a probe sends one; SIP over UDP retransmits a few).
 const MAX_REQUESTS: usize = 20;
-
-fn kind(o: &Outcome) -> Option<FailureKind> {
-    o.failure.as_ref().map(|f| f.kind)
-}
 
 fn detail(o: &Outcome) -> &str {
     o.failure.as_ref().map_or("", |f| f.detail.as_str())
