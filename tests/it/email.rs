@@ -237,9 +237,12 @@ fn mail_survives_an_smtp_outage_and_a_kill_9() {
 
     // 4. The incident stayed open across the restart: its resolution is announced.
     sw.on();
-    smtp.wait_for("resolved after restart", Duration::from_secs(15), |m| {
+    let msgs = smtp.wait_for("resolved after restart", Duration::from_secs(15), |m| {
         !with_subject(m, "[RESOLVED] vnpt: viettel-smsc back after", "noc@vnpt.example.vn").is_empty()
     });
+    // The outage spans the kill: its observed length, and the time the daemon was dead beside it.
+    let resolved = with_subject(&msgs, "[RESOLVED] vnpt: viettel-smsc back after", "noc@vnpt.example.vn");
+    assert!(resolved[0]["subject"].as_str().is_some_and(|s| s.contains(" not observed)")), "{resolved:?}");
     assert!(d.stop().success());
 }
 

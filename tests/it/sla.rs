@@ -123,6 +123,12 @@ fn measured_downtime_matches_the_truth_and_survives_kill_9() {
     // The time the daemon was dead is unobserved: not counted as downtime.
     let gap = (restarted - killed).num_milliseconds();
     assert!(ms(&rows[1]["counted_ms"]) <= (e2 - s2) - gap + slack, "the unobserved gap was counted as down: {t}");
+    // One length per outage: the observed part and the unobserved part, stated apart.
+    let (seen, unseen) = (ms(&rows[1]["observed_ms"]), ms(&rows[1]["unobserved_ms"]));
+    assert_eq!(seen + unseen, e2 - s2, "{t}");
+    assert!((unseen - gap).abs() <= 2 * slack, "unobserved {unseen} ms vs the {gap} ms the daemon was dead: {t}");
+    assert_eq!(ms(&rows[0]["unobserved_ms"]), 0, "{t}");
+    assert_eq!(t["figures"]["longest_outage_ms"], rows.iter().map(|r| ms(&r["observed_ms"])).max().expect("rows"));
     let coverage = t["figures"]["coverage"].as_f64().expect("coverage");
     eprintln!("coverage after kill -9: {coverage:.4}");
     assert!(coverage < 0.95 && coverage > 0.3, "coverage {coverage}");
@@ -145,6 +151,7 @@ fn measured_downtime_matches_the_truth_and_survives_kill_9() {
         .expect("report");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Danh sách gián đoạn") && text.contains("smsc") && text.contains("refused"), "{text}");
+    assert!(text.contains("không giám sát)"), "the outage across the kill states its unobserved part: {text}");
 
     // Every other format renders the same facts.
     let dir = tempfile::tempdir().expect("tempdir");
