@@ -21,7 +21,8 @@ fn schemas() -> Value {
                 "last_failure_reason": nullable("string"), "consecutive_failures": { "type": "integer" },
                 "downtime_seconds": { "type": "number" }, "flaps": { "type": "integer" },
                 "interval_seconds": { "type": "number" }, "packet_loss_ratio": nullable("number"),
-                "degraded_since": nullable("string")
+                "degraded_since": nullable("string"),
+                "monitor_fault": nullable("string"), "monitor_fault_since": nullable("string")
             }
         },
         "Status": {

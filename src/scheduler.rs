@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Target};
 use crate::metrics::{Metrics, TargetMetrics};
-use crate::probe::{self, Failure, Outcome, Probers};
+use crate::probe::{self, Failure, FailureKind, Outcome, Probers};
 use crate::sla::window::{Change, CongestionWindow, Thresholds};
 use crate::sla::{Health, StateMachine, Transition};
 use crate::status::{Board, Entry, TargetStatus};
@@ -51,6 +51,22 @@ pub enum Event {
         reason: String,
     },
     Recovered {
+        target: String,
+        group: String,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    /// The monitor itself cannot observe the target (`fault`: setup, panic). For whoever runs
+    /// the monitor, never the carrier's contacts.
+    MonitorFault {
+        target: String,
+        group: String,
+        since: DateTime<Utc>,
+        fault: &'static str,
+        detail: String,
+    },
+    /// The monitor observes the target again.
+    MonitorRestored {
         target: String,
         group: String,
         since: DateTime<Utc>,
@@ -106,6 +122,8 @@ pub struct Carried {
     /// Counters from the store to add once the metric handles exist (first start only).
     restored_downtime: Duration,
     restored_flaps: u64,
+    /// Since when the monitor cannot observe the target (an open unobserved interval).
+    fault_since: Option<DateTime<Utc>>,
 }
 
 /// One target between probes: held by the engine while it waits for its slot, by a probe task
@@ -370,11 +388,12 @@ impl Scheduler {
             None => {
                 let now = Utc::now();
                 let mut sm = StateMachine::new(target.confirm, target.recover);
-                let (open_outage, open_degr, downtime_ms, flaps) = {
+                let (open_outage, open_degr, open_fault, downtime_ms, flaps) = {
                     let mut r = shared.restored.lock().unwrap_or_else(|p| p.into_inner());
                     (
                         r.open_outages.remove(&target.name),
                         r.open_degradations.remove(&target.name),
+                        r.open_unobserved.remove(&target.name),
                         r.downtime_ms.remove(&target.name).unwrap_or(0),
                         r.flaps.remove(&target.name).unwrap_or(0),
                     )
@@ -397,6 +416,8 @@ impl Scheduler {
                     window,
                     restored_downtime: Duration::from_millis(downtime_ms.max(0) as u64),
                     restored_flaps: flaps,
+                    // Still open from the previous run: closed at the first probe that observes.
+                    fault_since: open_fault.map(from_ms),
                     status: shared.board.insert(TargetStatus {
                         name: target.name.as_str().into(),
                         group: shared.board.group(&target.group),
@@ -415,6 +436,8 @@ impl Scheduler {
                         interval_seconds: shared.config.borrow().interval_for(&target, now).as_secs_f64(),
                         packet_loss_ratio: None,
                         degraded_since: open_degr.map(from_ms),
+                        monitor_fault: None,
+                        monitor_fault_since: None,
                     }),
                 }
             }
@@ -873,17 +896,28 @@ async fn probe_slot(
     drop(permit);
 
     match probed {
-        Ok(outcome) => record(target, &shared, carried, tm, &outcome, at, *interval).await,
+        // The monitor could not make the probe here (no permission, a source address gone, an
+        // unreadable ca_file): the monitor's trouble, not the carrier's failure.
+        Ok(outcome) if outcome.failure.as_ref().is_some_and(|f| f.kind == FailureKind::Setup) => {
+            let detail = outcome.failure.as_ref().map(|f| f.detail.clone()).unwrap_or_default();
+            monitor_fault(target, &shared, carried, tm, "setup", detail, at).await;
+        }
+        Ok(outcome) => {
+            monitor_restored(target, &shared, carried, at).await;
+            record(target, &shared, carried, tm, &outcome, at, *interval).await;
+        }
         // A bug of ours, not the target's failure: the slot is unobserved, and the target keeps
         // its place in the schedule (a panic in a probe used to leave it unprobed until a reload).
         Err(panic) => {
             shared.metrics.probe_panics.inc();
+            let text = panic_text(&*panic).to_string();
             tracing::error!(
                 target = %target.name,
-                panic = panic_text(&*panic),
+                panic = %text,
                 "a probe ended in an internal error (a bug of thongsuot, please report it): this slot is \
                  unobserved, not counted against the target"
             );
+            monitor_fault(target, &shared, carried, tm, "panic", format!("internal error: {text}"), at).await;
         }
     }
 
@@ -892,6 +926,68 @@ async fn probe_slot(
     *due = following_slot(*due, iv, phase_of(*hash, iv), clock.now_ms(), &shared.metrics.probes_skipped);
     if let Some(done) = guard.done.take() {
         let _ = done.send(Back::Slot(slot));
+    }
+}
+
+/// The slot at `at` could not observe the target: it is unobserved, not a result. Counted, shown
+/// on the board and in `/readyz`, an unobserved interval opened in the store, and the monitor's
+/// own contacts told (by the notifier) when the fault begins.
+async fn monitor_fault(
+    target: &Target,
+    shared: &Shared,
+    carried: &mut Carried,
+    tm: &mut TargetMetrics,
+    fault: &'static str,
+    detail: String,
+    at: DateTime<Utc>,
+) {
+    shared.metrics.monitor_fault(tm, fault);
+    let downtime = carried.sm.unobserved(at);
+    shared.metrics.observe_state(tm, None, downtime, false);
+    let why = format!("{fault}: {detail}");
+    let since = *carried.fault_since.get_or_insert(at);
+    let name = {
+        let mut s = carried.status.lock().unwrap_or_else(|p| p.into_inner());
+        s.downtime_seconds += downtime.as_secs_f64();
+        s.last_probe = Some(at);
+        s.monitor_fault = Some(why.clone());
+        s.monitor_fault_since = Some(since);
+        s.name.clone()
+    };
+    shared.board.set_fault(&name, Some((why, since)));
+    if since != at {
+        return;
+    }
+    tracing::error!(target = %target.name, %fault, %detail, "MONITOR FAULT: the target cannot be observed from here; its slots are unobserved, not counted against it");
+    shared.store.send(Op::Open {
+        target: target.name.clone(),
+        group: target.group.clone(),
+        kind: IntervalKind::Unobserved,
+        start: ms(at),
+        reason: Some(fault.to_string()),
+        detail: Some(detail.clone()),
+    });
+    let ev = Event::MonitorFault { target: target.name.clone(), group: target.group.clone(), since: at, fault, detail };
+    if shared.events.send(ev).await.is_err() {
+        shared.metrics.events_dropped.inc();
+    }
+}
+
+/// A probe observed the target again at `at`: a monitor fault, if one was open, ends there.
+async fn monitor_restored(target: &Target, shared: &Shared, carried: &mut Carried, at: DateTime<Utc>) {
+    let Some(since) = carried.fault_since.take() else { return };
+    let name = {
+        let mut s = carried.status.lock().unwrap_or_else(|p| p.into_inner());
+        s.monitor_fault = None;
+        s.monitor_fault_since = None;
+        s.name.clone()
+    };
+    shared.board.set_fault(&name, None);
+    tracing::info!(target = %target.name, unobserved_seconds = (at - since).num_seconds(), "the target is observed again");
+    shared.store.send(Op::Close { target: target.name.clone(), kind: IntervalKind::Unobserved, end: ms(at) });
+    let ev = Event::MonitorRestored { target: target.name.clone(), group: target.group.clone(), since, until: at };
+    if shared.events.send(ev).await.is_err() {
+        shared.metrics.events_dropped.inc();
     }
 }
 
@@ -936,11 +1032,30 @@ fn quorum_outcome(paths: &[probe::Binding], outcomes: Vec<Outcome>, quorum: u32)
         .zip(&outcomes)
         .filter_map(|(b, o)| o.failure.clone().map(|f| (b.source.map(|s| s.to_string()).unwrap_or_default(), f)))
         .collect();
-    if (failed.len() as u32) < quorum {
+    // An uplink the monitor could not use (its source address gone, say) does not vote: when
+    // the verdict hangs on it, the slot is unobserved (a setup fault), neither up nor down.
+    let blind = failed.iter().filter(|(_, f)| f.kind == probe::FailureKind::Setup).count() as u32;
+    let real = failed.len() as u32 - blind;
+    if real < quorum && real + blind >= quorum {
+        let detail = failed
+            .iter()
+            .filter(|(_, f)| f.kind == probe::FailureKind::Setup)
+            .map(|(s, f)| format!("via {s}: {}", f.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut out = outcomes.into_iter().find(|o| !o.ok()).unwrap_or_default();
+        out.failure = Some(Failure::new(
+            probe::FailureKind::Setup,
+            format!("{blind} of {} uplinks cannot be used, {real} failed ({quorum} needed): {detail}", paths.len()),
+        ));
+        return out;
+    }
+    if real < quorum {
         let mut ok = outcomes.iter().find(|o| o.ok()).cloned().unwrap_or_default();
         ok.failure = None;
         return ok;
     }
+    let failed: Vec<_> = failed.into_iter().filter(|(_, f)| f.kind != probe::FailureKind::Setup).collect();
     let detail = failed.iter().map(|(s, f)| format!("via {s}: {f}")).collect::<Vec<_>>().join("; ");
     let mut out = outcomes.into_iter().find(|o| !o.ok()).unwrap_or_default();
     let kind = failed.first().map_or(probe::FailureKind::Io, |(_, f)| f.kind);

@@ -177,7 +177,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
 const OUTBOX_STUCK_MS: i64 = 15 * 60 * 1000;
 
 /// 200 "ready", or 503 with one line per problem: starting or stopping, the store not writable,
-/// the scheduler overloaded, e-mails stuck in the outbox.
+/// the scheduler overloaded, targets the monitor cannot observe, e-mails stuck in the outbox.
 async fn readyz(State(s): State<AppState>) -> Response {
     if !s.ready.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n").into_response();
@@ -191,6 +191,21 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
     if let Some(o) = s.health.overloaded() {
         problems.push(format!("scheduler {o}"));
+    }
+    let faults = s.board.faults();
+    if !faults.is_empty() {
+        let tz = s.config.borrow().daemon.timezone;
+        let shown: Vec<String> = faults
+            .iter()
+            .take(10)
+            .map(|(t, why, since)| format!("{t} since {}: {why}", crate::text::local_ms(since.timestamp_millis(), tz)))
+            .collect();
+        let more = if faults.len() > 10 { format!("; and {} more", faults.len() - 10) } else { String::new() };
+        problems.push(format!(
+            "monitor faults: {} target(s) not observed (the monitor's trouble, not the target's): {}{more}",
+            faults.len(),
+            shown.join("; ")
+        ));
     }
     let oldest =
         crate::notify::outbox::with_db(&s.incidents, |d| d.oldest_pending()).await.and_then(Result::ok).flatten();

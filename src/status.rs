@@ -32,15 +32,25 @@ pub struct TargetStatus {
     pub packet_loss_ratio: Option<f64>,
     /// Start of the current congestion episode, if any.
     pub degraded_since: Option<DateTime<Utc>>,
+    /// The monitor cannot observe this target (a setup failure, a caught panic): why, and since
+    /// when. Its state is then the last verdict, not a new one.
+    pub monitor_fault: Option<String>,
+    pub monitor_fault_since: Option<DateTime<Utc>>,
 }
 
 pub type Entry = Arc<Mutex<TargetStatus>>;
+
+/// Why the monitor cannot observe a target, and since when.
+pub type Fault = (String, DateTime<Utc>);
 
 #[derive(Default)]
 pub struct Board {
     targets: RwLock<BTreeMap<Arc<str>, Entry>>,
     /// One copy of each group name.
     groups: Mutex<HashSet<Arc<str>>>,
+    /// Targets the monitor cannot observe now: why, and since when (for `/readyz`, without a
+    /// pass over every target).
+    faults: Mutex<BTreeMap<Arc<str>, Fault>>,
 }
 
 impl Board {
@@ -64,6 +74,22 @@ impl Board {
 
     pub fn remove(&self, name: &str) {
         self.targets.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.faults.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+    }
+
+    /// Records that the monitor cannot observe `name` (or clears it, with `None`).
+    pub fn set_fault(&self, name: &Arc<str>, fault: Option<Fault>) {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        match fault {
+            Some(f) => faults.insert(name.clone(), f),
+            None => faults.remove(name),
+        };
+    }
+
+    /// The targets the monitor cannot observe now, in name order.
+    pub fn faults(&self) -> Vec<(Arc<str>, String, DateTime<Utc>)> {
+        let faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        faults.iter().map(|(n, (why, since))| (n.clone(), why.clone(), *since)).collect()
     }
 
     /// A consistent-enough copy of every target, in name order.

@@ -39,6 +39,8 @@ struct W {
     none: &'static str,
     ongoing: &'static str,
     not_observed: &'static str,
+    monitor_fault: &'static str,
+    monitor_fault_note: &'static str,
     back: &'static str,
     reason: &'static str,
     /// After a count of targets left out of a long list.
@@ -71,6 +73,8 @@ const EN: W = W {
     none: "none",
     ongoing: "ongoing",
     not_observed: "not observed",
+    monitor_fault: "monitor fault: not observed",
+    monitor_fault_note: "the monitor's own trouble, not the target's: this time is not counted in its SLA",
     back: "All targets",
     reason: "reason",
     more: "more targets not listed",
@@ -102,6 +106,8 @@ const VI: W = W {
     none: "không có",
     ongoing: "đang diễn ra",
     not_observed: "không giám sát",
+    monitor_fault: "lỗi giám sát: không giám sát được",
+    monitor_fault_note: "sự cố của hệ thống giám sát, không phải của mục tiêu: thời gian này không tính vào SLA",
     back: "Tất cả điểm kiểm tra",
     reason: "nguyên nhân",
     more: "điểm kiểm tra khác chưa hiển thị",
@@ -138,7 +144,7 @@ main{max-width:960px;margin:auto;padding:1em}h1{font-size:1.4em}\
 .ok{background:#1a7f37}.bad{background:#cf222e}.warn{background:#9a6700}\
 .group{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:.6em 1em;margin:1em 0}\
 .group h2{font-size:1.1em;margin:.3em 0}.t{display:flex;flex-wrap:wrap;align-items:center;gap:.3em 1em;padding:.4em 0;border-top:1px solid #eaeef2}\
-.t a{color:inherit;font-weight:600;min-width:12em}.st{font-weight:bold}.st.up{color:#1a7f37}.st.down{color:#cf222e}.st.unknown{color:#656d76}.st.degraded{color:#9a6700}\
+.t a{color:inherit;font-weight:600;min-width:12em}.st{font-weight:bold}.st.up{color:#1a7f37}.st.down{color:#cf222e}.st.unknown{color:#656d76}.st.degraded{color:#9a6700}.st.fault{color:#8250df;margin-left:.5em}\
 .small{color:#656d76;font-size:.85em}.bar{display:flex;gap:1px;height:18px;flex:1 1 240px;min-width:200px}\
 .bar span{flex:1;border-radius:2px}.g{background:#2da44e}.o{background:#d4a72c}.r{background:#cf222e}.n{background:#d0d7de}\
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3em;border-top:1px solid #eaeef2}";
@@ -300,6 +306,9 @@ pub fn status_body(p: &PageInput<'_>) -> String {
                 sfx = esc(&p.link_suffix),
                 word = esc(word),
             );
+            if let Some(why) = &t.monitor_fault {
+                let _ = write!(o, "<span class=\"st fault\" title=\"{}\">{}</span>", esc(why), esc(w.monitor_fault));
+            }
             if let (Some(day), Some(tr)) = (day, day_by_name.get(&*t.name)) {
                 o.push_str("<div class=\"bar\" title=\"");
                 o.push_str(w.last_24h);
@@ -438,6 +447,17 @@ pub fn target_body(p: &PageInput<'_>, t: &TargetStatus) -> String {
     );
     if let (Some(false), Some(f)) = (t.last_ok, &t.last_failure) {
         let _ = write!(o, "<p class=\"small\">{}: {}</p>", w.reason, esc(f));
+    }
+    if let (Some(why), Some(since)) = (&t.monitor_fault, t.monitor_fault_since) {
+        let _ = write!(
+            o,
+            "<p><span class=\"st fault\">{}</span> {} {} — {} ({})</p>",
+            esc(w.monitor_fault),
+            w.since,
+            local(since, tz),
+            esc(why),
+            esc(w.monitor_fault_note)
+        );
     }
     for r in p.reports {
         let Some(tr) = r.groups.iter().flat_map(|g| g.targets.iter()).find(|x| *x.name == *t.name) else {

@@ -138,6 +138,9 @@ pub struct Daemon {
     /// `(i, n)`, 1-based: this daemon probes the targets whose name hashes to shard i of n.
     pub shard: Option<(u32, u32)>,
     pub shutdown_grace: Duration,
+    /// Who runs the monitor: told of its own faults (a target it cannot observe), never the
+    /// carriers' contacts.
+    pub monitor_contacts: Vec<String>,
 }
 
 impl fmt::Debug for Daemon {
@@ -696,7 +699,7 @@ fn validate(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Config {
-    let daemon = validate_daemon(cx, raw.daemon.as_ref(), base, env);
+    let mut daemon = validate_daemon(cx, raw.daemon.as_ref(), base, env);
     let defaults = validate_defaults(cx, raw.defaults.as_ref());
     let tz = daemon.timezone;
 
@@ -756,6 +759,10 @@ fn validate(
             })
             .collect()
     };
+
+    if let Some(d) = &raw.daemon {
+        daemon.monitor_contacts = check_contacts(cx, &d.monitor_contacts, "daemon.monitor_contacts");
+    }
 
     let mut group_names = Names::new("group");
     let mut groups = Vec::new();
@@ -1063,6 +1070,7 @@ fn validate_daemon(
         per_target_histograms: true,
         shard: None,
         shutdown_grace: builtin::SHUTDOWN_GRACE,
+        monitor_contacts: Vec::new(),
     };
     let Some(d) = d else { return out };
     if let Some(l) = &d.listen {

@@ -44,6 +44,8 @@ pub struct RawDaemon {
     pub per_target_histograms: Opt<bool>,
     pub shard: Opt<String>,
     pub shutdown_grace: Opt<String>,
+    #[serde(default)]
+    pub monitor_contacts: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -45,6 +45,7 @@ pub struct Metrics {
     pub postal_delivery: HistogramVec,
     pub postal_requests: IntCounterVec,
     pub postal_csv_errors: IntGauge,
+    pub monitor_faults: IntCounterVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +207,13 @@ impl Metrics {
                 "thongsuot_postal_csv_errors",
                 "Rows of the consignments CSV file that could not be loaded at its last reading.",
             ))?,
+            monitor_faults: IntCounterVec::new(
+                opts(
+                    "thongsuot_monitor_faults_total",
+                    "Slots in which the monitor itself could not observe the target (fault: setup, panic): unobserved, not the target's failure.",
+                ),
+                &["target", "group", "kind", "vantage", "fault"],
+            )?,
             registry,
         };
         let build = IntGaugeVec::new(
@@ -231,6 +239,7 @@ impl Metrics {
         r.register(Box::new(m.outbox_pending.clone()))?;
         r.register(Box::new(m.notification_latency.clone()))?;
         r.register(Box::new(m.call_setup.clone()))?;
+        r.register(Box::new(m.monitor_faults.clone()))?;
         r.register(Box::new(m.call_post_dial.clone()))?;
         r.register(Box::new(m.sms_delivery.clone()))?;
         r.register(Box::new(m.sms_dlr.clone()))?;
@@ -316,6 +325,12 @@ impl Metrics {
         tm.cell.uplink(source, ok);
     }
 
+    /// Counts a slot the monitor could not observe (`fault`: setup, panic).
+    pub fn monitor_fault(&self, tm: &TargetMetrics, fault: &str) {
+        let [t, g, k, v] = tm.cell.values();
+        self.monitor_faults.with_label_values(&[t, g, k, v, fault]).inc();
+    }
+
     pub fn set_degraded(&self, tm: &TargetMetrics, degraded: bool) {
         tm.cell.degraded(degraded);
     }
@@ -328,6 +343,10 @@ impl Metrics {
         let _ = self.call_post_dial.remove_label_values(&[t, g, v]);
         let _ = self.sms_delivery.remove_label_values(&[t, g, v]);
         let _ = self.sms_dlr.remove_label_values(&[t, g, v]);
+        let [t, g, k, v] = tm.cell.values();
+        for fault in ["setup", "panic"] {
+            let _ = self.monitor_faults.remove_label_values(&[t, g, k, v, fault]);
+        }
     }
 
     /// The text exposition format: the registry's families, then the per-target ones.

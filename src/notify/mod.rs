@@ -7,6 +7,7 @@
 
 pub mod ack;
 pub mod db;
+pub mod monitor;
 pub mod outbox;
 pub mod render;
 
@@ -88,6 +89,8 @@ pub struct Notifier {
     /// When each open incident was first announced: `escalate_after` counts from here, so an
     /// incident announced when a maintenance window ends is not escalated in the same breath.
     announced: HashMap<i64, i64>,
+    /// Monitor faults begun or ended since the last tick, for the monitor's own contacts.
+    monitor: Vec<monitor::Notice>,
 }
 
 fn now_ms() -> i64 {
@@ -157,6 +160,7 @@ impl Notifier {
             batches: HashMap::new(),
             summaries: HashMap::new(),
             announced: HashMap::new(),
+            monitor: Vec::new(),
         }
     }
 
@@ -205,6 +209,7 @@ impl Notifier {
         }
         // Stopping: what waits in a batch goes out now rather than being lost.
         let config = self.config.borrow().clone();
+        self.tell_monitor_contacts(&config).await;
         let groups: Vec<String> = self.batches.keys().cloned().collect();
         for group in groups {
             let Some(b) = self.batches.remove(&group) else { continue };
@@ -282,6 +287,24 @@ impl Notifier {
                     until.timestamp_millis(),
                 )
                 .await;
+            }
+            Event::MonitorFault { target, group, since, fault, detail } => {
+                self.monitor.push(monitor::Notice {
+                    target,
+                    group,
+                    since_ms: since.timestamp_millis(),
+                    until_ms: None,
+                    why: format!("{fault}: {detail}"),
+                });
+            }
+            Event::MonitorRestored { target, group, since, until } => {
+                self.monitor.push(monitor::Notice {
+                    target,
+                    group,
+                    since_ms: since.timestamp_millis(),
+                    until_ms: Some(until.timestamp_millis()),
+                    why: String::new(),
+                });
             }
             Event::Recovered { target, group: _, since, until } => {
                 self.close_incident(
@@ -386,8 +409,46 @@ impl Notifier {
         }
     }
 
+    /// Queues one e-mail per language to the monitor's contacts about the faults gathered since
+    /// the last tick.
+    async fn tell_monitor_contacts(&mut self, config: &Config) {
+        if self.monitor.is_empty() {
+            return;
+        }
+        let notices = std::mem::take(&mut self.monitor);
+        let to = monitor::recipients(config);
+        if to.is_empty() {
+            tracing::warn!(
+                notices = notices.len(),
+                "monitor faults to tell but no daemon.monitor_contacts: see /readyz and thongsuot_monitor_faults_total"
+            );
+            return;
+        }
+        let at = now_ms();
+        for (lang, addresses) in to {
+            let (subject, text, html) = monitor::render(&notices, &config.daemon.vantage, config.daemon.timezone, lang);
+            let mails: Vec<Outgoing> = addresses
+                .into_iter()
+                .map(|address| Outgoing {
+                    kind: "monitor",
+                    incident_opened_ms: None,
+                    recipients: vec![address],
+                    subject: subject.clone(),
+                    text: text.clone(),
+                    html: html.clone(),
+                })
+                .collect();
+            let queued = with_db(&self.db, move |d| mails.iter().try_for_each(|m| d.enqueue(m, at).map(|_| ()))).await;
+            if let Some(Err(e)) = queued {
+                tracing::error!("cannot queue the monitor e-mail: {e}");
+            }
+        }
+        self.wake_sender.notify_one();
+    }
+
     async fn on_tick(&mut self) {
         let config = self.config.borrow().clone();
+        self.tell_monitor_contacts(&config).await;
         let now = now_ms();
         // Follow-ups and batched resolutions whose window has passed.
         let due: Vec<String> = self

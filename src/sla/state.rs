@@ -4,8 +4,9 @@
 //! Invariants:
 //! - an outage starts at the *first* failed probe of the run that reached `confirm`;
 //! - it ends at the *first* good probe of the run that reached `recover`;
-//! - the downtime deltas returned by [`StateMachine::observe`] add up to exactly
-//!   `end - start` for every closed outage, and never decrease.
+//! - the downtime deltas returned by [`StateMachine::observe`] (and
+//!   [`StateMachine::unobserved`]) add up to exactly `end - start` for every closed outage, less
+//!   the gaps the monitor could not observe, and never decrease.
 
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -63,6 +64,8 @@ pub struct StateMachine {
     outage_since: Option<Ts>,
     /// Up to when downtime of the open outage has been accounted.
     accounted_to: Option<Ts>,
+    /// The monitor could not observe the target since the last result (see [`Self::unobserved`]).
+    paused: bool,
 }
 
 impl StateMachine {
@@ -77,7 +80,17 @@ impl StateMachine {
             first_ok: None,
             outage_since: None,
             accounted_to: None,
+            paused: false,
         }
+    }
+
+    /// The monitor could not observe the target from `at` on (a setup failure, a caught panic):
+    /// not a result. Downtime of an open outage is accounted up to `at` (returned); the time until
+    /// the next result is unobserved, not down, and the runs towards `confirm`/`recover` go on.
+    pub fn unobserved(&mut self, at: Ts) -> Duration {
+        let d = if self.health == Health::Down { self.account(at) } else { Duration::ZERO };
+        self.paused = true;
+        d
     }
 
     /// Keeps the state but applies new thresholds (config reload).
@@ -114,6 +127,10 @@ impl StateMachine {
     /// Feeds one probe result taken at `at`. Results must come in time order.
     pub fn observe(&mut self, ok: bool, at: Ts) -> Observation {
         let mut obs = Observation::default();
+        if std::mem::take(&mut self.paused) && self.accounted_to.is_some() {
+            // The gap since the monitor lost sight of the target is not downtime.
+            self.accounted_to = Some(at);
+        }
         match (self.health, ok) {
             (Health::Down, false) => {
                 // A recovery run (if any) is broken: that time was down too.
@@ -198,6 +215,26 @@ mod tests {
             flaps += u32::from(o.flap);
         }
         (tr, down, flaps, sm.health())
+    }
+
+    #[test]
+    fn unobserved_slots_are_neither_results_nor_downtime() {
+        let mut sm = StateMachine::new(2, 1);
+        sm.observe(true, t(0));
+        // A fault between two failures does not break the run towards confirm.
+        sm.observe(false, t(10));
+        assert_eq!(sm.unobserved(t(20)), Duration::ZERO);
+        let o = sm.observe(false, t(30));
+        assert_eq!(o.transition, Some(Transition::Down { since: t(10) }));
+        let mut down = o.downtime;
+        // Down from 10 s; unobserved from 40 s to 70 s; up at 80 s: 30 s + 10 s of downtime.
+        down += sm.unobserved(t(40));
+        assert_eq!(sm.health(), Health::Down);
+        down += sm.observe(false, t(70)).downtime;
+        let o = sm.observe(true, t(80));
+        down += o.downtime;
+        assert_eq!(o.transition, Some(Transition::Up { since: t(10), until: t(80) }));
+        assert_eq!(down, Duration::from_secs(40));
     }
 
     #[test]

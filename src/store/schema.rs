@@ -123,6 +123,24 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 5: when the last e-mail about a consignment was queued (reminders of an overdue one).
     "ALTER TABLE consignments ADD COLUMN notified_ms INTEGER;",
+    // 6: unobserved intervals (monitor faults). SQLite cannot change a CHECK: the table is
+    // rebuilt with the same ids (the ledger refers to them).
+    "CREATE TABLE intervals_v6 (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('outage', 'degraded', 'unobserved')),
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER,
+        reason TEXT,
+        detail TEXT
+     );
+     INSERT INTO intervals_v6 (id, target, grp, kind, start_ms, end_ms, reason, detail)
+        SELECT id, target, grp, kind, start_ms, end_ms, reason, detail FROM intervals;
+     DROP TABLE intervals;
+     ALTER TABLE intervals_v6 RENAME TO intervals;
+     CREATE INDEX intervals_by_target ON intervals (target, start_ms);
+     CREATE INDEX intervals_open ON intervals (target, kind) WHERE end_ms IS NULL;",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -187,3 +187,105 @@ host = "{unreach}"
         "no ICMP error counts as a reply"
     );
 }
+
+/// The monitor's own trouble — here the local address a target is probed from disappears — is
+/// not the carrier's outage: the slots are unobserved, counted as monitor faults, shown on
+/// `/readyz`, the API and the status page, and told to the monitor's contacts only.
+#[test]
+fn a_monitor_fault_is_unobserved_time_told_to_the_monitor_contacts_only() {
+    if !require_root("network namespaces") || !require_tool("ip", "iproute2") {
+        return;
+    }
+    let Some(smtp) = SmtpServer::start(SmtpOptions::default()) else { return };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = rt.enter();
+    let uplink = Dummy::create("fault", 64);
+    let mut sw = Switch::new();
+    sw.on();
+    let config = format!(
+        r#"
+[daemon]
+listen = "127.0.0.1:{{port}}"
+state_dir = "state"
+vantage = "office"
+monitor_contacts = ["ops"]
+[defaults]
+interval = "1s"
+confirm = 2
+recover = 1
+[smtp]
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+from = "thongsuot@example.vn"
+[[contact]]
+name = "noc"
+emails = ["noc@carrier.example.vn"]
+language = "en"
+[[contact]]
+name = "ops"
+emails = ["ops@monitor.example.vn"]
+language = "en"
+[[group]]
+name = "carrier"
+contacts = ["noc"]
+[[target]]
+name = "via-uplink"
+group = "carrier"
+kind = "tcp"
+address = "127.0.0.1:{port}"
+source = "{source}"
+"#,
+        smtp = smtp.port,
+        port = sw.port,
+        source = uplink.addr,
+    );
+    let started = chrono::Utc::now();
+    let d = Daemon::start(&config, &[]);
+    let labels = [("target", "via-uplink")];
+    let up = |d: &Daemon| sample(&d.metrics(), "thongsuot_target_up", &labels);
+    d.wait_until("up through the uplink", Duration::from_secs(20), || up(&d) == Some(1.0));
+
+    uplink.del_addr();
+    let faults = |d: &Daemon| {
+        sample(&d.metrics(), "thongsuot_monitor_faults_total", &[("target", "via-uplink"), ("fault", "setup")])
+    };
+    d.wait_until("monitor faults counted", Duration::from_secs(20), || faults(&d).is_some_and(|n| n >= 4.0));
+    assert_eq!(up(&d), Some(1.0), "the monitor's fault made the target down");
+    let (code, body) = blocking_request("GET", &d.url("/readyz"), None, None).expect("readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("monitor faults: 1 target(s) not observed") && body.contains("via-uplink"), "{body}");
+    let status: serde_json::Value = serde_json::from_str(&d.get("/api/v1/status").expect("status")).expect("json");
+    let t = status["targets"].as_array().and_then(|t| t.iter().find(|t| t["name"] == "via-uplink")).expect("target");
+    assert!(t["monitor_fault"].as_str().is_some_and(|f| f.starts_with("setup: ")), "{t}");
+    assert_eq!(t["state"], "up", "{t}");
+    let page = d.get("/?lang=en").expect("status page");
+    assert!(page.contains("monitor fault: not observed"), "status page does not show the fault");
+    smtp.wait_for("the monitor fault e-mail", Duration::from_secs(20), |m| {
+        !with_subject(m, "[MONITOR FAULT] office: via-uplink not observed", "ops@monitor.example.vn").is_empty()
+    });
+
+    uplink.add_addr();
+    d.wait_until("observed again", Duration::from_secs(20), || {
+        blocking_request("GET", &d.url("/readyz"), None, None).is_some_and(|(c, _)| c == 200)
+    });
+    let msgs = smtp.wait_for("the monitor OK e-mail", Duration::from_secs(20), |m| {
+        !with_subject(m, "[MONITOR OK] office: via-uplink observed again", "ops@monitor.example.vn").is_empty()
+    });
+    let to_noc: Vec<_> = msgs.iter().filter(|m| m.to_string().contains("noc@carrier.example.vn")).collect();
+    assert!(to_noc.is_empty(), "the carrier's contacts were told of the monitor's fault: {to_noc:?}");
+    let (status, _dir, config_path) = d.stop_keep();
+    assert!(status.success(), "{status:?}");
+
+    // The report: no outage, and the faulted time is not observed time.
+    let report = report_json(&config_path, started, chrono::Utc::now());
+    let t = report["groups"][0]["targets"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "via-uplink"))
+        .expect("target in report");
+    let f = &t["figures"];
+    assert_eq!(f["outages"], 0, "{t}");
+    assert_eq!(f["downtime_ms"], 0, "{t}");
+    let (window, observed) = (f["window_ms"].as_i64().expect("window"), f["observed_ms"].as_i64().expect("observed"));
+    assert!(window - observed >= 3000, "the faulted slots counted as observed: {f}");
+}

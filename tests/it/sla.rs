@@ -35,16 +35,6 @@ address = "127.0.0.1:{port}"
     )
 }
 
-fn report_json(config: &std::path::Path, from: DateTime<Utc>, to: DateTime<Utc>) -> serde_json::Value {
-    let out = std::process::Command::new(binary())
-        .args(["report", "--format", "json", "--from", &from.to_rfc3339(), "--to", &to.to_rfc3339(), "--config"])
-        .arg(config)
-        .output()
-        .expect("report");
-    assert!(out.status.success(), "report failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("report JSON")
-}
-
 fn target<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["groups"]
         .as_array()

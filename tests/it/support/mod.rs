@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 
 mod net;
 mod probe;
-pub use net::{Lab, Netns, claim_block, sh};
+pub use net::{Dummy, Lab, Netns, claim_block, sh};
 pub use probe::{kind, run, run_with, target};
 
 /// True when the tests run in CI (`CI` set): missing tools are then failures, not skips.
@@ -472,6 +472,17 @@ pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
         }
         l.rsplit(' ').next()?.parse().ok()
     })
+}
+
+/// `thongsuot report --format json` over [from, to] of the daemon config at `config`.
+pub fn report_json(config: &Path, from: DateTime<Utc>, to: DateTime<Utc>) -> serde_json::Value {
+    let out = Command::new(binary())
+        .args(["report", "--format", "json", "--from", &from.to_rfc3339(), "--to", &to.to_rfc3339(), "--config"])
+        .arg(config)
+        .output()
+        .expect("report");
+    assert!(out.status.success(), "report failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("report JSON")
 }
 
 pub fn repo_path(rel: &str) -> PathBuf {

@@ -221,3 +221,41 @@ impl Drop for Lab {
         self.cleanup();
     }
 }
+
+/// A link (one end of a veth pair: this kernel may lack the dummy module) holding one local address, for probes with a `source` that the test takes away
+/// (an uplink's address gone) and gives back.
+pub struct Dummy {
+    pub link: String,
+    pub addr: String,
+}
+
+impl Dummy {
+    /// 198.18.`block`.1 on a new dummy link.
+    pub fn create(tag: &str, block: u8) -> Dummy {
+        let d = Dummy { link: format!("td{tag}{}", pid_tag()), addr: format!("198.18.{block}.1") };
+        let _ = sh(&["ip", "link", "del", &d.link]);
+        claim_block(block, tag);
+        let steps = [
+            format!("ip link add {0} type veth peer name {0}p", d.link),
+            format!("ip link set {} up", d.link),
+            format!("ip link set {}p up", d.link),
+        ];
+        run_all(&steps.iter().map(|l| words(l)).collect::<Vec<_>>(), "dummy link");
+        d.add_addr();
+        d
+    }
+
+    pub fn add_addr(&self) {
+        sh(&["ip", "addr", "add", &format!("{}/32", self.addr), "dev", &self.link]).expect("add address");
+    }
+
+    pub fn del_addr(&self) {
+        sh(&["ip", "addr", "del", &format!("{}/32", self.addr), "dev", &self.link]).expect("remove address");
+    }
+}
+
+impl Drop for Dummy {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "link", "del", &self.link]);
+    }
+}
