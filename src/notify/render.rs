@@ -493,10 +493,22 @@ pub fn summary(
     let _ = writeln!(text, "\n{}:", if vi { "Sự cố trong ngày" } else { "Incidents today" });
     let _ = write!(html, "<h3>{}</h3><ul>", if vi { "Sự cố trong ngày" } else { "Incidents today" });
     for i in incidents {
-        let state = match (i.closed_ms, vi) {
-            (Some(c), _) => dur(c - i.since_ms),
-            (None, true) => "chưa khắc phục".to_string(),
-            (None, false) => "still open".to_string(),
+        // The outage's one length (observed, the unobserved part beside it) when the day's
+        // report has it; a congestion episode's wall-clock length otherwise.
+        let row = report
+            .groups
+            .iter()
+            .flat_map(|g| g.targets.iter())
+            .filter(|t| t.name == i.target && i.kind == super::db::IncidentKind::Outage)
+            .flat_map(|t| t.figures.outage_rows.iter())
+            .find(|r| r.start == i.since_ms);
+        let state = match (i.closed_ms, vi, row) {
+            (Some(_), _, Some(r)) => {
+                crate::report::render::outage_length(r, if vi { "không giám sát" } else { "not observed" })
+            }
+            (Some(c), _, None) => dur(c - i.since_ms),
+            (None, true, _) => "chưa khắc phục".to_string(),
+            (None, false, _) => "still open".to_string(),
         };
         let line = format!("{} {} {} — {} ({})", full(i.since_ms, tz), i.group, i.target, i.kind.as_str(), state);
         let _ = writeln!(text, "  {line}");

@@ -260,7 +260,11 @@ fn classify(packet: &IcmpPacket, probed: IpAddr, rtt: Duration) -> Echo {
             format!("{} (code {code}) from {from}", unreachable_name(v6, code)),
         )),
         Type::TimeExceeded => {
-            let what = if code == 0 { "time to live exceeded in transit" } else { "fragment reassembly time exceeded" };
+            let what = match (code, v6) {
+                (0, false) => "time to live exceeded in transit",
+                (0, true) => "hop limit exceeded in transit",
+                _ => "fragment reassembly time exceeded",
+            };
             Echo::Error(Failure::new(FailureKind::TtlExceeded, format!("{what} (code {code}) from {from}")))
         }
         Type::Other(ty) => {

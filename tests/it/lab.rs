@@ -72,6 +72,47 @@ async fn icmp_errors_from_a_router_are_failures_not_replies() {
 }
 
 #[tokio::test]
+async fn icmpv6_errors_from_a_router_are_failures_not_replies() {
+    if !lab_ready() {
+        return;
+    }
+    let lab = Lab::create("icmp6", 65);
+    let (clean, hops, prohibited, addr_unreach) = (lab.target6(17), lab.target6(18), lab.target6(19), lab.target6(20));
+    lab.rules6(&format!(
+        "chain pre {{ type filter hook prerouting priority -300; policy accept;
+           ip6 daddr {hops} ip6 hoplimit set 1
+         }}
+         chain forwardc {{ type filter hook forward priority 0; policy accept;
+           ip6 daddr {prohibited} reject with icmpv6 type admin-prohibited
+           ip6 daddr {addr_unreach} reject with icmpv6 type addr-unreachable
+         }}"
+    ));
+    let router = lab.router_ip6();
+    let probers = Probers::new();
+    let icmp = |host: &str| target(&format!("kind = \"icmp\"\nhost = \"{host}\"\ncount = 3\nspacing = \"100ms\""));
+    // Neighbour discovery on fresh links can take a moment: bounded retries for the control.
+    let mut o = run_with(&icmp(&clean), &probers).await;
+    for _ in 0..20 {
+        if o.ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        o = run_with(&icmp(&clean), &probers).await;
+    }
+    assert!(o.ok(), "clean IPv6 path: {o:?}");
+    for (host, want, text) in [
+        (&hops, FailureKind::TtlExceeded, "hop limit exceeded in transit (code 0)"),
+        (&prohibited, FailureKind::Unreachable, "communication administratively prohibited (code 1)"),
+        (&addr_unreach, FailureKind::Unreachable, "address unreachable (code 3)"),
+    ] {
+        let o = run_with(&icmp(host), &probers).await;
+        assert_eq!(kind(&o), Some(want), "{host}: {o:?}");
+        assert_eq!(detail(&o), format!("{text} from {router}"), "{host}: {o:?}");
+        assert_eq!(o.echo.map(|e| (e.sent, e.received)), Some((3, 0)), "{host}: {o:?}");
+    }
+}
+
+#[tokio::test]
 async fn tcp_through_a_router_that_rejects_resets_and_drops() {
     if !lab_ready() || !require_tool("python3", "python3") {
         return;

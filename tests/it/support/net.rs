@@ -27,21 +27,27 @@ fn sh_out(args: &[&str]) -> String {
 /// Panics, saying what holds it, when any address, route or rule of this machine is in
 /// 198.18.`block`.0/24: the test would otherwise measure someone else's network.
 pub fn claim_block(block: u8, test: &str) {
-    let prefix = format!("198.18.{block}.");
+    claim_prefix(&format!("198.18.{block}."), test);
+    // The IPv6 side of a lab: 2001:db8:B::/48 (documentation prefix).
+    claim_prefix(&format!("2001:db8:{block:x}:"), test);
+}
+
+fn claim_prefix(prefix: &str, test: &str) {
     let mut found = Vec::new();
     for (what, args) in [
         ("address", &["ip", "-o", "addr", "show"][..]),
         ("route", &["ip", "route", "show", "table", "all"][..]),
         ("rule", &["ip", "rule", "show"][..]),
+        ("route", &["ip", "-6", "route", "show", "table", "all"][..]),
     ] {
-        for line in sh_out(args).lines().filter(|l| l.contains(&prefix)) {
+        for line in sh_out(args).lines().filter(|l| l.contains(prefix)) {
             found.push(format!("{what}: {}", line.trim()));
         }
     }
     assert!(
         found.is_empty(),
-        "test {test} needs 198.18.{block}.0/24, but this machine already uses it (another run of the \
-         suite, or a leftover namespace: `ip netns list`):\n  {}",
+        "test {test} needs {prefix}*, but this machine already uses it (another run of the suite, or \
+         a leftover namespace: `ip netns list`):\n  {}",
         found.join("\n  ")
     );
 }
@@ -120,7 +126,9 @@ impl Drop for Netns {
 ///
 /// - host 198.18.B.1, router 198.18.B.2 (the router's address seen from the host);
 /// - router 198.18.B.5, target namespace 198.18.B.6;
-/// - target addresses 198.18.B.17 to .30 on the target namespace's loopback ([`Lab::target`]).
+/// - target addresses 198.18.B.17 to .30 on the target namespace's loopback ([`Lab::target`]);
+/// - the same in IPv6: host 2001:db8:B::1, router 2001:db8:B::2 and 2001:db8:B:1::1, target
+///   namespace 2001:db8:B:1::2, targets 2001:db8:B:2::17 to ::30 ([`Lab::target6`]; B in hex).
 ///
 /// The router forwards, answers with every ICMP error it is told to (no rate limit unless
 /// [`Lab::rate_limit_icmp`]), and filters with the nftables rules given to [`Lab::rules`].
@@ -154,6 +162,8 @@ impl Lab {
             format!("ip link set {h} up"),
             format!("ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1"),
             format!("ip netns exec {r} sysctl -qw net.ipv4.icmp_ratelimit=0"),
+            format!("ip netns exec {r} sysctl -qw net.ipv6.conf.all.forwarding=1"),
+            format!("ip netns exec {r} sysctl -qw net.ipv6.icmp.ratelimit=0"),
             format!("ip -n {r} addr add 198.18.{b}.2/30 dev r0"),
             format!("ip -n {r} link set r0 up"),
             format!("ip -n {r} addr add 198.18.{b}.5/30 dev r1"),
@@ -164,9 +174,18 @@ impl Lab {
             format!("ip -n {t} route add default via 198.18.{b}.5"),
             // Reaches the router's far side and the targets through the router.
             format!("ip route add 198.18.{b}.0/24 via 198.18.{b}.2"),
+            // IPv6, without duplicate address detection (addresses usable at once).
+            format!("ip -6 addr add 2001:db8:{b:x}::1/64 dev {h} nodad"),
+            format!("ip -n {r} -6 addr add 2001:db8:{b:x}::2/64 dev r0 nodad"),
+            format!("ip -n {r} -6 addr add 2001:db8:{b:x}:1::1/64 dev r1 nodad"),
+            format!("ip -n {t} -6 addr add 2001:db8:{b:x}:1::2/64 dev t0 nodad"),
+            format!("ip -n {r} -6 route add 2001:db8:{b:x}:2::/64 via 2001:db8:{b:x}:1::2"),
+            format!("ip -n {t} -6 route add default via 2001:db8:{b:x}:1::1"),
+            format!("ip -6 route add 2001:db8:{b:x}::/48 via 2001:db8:{b:x}::2"),
         ];
         for i in 17..=30 {
             steps.push(format!("ip -n {t} addr add 198.18.{b}.{i}/32 dev lo"));
+            steps.push(format!("ip -n {t} -6 addr add 2001:db8:{b:x}:2::{i}/128 dev lo nodad"));
         }
         run_all(&steps.iter().map(|l| words(l)).collect::<Vec<_>>(), "router lab");
         lab
@@ -183,10 +202,30 @@ impl Lab {
         format!("198.18.{}.2", self.block)
     }
 
+    /// IPv6 target address number `n` (17 to 30).
+    pub fn target6(&self, n: u8) -> String {
+        assert!((17..=30).contains(&n), "lab targets are ::17 to ::30");
+        format!("2001:db8:{:x}:2::{n}", self.block)
+    }
+
+    /// The router's IPv6 address as the host sees it.
+    pub fn router_ip6(&self) -> String {
+        format!("2001:db8:{:x}::2", self.block)
+    }
+
     /// Loads nftables `rules` (the body of `table ip lab { … }`) into the router.
     pub fn rules(&self, rules: &str) {
+        self.load("ip lab", rules);
+    }
+
+    /// Loads nftables `rules` (the body of `table ip6 lab6 { … }`) into the router.
+    pub fn rules6(&self, rules: &str) {
+        self.load("ip6 lab6", rules);
+    }
+
+    fn load(&self, table: &str, rules: &str) {
         let file = tempfile::NamedTempFile::new().expect("temp file");
-        std::fs::write(file.path(), format!("table ip lab {{\n{rules}\n}}\n")).expect("write rules");
+        std::fs::write(file.path(), format!("table {table} {{\n{rules}\n}}\n")).expect("write rules");
         let path = file.path().to_string_lossy().into_owned();
         sh(&["ip", "netns", "exec", &self.router, "nft", "-f", &path]).unwrap_or_else(|e| panic!("nft rules: {e}"));
     }
@@ -210,6 +249,7 @@ impl Lab {
 
     fn cleanup(&self) {
         let _ = sh(&["ip", "route", "del", &format!("198.18.{}.0/24", self.block)]);
+        let _ = sh(&["ip", "-6", "route", "del", &format!("2001:db8:{:x}::/48", self.block)]);
         let _ = sh(&["ip", "netns", "del", &self.router]);
         let _ = sh(&["ip", "netns", "del", &self.targets]);
         let _ = sh(&["ip", "link", "del", &self.host_if]);
