@@ -382,32 +382,58 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         w.abort();
     }
     ready.store(false, Ordering::Release);
+    // One deadline for the whole shutdown (within systemd's TimeoutStopSec): running probes and
+    // the postal round get the first half of it, so that what must reach the disk and the outbox
+    // — the last heartbeat, the notifier's last e-mails — still has time when they overrun.
     let grace = config_tx.borrow().daemon.shutdown_grace;
-    scheduler.shutdown(grace).await;
+    let start = tokio::time::Instant::now();
+    let (half, deadline) = (start + grace / 2, start + grace);
+    let late = |stage: &str| {
+        tracing::warn!(
+            stage,
+            "shutdown: {stage} did not finish within daemon.shutdown_grace ({grace:?}); stopped anyway"
+        );
+    };
+    scheduler.shutdown(half.saturating_duration_since(tokio::time::Instant::now())).await;
     drop(scheduler);
     heartbeat.abort();
     sla.abort();
     load.abort();
     tracker_stop.cancel();
-    let _ = tokio::time::timeout(grace, tracker_task).await;
+    if tokio::time::timeout_at(half, tracker_task).await.is_err() {
+        late("the postal tracker");
+    }
     // The last observed instant, then everything committed before the writer stops.
     store_handle.send(Op::Heartbeat { run: run_id, at: unix_ms() });
-    let _ = tokio::time::timeout(grace, store_handle.flush()).await;
+    if tokio::time::timeout_at(deadline, store_handle.flush()).await.is_err() {
+        late("the store writer (flush)");
+    }
     drop(store_handle);
-    let _ = tokio::time::timeout(grace, tokio::task::spawn_blocking(move || store_thread.join())).await;
+    if tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || store_thread.join())).await.is_err() {
+        late("the store writer");
+    }
     // The scheduler is gone, so the event channel is closed: the notifier queues what is left
     // and ends. Pending e-mails stay in the outbox for the next start.
-    if tokio::time::timeout(grace, events).await.is_err() {
+    if tokio::time::timeout_at(deadline, events).await.is_err() {
+        late("the notifier");
         notifier_stop.cancel();
     }
     sender_stop.cancel();
-    let _ = tokio::time::timeout(grace, sender).await;
-    match tokio::time::timeout(grace, server).await {
+    if tokio::time::timeout_at(deadline, sender).await.is_err() {
+        late("the e-mail sender");
+    }
+    // The HTTP server has had the whole shutdown to finish its requests.
+    match tokio::time::timeout_at(
+        deadline.max(tokio::time::Instant::now() + std::time::Duration::from_millis(100)),
+        server,
+    )
+    .await
+    {
         Ok(Ok(Err(e))) => return Err(DaemonError::Server(e)),
         Ok(_) => {}
-        Err(_) => tracing::warn!("HTTP server did not stop within {grace:?}"),
+        Err(_) => late("the HTTP server"),
     }
-    tracing::info!("stopped");
+    tracing::info!(seconds = start.elapsed().as_secs_f64(), "stopped");
     Ok(())
 }
 

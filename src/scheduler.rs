@@ -479,7 +479,10 @@ impl Scheduler {
         self.root.cancel();
         let stopped = futures_util::future::join_all(self.engines.iter_mut().filter_map(|e| e.stopped.take()));
         if tokio::time::timeout(grace, stopped).await.is_err() {
-            tracing::warn!("some probes were still running after the {grace:?} grace period");
+            tracing::warn!(
+                stage = "probes",
+                "shutdown: probes were still running after {grace:?} (half of daemon.shutdown_grace); stopped anyway"
+            );
         }
         self.hard.cancel();
         self.running.clear();
@@ -944,7 +947,11 @@ async fn monitor_fault(
     shared.metrics.monitor_fault(tm, fault);
     let downtime = carried.sm.unobserved(at);
     shared.metrics.observe_state(tm, None, downtime, false);
-    let why = format!("{fault}: {detail}");
+    // A bind error names the destination; the operator needs the local address that is gone.
+    let why = match target.binding.source {
+        Some(src) if !detail.contains(&src.to_string()) => format!("{fault}: {detail} (probing from {src})"),
+        _ => format!("{fault}: {detail}"),
+    };
     let since = *carried.fault_since.get_or_insert(at);
     let name = {
         let mut s = carried.status.lock().unwrap_or_else(|p| p.into_inner());
@@ -954,7 +961,7 @@ async fn monitor_fault(
         s.monitor_fault_since = Some(since);
         s.name.clone()
     };
-    shared.board.set_fault(&name, Some((why, since)));
+    shared.board.set_fault(&name, Some((why.clone(), since)));
     if since != at {
         return;
     }
@@ -967,7 +974,13 @@ async fn monitor_fault(
         reason: Some(fault.to_string()),
         detail: Some(detail.clone()),
     });
-    let ev = Event::MonitorFault { target: target.name.clone(), group: target.group.clone(), since: at, fault, detail };
+    let ev = Event::MonitorFault {
+        target: target.name.clone(),
+        group: target.group.clone(),
+        since: at,
+        fault,
+        detail: why.strip_prefix(&format!("{fault}: ")).unwrap_or(&why).to_string(),
+    };
     if shared.events.send(ev).await.is_err() {
         shared.metrics.events_dropped.inc();
     }

@@ -41,6 +41,7 @@ struct W {
     not_observed: &'static str,
     monitor_fault: &'static str,
     monitor_fault_note: &'static str,
+    n_faults: &'static str,
     back: &'static str,
     reason: &'static str,
     /// After a count of targets left out of a long list.
@@ -75,6 +76,7 @@ const EN: W = W {
     not_observed: "not observed",
     monitor_fault: "monitor fault: not observed",
     monitor_fault_note: "the monitor's own trouble, not the target's: this time is not counted in its SLA",
+    n_faults: "target(s) not observed: a fault of the monitor, not of the targets (see /readyz)",
     back: "All targets",
     reason: "reason",
     more: "more targets not listed",
@@ -108,6 +110,7 @@ const VI: W = W {
     not_observed: "không giám sát",
     monitor_fault: "lỗi giám sát: không giám sát được",
     monitor_fault_note: "sự cố của hệ thống giám sát, không phải của mục tiêu: thời gian này không tính vào SLA",
+    n_faults: "mục tiêu không giám sát được: lỗi của hệ thống giám sát, không phải của mục tiêu (xem /readyz)",
     back: "Tất cả điểm kiểm tra",
     reason: "nguyên nhân",
     more: "điểm kiểm tra khác chưa hiển thị",
@@ -144,7 +147,7 @@ main{max-width:960px;margin:auto;padding:1em}h1{font-size:1.4em}\
 .ok{background:#1a7f37}.bad{background:#cf222e}.warn{background:#9a6700}\
 .group{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:.6em 1em;margin:1em 0}\
 .group h2{font-size:1.1em;margin:.3em 0}.t{display:flex;flex-wrap:wrap;align-items:center;gap:.3em 1em;padding:.4em 0;border-top:1px solid #eaeef2}\
-.t a{color:inherit;font-weight:600;min-width:12em}.st{font-weight:bold}.st.up{color:#1a7f37}.st.down{color:#cf222e}.st.unknown{color:#656d76}.st.degraded{color:#9a6700}.st.fault{color:#8250df;margin-left:.5em}\
+.t a{color:inherit;font-weight:600;min-width:12em}.st{font-weight:bold}.st.up{color:#1a7f37}.st.down{color:#cf222e}.st.unknown{color:#656d76}.st.degraded{color:#9a6700}.st.fault{color:#8250df}.banner.fault{background:#fbefff;color:#8250df}\
 .small{color:#656d76;font-size:.85em}.bar{display:flex;gap:1px;height:18px;flex:1 1 240px;min-width:200px}\
 .bar span{flex:1;border-radius:2px}.g{background:#2da44e}.o{background:#d4a72c}.r{background:#cf222e}.n{background:#d0d7de}\
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3em;border-top:1px solid #eaeef2}";
@@ -215,6 +218,10 @@ const LIST_PER_GROUP: usize = 200;
 const LIST_PER_PAGE: usize = 2000;
 
 fn state_word<'a>(t: &TargetStatus, w: &'a W) -> (&'static str, &'a str) {
+    // The monitor cannot observe it: neither up nor down, whatever the last verdict was.
+    if t.monitor_fault.is_some() {
+        return ("fault", w.monitor_fault);
+    }
     match (t.state, t.degraded_since.is_some()) {
         ("down", _) => ("down", w.down),
         ("up", true) => ("degraded", w.degraded),
@@ -227,7 +234,8 @@ fn state_word<'a>(t: &TargetStatus, w: &'a W) -> (&'static str, &'a str) {
 pub fn status_body(p: &PageInput<'_>) -> String {
     let w = w(p.lang);
     let tz = p.config.daemon.timezone;
-    let down = p.targets.iter().filter(|t| t.state == "down").count();
+    let down = p.targets.iter().filter(|t| t.state == "down" && t.monitor_fault.is_none()).count();
+    let faults = p.targets.iter().filter(|t| t.monitor_fault.is_some()).count();
     let degraded = p.targets.iter().filter(|t| t.state == "up" && t.degraded_since.is_some()).count();
     let mut o = format!("<h1>{} — {}</h1>", esc(w.title), esc(&p.config.daemon.vantage));
     let (class, text) = if down > 0 {
@@ -238,6 +246,9 @@ pub fn status_body(p: &PageInput<'_>) -> String {
         ("ok", w.all_ok.to_string())
     };
     let _ = write!(o, "<div class=\"banner {class}\" id=\"banner\">{}</div>", esc(&text));
+    if faults > 0 {
+        let _ = write!(o, "<div class=\"banner fault\" id=\"faults\">{faults} {}</div>", esc(w.n_faults));
+    }
     let period = p.config.periods.iter().find(|x| x.contains(p.now));
     match period {
         Some(x) => {
@@ -306,9 +317,6 @@ pub fn status_body(p: &PageInput<'_>) -> String {
                 sfx = esc(&p.link_suffix),
                 word = esc(word),
             );
-            if let Some(why) = &t.monitor_fault {
-                let _ = write!(o, "<span class=\"st fault\" title=\"{}\">{}</span>", esc(why), esc(w.monitor_fault));
-            }
             if let (Some(day), Some(tr)) = (day, day_by_name.get(&*t.name)) {
                 o.push_str("<div class=\"bar\" title=\"");
                 o.push_str(w.last_24h);

@@ -48,6 +48,9 @@ pub struct IncidentRow {
     pub notified_ms: Option<i64>,
     pub escalated_ms: Option<i64>,
     pub silenced: bool,
+    /// When its resolution was queued to be told (the notifier's bookkeeping, not in the API).
+    #[serde(skip)]
+    pub resolved_told_ms: Option<i64>,
 }
 
 fn kind_str<S: serde::Serializer>(k: &IncidentKind, s: S) -> Result<S::Ok, S::Error> {
@@ -93,12 +96,27 @@ pub fn enqueue_on(conn: &Connection, mail: &Outgoing, now: i64) -> rusqlite::Res
     Ok(id)
 }
 
+/// Intervals open with no incident, and (incident id, end) of open incidents that ended.
+pub type Reconcile = (Vec<Unreconciled>, Vec<(i64, i64)>);
+
+/// An outage or congestion interval open in the store with no incident (see
+/// [`NotifyDb::unreconciled`]).
+#[derive(Debug, Clone)]
+pub struct Unreconciled {
+    pub target: String,
+    pub group: String,
+    pub kind: IncidentKind,
+    pub since_ms: i64,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+}
+
 pub struct NotifyDb {
     path: PathBuf,
     conn: Connection,
 }
 
-const INCIDENT_COLUMNS: &str = "id, grp, target, kind, since_ms, opened_ms, closed_ms, reason, detail, acked_ms, acked_by, notified_ms, escalated_ms, silenced";
+const INCIDENT_COLUMNS: &str = "id, grp, target, kind, since_ms, opened_ms, closed_ms, reason, detail, acked_ms, acked_by, notified_ms, escalated_ms, silenced, resolved_told_ms";
 
 fn incident(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
     Ok(IncidentRow {
@@ -116,6 +134,7 @@ fn incident(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
         notified_ms: r.get(11)?,
         escalated_ms: r.get(12)?,
         silenced: r.get::<_, i64>(13)? != 0,
+        resolved_told_ms: r.get(14)?,
     })
 }
 
@@ -170,6 +189,104 @@ impl NotifyDb {
             Ok(())
         })
         .map_err(|e| self.err(e))
+    }
+
+    /// Closed incidents with something not yet told: their opening or their resolution.
+    pub fn untold_closed(&self) -> Result<Vec<IncidentRow>, StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE silenced = 0 AND closed_ms IS NOT NULL \
+             AND (notified_ms IS NULL OR resolved_told_ms IS NULL) ORDER BY id"
+        );
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = st.query_map([], incident).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Queues `mails` and records what they tell — openings (`opened`) and resolutions
+    /// (`resolved`) — and the batching windows, in one transaction: after a crash either all of
+    /// it is in the store or none.
+    pub fn tell(
+        &self,
+        mails: &[Outgoing],
+        opened: &[i64],
+        resolved: &[i64],
+        at: i64,
+        windows: &str,
+    ) -> Result<(), StoreError> {
+        chain::immediate(&self.conn, |c| {
+            for m in mails {
+                enqueue_on(c, m, at)?;
+            }
+            for id in opened {
+                c.execute("UPDATE incidents SET notified_ms = ?2 WHERE id = ?1 AND notified_ms IS NULL", params![id, at])?;
+            }
+            for id in resolved {
+                c.execute(
+                    "UPDATE incidents SET resolved_told_ms = ?2 WHERE id = ?1 AND resolved_told_ms IS NULL",
+                    params![id, at],
+                )?;
+            }
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('notify.windows', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![windows],
+            )?;
+            Ok(())
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    /// What the store's intervals say that the incidents do not (the daemon died between
+    /// recording a transition and the notifier taking it in): outages and congestion still open
+    /// with no incident, and open incidents whose interval has ended (with its end) or never
+    /// reached the store.
+    /// `run_started`: the start of this run (the previous runs' heartbeats are before it).
+    pub fn unreconciled(&self, run_started: i64) -> Result<Reconcile, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT i.target, i.grp, i.kind, i.start_ms, i.reason, i.detail FROM intervals i
+                 WHERE i.end_ms IS NULL AND i.kind IN ('outage', 'degraded') AND NOT EXISTS
+                   (SELECT 1 FROM incidents n WHERE n.target = i.target AND n.kind = i.kind AND n.since_ms = i.start_ms)
+                 ORDER BY i.start_ms",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(Unreconciled {
+                    target: r.get(0)?,
+                    group: r.get(1)?,
+                    kind: IncidentKind::parse(&r.get::<_, String>(2)?),
+                    since_ms: r.get(3)?,
+                    reason: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        let open = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT n.id, i.end_ms FROM incidents n JOIN intervals i
+                   ON i.target = n.target AND i.kind = n.kind AND i.start_ms = n.since_ms
+                 WHERE n.closed_ms IS NULL AND i.end_ms IS NOT NULL",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
+        let mut ended: Vec<(i64, i64)> = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
+        // Open incidents whose interval never reached the store (the daemon died before the
+        // writer committed it): nothing was observed of them after the previous run's last
+        // heartbeat, so they end there.
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT n.id, MAX(n.opened_ms, COALESCE((SELECT MAX(last_ms) FROM runs WHERE started_ms < ?1), n.opened_ms))
+                 FROM incidents n WHERE n.closed_ms IS NULL AND NOT EXISTS
+                   (SELECT 1 FROM intervals i WHERE i.target = n.target AND i.kind = n.kind AND i.start_ms = n.since_ms)",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map(params![run_started], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
+        ended.extend(rows.collect::<Result<Vec<(i64, i64)>, _>>().map_err(|e| self.err(e))?);
+        Ok((open, ended))
     }
 
     pub fn open_incidents(&self) -> Result<Vec<IncidentRow>, StoreError> {

@@ -1,6 +1,9 @@
 //! The notifier: turns state events into incidents and e-mails. Grouping without delaying the
 //! first word: the first incident of a group is sent at once; others of that group opening
-//! within `group_interval` go out together in one follow-up. Open incidents are repeated every
+//! within `group_interval` go out together in one follow-up. What is told and when is planned
+//! by `plan` (a pure function) from what the store says is untold, and recorded as told in the
+//! transaction that queues the e-mails: a crash loses nothing and repeats at most an e-mail the
+//! SMTP server accepted just before it. Open incidents are repeated every
 //! `repeat_interval` until acknowledged, escalated after `escalate_after`, and resolved with
 //! their measured downtime. Maintenance windows silence them. Every e-mail is written to the
 //! outbox before anything tries to send it.
@@ -9,6 +12,7 @@ pub mod ack;
 pub mod db;
 pub mod monitor;
 pub mod outbox;
+pub mod plan;
 pub mod render;
 
 use std::collections::{BTreeMap, HashMap};
@@ -64,17 +68,6 @@ pub fn channel() -> (NotifyHandle, mpsc::Receiver<Command>) {
     (NotifyHandle { tx }, rx)
 }
 
-/// Per group: until when new incidents are batched, and what waits for the follow-up.
-#[derive(Default)]
-struct Batch {
-    open_until: i64,
-    opened: Vec<i64>,
-    /// Opened and already resolved before their follow-up went out: listed in it as resolved.
-    opened_resolved: Vec<IncidentRow>,
-    resolved_until: i64,
-    resolved: Vec<IncidentRow>,
-}
-
 pub struct Notifier {
     config: watch::Receiver<Arc<Config>>,
     db: Arc<Mutex<NotifyDb>>,
@@ -83,7 +76,10 @@ pub struct Notifier {
     store_path: std::path::PathBuf,
     run_started: i64,
     open: HashMap<i64, IncidentRow>,
-    batches: HashMap<String, Batch>,
+    /// Closed incidents with something still to tell (their opening or resolution).
+    closed: HashMap<i64, IncidentRow>,
+    /// Per group, until when new incidents and resolutions wait (kept in the store's meta).
+    windows: BTreeMap<String, plan::Window>,
     /// Last local day a summary was queued per contact (mirrors the store's meta table).
     summaries: HashMap<String, chrono::NaiveDate>,
     /// When each open incident was first announced: `escalate_after` counts from here, so an
@@ -157,7 +153,8 @@ impl Notifier {
             store_path,
             run_started,
             open: HashMap::new(),
-            batches: HashMap::new(),
+            closed: HashMap::new(),
+            windows: BTreeMap::new(),
             summaries: HashMap::new(),
             announced: HashMap::new(),
             monitor: Vec::new(),
@@ -172,28 +169,9 @@ impl Notifier {
         mut commands: mpsc::Receiver<Command>,
         cancel: CancellationToken,
     ) {
-        match with_db(&self.db, |d| d.open_incidents()).await {
-            Some(Ok(rows)) => {
-                for r in rows {
-                    self.open.insert(r.id, r);
-                }
-                if !self.open.is_empty() {
-                    tracing::info!(open = self.open.len(), "open incidents restored from the store");
-                }
-            }
-            Some(Err(e)) => tracing::error!("cannot restore open incidents: {e}"),
-            None => {}
-        }
-        // Incidents whose first e-mail was still waiting in a batch when the daemon stopped.
+        self.restore().await;
         let config = self.config.borrow().clone();
-        let now = Utc::now();
-        let unannounced: Vec<i64> = self
-            .open
-            .values()
-            .filter(|i| i.notified_ms.is_none() && !i.silenced && !in_maintenance(&config, &i.target, &i.group, now))
-            .map(|i| i.id)
-            .collect();
-        self.announce(&config, unannounced).await;
+        self.tell(&config, false).await;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -207,35 +185,127 @@ impl Notifier {
                 _ = tick.tick() => self.on_tick().await,
             }
         }
-        // Stopping: what waits in a batch goes out now rather than being lost.
+        // Stopping: what waits for a window's end goes out now (it would after a restart too,
+        // but a daemon may be stopped for good).
         let config = self.config.borrow().clone();
         self.tell_monitor_contacts(&config).await;
-        let groups: Vec<String> = self.batches.keys().cloned().collect();
-        for group in groups {
-            let Some(b) = self.batches.remove(&group) else { continue };
-            if !b.opened.is_empty() || !b.opened_resolved.is_empty() {
-                self.send(&config, &group, MailKind::FollowUp, &b.opened, b.opened_resolved).await;
+        self.tell(&config, true).await;
+    }
+
+    /// Takes back what the store knows: open incidents, closed ones with something untold, the
+    /// batching windows, and what the intervals say that the incidents do not (a crash between
+    /// the two).
+    async fn restore(&mut self) {
+        match with_db(&self.db, |d| {
+            Ok::<_, crate::store::StoreError>((d.open_incidents()?, d.untold_closed()?, d.meta("notify.windows")?))
+        })
+        .await
+        {
+            Some(Ok((open, closed, windows))) => {
+                self.open.extend(open.into_iter().map(|r| (r.id, r)));
+                self.closed.extend(closed.into_iter().map(|r| (r.id, r)));
+                self.windows = windows.and_then(|w| serde_json::from_str(&w).ok()).unwrap_or_default();
+                if !self.open.is_empty() || !self.closed.is_empty() {
+                    tracing::info!(
+                        open = self.open.len(),
+                        untold_closed = self.closed.len(),
+                        "incidents restored from the store"
+                    );
+                }
             }
-            if !b.resolved.is_empty() {
-                self.send(&config, &group, MailKind::Resolved, &[], b.resolved).await;
+            Some(Err(e)) => tracing::error!("cannot restore incidents: {e}"),
+            None => {}
+        }
+        let run_started = self.run_started;
+        let (missing, ended) = match with_db(&self.db, move |d| d.unreconciled(run_started)).await {
+            Some(Ok(x)) => x,
+            Some(Err(e)) => {
+                tracing::error!("cannot compare incidents with the store's intervals: {e}");
+                return;
             }
+            None => return,
+        };
+        let config = self.config.borrow().clone();
+        let now = Utc::now();
+        for (id, end) in ended {
+            let Some(row) = self.open.get(&id) else { continue };
+            tracing::warn!(target = %row.target, incident = id, "incident ended while the notifier did not hear of it: closed from the store");
+            let since = row.since_ms;
+            self.close_incident_id(&config, id, since, end).await;
+        }
+        for m in missing {
+            tracing::warn!(target = %m.target, since = m.since_ms, "an outage or congestion the notifier did not hear of: incident opened from the store");
+            let since = DateTime::<Utc>::from_timestamp_millis(m.since_ms).unwrap_or(now);
+            self.open_incident(&config, &m.group, &m.target, m.kind, since, now, m.reason, m.detail).await;
         }
     }
 
-    /// Sends the first e-mail of incidents nobody was told about yet, one e-mail per group.
-    async fn announce(&mut self, config: &Config, ids: Vec<i64>) {
-        let mut by_group: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for id in ids {
-            if let Some(i) = self.open.get(&id) {
-                by_group.entry(i.group.clone()).or_default().push(id);
+    /// Queues what the plan says is due now (everything untold, with `flush`), and records it as
+    /// told in the same transaction.
+    async fn tell(&mut self, config: &Config, flush: bool) {
+        let incidents: Vec<plan::Incident> = self
+            .open
+            .values()
+            .chain(self.closed.values())
+            .map(|r| plan::Incident {
+                id: r.id,
+                group: r.group.clone(),
+                opened_ms: r.opened_ms,
+                closed_ms: r.closed_ms,
+                open_told: r.notified_ms.is_some(),
+                close_told: r.resolved_told_ms.is_some(),
+                silenced: r.silenced,
+            })
+            .collect();
+        let mut windows = self.windows.clone();
+        let now = now_ms();
+        let gi = |g: &str| config.group(g).map(|g| g.group_interval.as_millis() as i64);
+        let mails = plan::plan(&incidents, &mut windows, now, gi, flush);
+        if mails.is_empty() {
+            return;
+        }
+        let impact = self.impact(config, Utc::now()).await;
+        let mut outgoing = Vec::new();
+        let (mut opened, mut resolved) = (Vec::new(), Vec::new());
+        for m in &mails {
+            let ids = m.opened.iter().chain(m.resolved.iter().filter(|id| !m.opened.contains(id)));
+            let rows: Vec<IncidentRow> =
+                ids.filter_map(|id| self.open.get(id).or_else(|| self.closed.get(id)).cloned()).collect();
+            let kind = match m.kind {
+                plan::Kind::Breach => MailKind::Breach,
+                plan::Kind::FollowUp => MailKind::FollowUp,
+                plan::Kind::Resolved => MailKind::Resolved,
+            };
+            outgoing.extend(self.compose(config, &m.group, kind, &rows, &impact));
+            opened.extend(m.opened.iter().copied());
+            resolved.extend(m.resolved.iter().copied());
+        }
+        let json = serde_json::to_string(&windows).unwrap_or_default();
+        let (o, r) = (opened.clone(), resolved.clone());
+        match with_db(&self.db, move |d| d.tell(&outgoing, &o, &r, now, &json)).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                // Nothing was recorded: the same is planned again at the next tick.
+                tracing::error!("cannot queue e-mails: {e}");
+                return;
+            }
+            None => return,
+        }
+        self.windows = windows;
+        for id in &opened {
+            if let Some(i) = self.open.get_mut(id).or_else(|| self.closed.get_mut(id)) {
+                i.notified_ms.get_or_insert(now);
+            }
+            self.announced.entry(*id).or_insert(now);
+        }
+        for id in &resolved {
+            if let Some(i) = self.closed.get_mut(id) {
+                i.resolved_told_ms.get_or_insert(now);
             }
         }
-        for (group, ids) in by_group {
-            self.send(config, &group, MailKind::Breach, &ids, Vec::new()).await;
-            if let Some(g) = config.group(&group) {
-                self.batches.entry(group).or_default().open_until = now_ms() + g.group_interval.as_millis() as i64;
-            }
-        }
+        // Closed incidents with nothing left to tell are done with.
+        self.closed.retain(|_, i| i.notified_ms.is_none() || i.resolved_told_ms.is_none());
+        self.wake_sender.notify_one();
     }
 
     async fn on_command(&mut self, cmd: Command) {
@@ -277,8 +347,9 @@ impl Notifier {
                 self.open_incident(&config, &group, &target, k, since, now, r, Some(reason)).await;
             }
             Event::Up { target, group, since, until } => {
+                // Wall clock from its start: the observed downtime is the ledger's (reports, e-mails).
                 let secs = (until - since).num_milliseconds() as f64 / 1000.0;
-                tracing::info!(%target, %group, downtime_seconds = secs, "target UP again");
+                tracing::info!(%target, %group, since_start_seconds = secs, "target UP again");
                 self.close_incident(
                     &config,
                     &target,
@@ -364,25 +435,31 @@ impl Notifier {
                 notified_ms: None,
                 escalated_ms: None,
                 silenced,
+                resolved_told_ms: None,
             },
         );
         if silenced {
             tracing::info!(%target, %group, "incident opened during maintenance: no notification");
             return;
         }
-        let Some(g) = config.group(group) else { return };
-        let batch = self.batches.entry(group.to_string()).or_default();
-        if at < batch.open_until {
-            batch.opened.push(id);
-        } else {
-            batch.open_until = at + g.group_interval.as_millis() as i64;
-            self.send(config, group, MailKind::Breach, &[id], Vec::new()).await;
-        }
+        self.tell(config, false).await;
     }
 
     async fn close_incident(&mut self, config: &Config, target: &str, kind: IncidentKind, since: i64, until: i64) {
         let Some(id) = self.open.values().find(|i| i.target == target && i.kind == kind).map(|i| i.id) else { return };
-        let _ = with_db(&self.db, move |d| d.close_incident(id, until)).await;
+        self.close_incident_id(config, id, since, until).await;
+    }
+
+    async fn close_incident_id(&mut self, config: &Config, id: i64, since: i64, until: i64) {
+        let target = self.open.get(&id).map(|i| i.target.clone()).unwrap_or_default();
+        match with_db(&self.db, move |d| d.close_incident(id, until)).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::error!("cannot record the end of incident {id} of {target}: {e}");
+                return;
+            }
+            None => return,
+        }
         let Some(mut row) = self.open.remove(&id) else { return };
         self.announced.remove(&id);
         row.closed_ms = Some(until);
@@ -391,22 +468,8 @@ impl Notifier {
         if row.silenced {
             return;
         }
-        let group = row.group.clone();
-        let Some(g) = config.group(&group) else { return };
-        let batch = self.batches.entry(group.clone()).or_default();
-        if row.notified_ms.is_none() && batch.opened.contains(&id) {
-            // Still waiting for its follow-up: it will be listed there, already resolved.
-            batch.opened_resolved.push(row);
-            batch.opened.retain(|x| *x != id);
-            return;
-        }
-        let now = now_ms();
-        if now < batch.resolved_until {
-            batch.resolved.push(row);
-        } else {
-            batch.resolved_until = now + g.group_interval.as_millis() as i64;
-            self.send(config, &group, MailKind::Resolved, &[], vec![row]).await;
-        }
+        self.closed.insert(id, row);
+        self.tell(config, false).await;
     }
 
     /// Queues one e-mail per language to the monitor's contacts about the faults gathered since
@@ -450,43 +513,8 @@ impl Notifier {
         let config = self.config.borrow().clone();
         self.tell_monitor_contacts(&config).await;
         let now = now_ms();
-        // Follow-ups and batched resolutions whose window has passed.
-        let due: Vec<String> = self
-            .batches
-            .iter()
-            .filter(|(_, b)| {
-                ((!b.opened.is_empty() || !b.opened_resolved.is_empty()) && now >= b.open_until)
-                    || (!b.resolved.is_empty() && now >= b.resolved_until)
-            })
-            .map(|(g, _)| g.clone())
-            .collect();
-        for group in due {
-            let Some(gi) = config.group(&group).map(|g| g.group_interval.as_millis() as i64) else { continue };
-            let (opened, resolved_early, resolved) = match self.batches.get_mut(&group) {
-                Some(b) => {
-                    let (opened, early) = if now >= b.open_until {
-                        (std::mem::take(&mut b.opened), std::mem::take(&mut b.opened_resolved))
-                    } else {
-                        (Vec::new(), Vec::new())
-                    };
-                    let resolved = if now >= b.resolved_until { std::mem::take(&mut b.resolved) } else { Vec::new() };
-                    if !opened.is_empty() || !early.is_empty() {
-                        b.open_until = now + gi;
-                    }
-                    if !resolved.is_empty() {
-                        b.resolved_until = now + gi;
-                    }
-                    (opened, early, resolved)
-                }
-                None => continue,
-            };
-            if !opened.is_empty() || !resolved_early.is_empty() {
-                self.send(&config, &group, MailKind::FollowUp, &opened, resolved_early).await;
-            }
-            if !resolved.is_empty() {
-                self.send(&config, &group, MailKind::Resolved, &[], resolved).await;
-            }
-        }
+        // Follow-ups and gathered resolutions whose window has passed.
+        self.tell(&config, false).await;
 
         // A maintenance window that ended while its incidents are still open: announce them now.
         let nowt = Utc::now();
@@ -502,9 +530,8 @@ impl Notifier {
                     i.silenced = false;
                 }
             }
-            let ids = unsilence.clone();
-            let _ = with_db(&self.db, move |d| d.unsilence(&ids)).await;
-            self.announce(&config, unsilence).await;
+            let _ = with_db(&self.db, move |d| d.unsilence(&unsilence)).await;
+            self.tell(&config, false).await;
         }
 
         // Reminders and escalations, grouped per group.
@@ -530,10 +557,10 @@ impl Notifier {
         }
         self.daily_summaries(&config).await;
         for (group, ids) in repeats {
-            self.send(&config, &group, MailKind::Repeat, &ids, Vec::new()).await;
+            self.send(&config, &group, MailKind::Repeat, &ids).await;
         }
         for (group, ids) in escalations {
-            self.send(&config, &group, MailKind::Escalation, &ids, Vec::new()).await;
+            self.send(&config, &group, MailKind::Escalation, &ids).await;
             let at = now_ms();
             for id in &ids {
                 if let Some(i) = self.open.get_mut(id) {
@@ -545,42 +572,61 @@ impl Notifier {
         }
     }
 
-    /// Renders and queues one e-mail per language for `open_ids` (open incidents) and `closed`
-    /// (resolved ones), then wakes the sender.
-    async fn send(&mut self, config: &Config, group: &str, kind: MailKind, open_ids: &[i64], closed: Vec<IncidentRow>) {
-        let Some(g) = config.group(group).cloned() else { return };
-        let mut rows: Vec<IncidentRow> = open_ids.iter().filter_map(|id| self.open.get(id).cloned()).collect();
-        rows.extend(closed);
+    /// Queues a reminder or an escalation about `open_ids`, then wakes the sender.
+    async fn send(&mut self, config: &Config, group: &str, kind: MailKind, open_ids: &[i64]) {
+        let rows: Vec<IncidentRow> = open_ids.iter().filter_map(|id| self.open.get(id).cloned()).collect();
         if rows.is_empty() {
             return;
+        }
+        let at = now_ms();
+        // An escalation goes to other people: it does not reset the reminder clock of the contacts.
+        if kind != MailKind::Escalation {
+            for r in &rows {
+                if let Some(i) = self.open.get_mut(&r.id) {
+                    i.notified_ms = Some(at);
+                    self.announced.entry(r.id).or_insert(at);
+                }
+            }
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let _ = with_db(&self.db, move |d| d.mark_notified(&ids, at)).await;
+        }
+        let impact = self.impact(config, Utc::now()).await;
+        let mails = self.compose(config, group, kind, &rows, &impact);
+        if mails.is_empty() {
+            return;
+        }
+        let queued = with_db(&self.db, move |d| mails.iter().try_for_each(|m| d.enqueue(m, at).map(|_| ()))).await;
+        if let Some(Err(e)) = queued {
+            tracing::error!("cannot queue e-mail: {e}");
+        }
+        self.wake_sender.notify_one();
+    }
+
+    /// Renders one e-mail per recipient about `rows` (open and resolved incidents of `group`),
+    /// with the SLA impact in the period in force.
+    fn compose(
+        &self,
+        config: &Config,
+        group: &str,
+        kind: MailKind,
+        rows: &[IncidentRow],
+        impact: &(String, HashMap<String, Impact>),
+    ) -> Vec<Outgoing> {
+        let Some(g) = config.group(group).cloned() else { return Vec::new() };
+        if rows.is_empty() {
+            return Vec::new();
         }
         // Outages and congestion are both breaches of the promise (DESIGN.md); `warning` is for
         // early warnings that are not breaches yet.
         let severity = Severity::Breach;
         let now = Utc::now();
         let to = recipients(config, &g, severity, now, kind == MailKind::Escalation);
-        // An escalation goes to other people: it does not reset the reminder clock of the contacts.
-        let notified_ids: Vec<i64> = if kind == MailKind::Escalation {
-            Vec::new()
-        } else {
-            rows.iter().filter(|r| r.closed_ms.is_none()).map(|r| r.id).collect()
-        };
         let at = now.timestamp_millis();
-        for id in &notified_ids {
-            if let Some(i) = self.open.get_mut(id) {
-                i.notified_ms = Some(at);
-                self.announced.entry(*id).or_insert(at);
-            }
-        }
-        let ids = notified_ids.clone();
-        let _ = with_db(&self.db, move |d| d.mark_notified(&ids, at)).await;
         if to.is_empty() {
             tracing::warn!(%group, kind = kind.as_str(), "no contact to notify (check [[group]] contacts and [[contact]] min_severity)");
-            return;
+            return Vec::new();
         }
-
-        // The SLA impact in the current period, from the ledger.
-        let (period_name, impact) = self.impact(config, now).await;
+        let (period_name, impact) = (impact.0.clone(), &impact.1);
         let public = config.daemon.public_url.clone();
         let cx = Context {
             group: g.name.clone(),
@@ -625,6 +671,7 @@ impl Notifier {
             })
             .collect();
         let opened = rows.iter().map(|r| r.opened_ms).min();
+        let mut out = Vec::new();
         for (lang, addresses) in to {
             let (subject, text, html) = render::render(kind, &items, &cx, lang);
             // One e-mail per address: a refused address cannot hold back the others.
@@ -641,12 +688,9 @@ impl Notifier {
                     html: html.clone(),
                 })
                 .collect();
-            let queued = with_db(&self.db, move |d| mails.iter().try_for_each(|m| d.enqueue(m, at).map(|_| ()))).await;
-            if let Some(Err(e)) = queued {
-                tracing::error!("cannot queue e-mail: {e}");
-            }
+            out.extend(mails);
         }
-        self.wake_sender.notify_one();
+        out
     }
 
     /// Sends each contact's daily summary once a day, at its local `daily_summary` time (and

@@ -45,6 +45,7 @@ struct Words {
     after: &'static str,
     why: &'static str,
     explain: &'static str,
+    explain_ok: &'static str,
 }
 
 const EN: Words = Words {
@@ -58,6 +59,7 @@ const EN: Words = Words {
     explain: "This is the monitor's own trouble, not the carrier's: these targets are neither up nor down \
               while it lasts, the time is not counted in their SLA (it is reported as not observed), and \
               their contacts are not told. Fix the cause on the monitoring machine.",
+    explain_ok: "The time these targets were not observed is reported as such, not as up or down.",
 };
 
 const VI: Words = Words {
@@ -72,6 +74,7 @@ const VI: Words = Words {
               các mục tiêu trên không được tính là hoạt động hay gián đoạn, thời gian đó không tính vào SLA \
               (báo cáo ghi là không giám sát) và đầu mối của doanh nghiệp không được báo. Hãy khắc phục \
               nguyên nhân trên máy giám sát.",
+    explain_ok: "Thời gian các mục tiêu trên không giám sát được ghi là không giám sát, không tính là hoạt động hay gián đoạn.",
 };
 
 /// Subject, text and HTML of one e-mail about `notices` (faults begun and ended).
@@ -129,8 +132,9 @@ pub fn render(notices: &[Notice], vantage: &str, tz: Tz, lang: Language) -> (Str
         let _ = writeln!(text, "{line}");
         let _ = write!(html, "<li>{}</li>", esc(&line));
     }
-    let _ = writeln!(text, "\n{}", w.explain);
-    let _ = write!(html, "</ul><p>{}</p></body></html>", esc(w.explain));
+    let explain = if begun.is_empty() { w.explain_ok } else { w.explain };
+    let _ = writeln!(text, "\n{explain}");
+    let _ = write!(html, "</ul><p>{}</p></body></html>", esc(explain));
     (subject, text, html)
 }
 

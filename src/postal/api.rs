@@ -161,7 +161,11 @@ pub async fn register(State(s): State<AppState>, headers: HeaderMap, body: Bytes
             Err(e) => errors.push((i, e.to_string())),
         }
     }
-    let (registered, bad) = s.postal.register_api(regs).await;
+    let (registered, bad) = match s.postal.register_api(regs).await {
+        Ok(r) => r,
+        // Our trouble, not the caller's: it should send the same again later.
+        Err(e) => return unavailable(&e),
+    };
     errors.extend(bad.into_iter().map(|(j, e)| (index.get(j).copied().unwrap_or(j), e)));
     errors.sort();
     let status =
@@ -205,8 +209,22 @@ pub async fn push(
     }
     match s.postal.push(&operator, &body).await {
         Ok(r) => axum::Json(r).into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Err(crate::postal::tracker::PushError::Invalid(e)) => {
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+        }
+        Err(crate::postal::tracker::PushError::Store(e)) => unavailable(&e),
     }
+}
+
+/// 503 with `Retry-After`: the store failed, the request was fine; retrying it later works.
+fn unavailable(error: &str) -> Response {
+    tracing::error!(%error, "postal request not saved: answered 503 (retry)");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "30")],
+        format!("the store could not save this, retry later: {error}\n"),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

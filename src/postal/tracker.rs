@@ -75,6 +75,14 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// Why a push was not taken: the operator's request (400: do not retry as is), or our store
+/// (503: retry later).
+#[derive(Debug)]
+pub enum PushError {
+    Invalid(String),
+    Store(String),
+}
+
 async fn blocking<T: Send + 'static>(
     db: &Arc<Mutex<PostalDb>>,
     f: impl FnOnce(&mut PostalDb) -> Result<T, crate::store::StoreError> + Send + 'static,
@@ -297,8 +305,9 @@ impl Tracker {
         Ok(new)
     }
 
-    /// `POST /api/v1/consignments`: registers what is valid, reports the rest by index.
-    pub async fn register_api(&self, regs: Vec<Registration>) -> (Vec<String>, Vec<(usize, String)>) {
+    /// `POST /api/v1/consignments`: registers what is valid, reports the rest by index. `Err`:
+    /// the store could not save them (nothing registered; the caller should retry).
+    pub async fn register_api(&self, regs: Vec<Registration>) -> Result<(Vec<String>, Vec<(usize, String)>), String> {
         let config = self.config.borrow().clone();
         let now = Utc::now();
         let mut ok = Vec::new();
@@ -311,9 +320,9 @@ impl Tracker {
         }
         let names: Vec<String> = ok.iter().map(|c| c.tracking.clone()).collect();
         if let Err(e) = self.register(ok).await {
-            return (Vec::new(), vec![(0, format!("store: {e}"))]);
+            return Err(format!("store: {e}"));
         }
-        (names, errors)
+        Ok((names, errors))
     }
 
     /// (now, stale_after, at_risk_before) in ms, to show states as of now.
@@ -574,10 +583,14 @@ impl Tracker {
     }
 
     /// `POST /api/v1/postal/{operator}/events` (signature already checked).
-    pub async fn push(&self, operator: &str, body: &[u8]) -> Result<PushResult, String> {
+    pub async fn push(&self, operator: &str, body: &[u8]) -> Result<PushResult, PushError> {
         let config = self.config.borrow().clone();
-        let op = config.postal.as_ref().and_then(|p| p.operator(operator)).ok_or("unknown operator")?;
-        let parsed = adapter::parse_push(op, body, config.daemon.timezone)?;
+        let op = config
+            .postal
+            .as_ref()
+            .and_then(|p| p.operator(operator))
+            .ok_or_else(|| PushError::Invalid("unknown operator".into()))?;
+        let parsed = adapter::parse_push(op, body, config.daemon.timezone).map_err(PushError::Invalid)?;
         let now = now_ms();
         let mut out = PushResult::default();
         let mut saves: Vec<(Consignment, Vec<TrackEvent>)> = Vec::new();
@@ -617,7 +630,8 @@ impl Tracker {
             }
             Ok(())
         })
-        .await?;
+        .await
+        .map_err(PushError::Store)?;
         Ok(out)
     }
 

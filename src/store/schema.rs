@@ -141,6 +141,10 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE intervals_v6 RENAME TO intervals;
      CREATE INDEX intervals_by_target ON intervals (target, start_ms);
      CREATE INDEX intervals_open ON intervals (target, kind) WHERE end_ms IS NULL;",
+    // 7: when an incident's resolution was told (queued); what closed before this version was.
+    "ALTER TABLE incidents ADD COLUMN resolved_told_ms INTEGER;
+     UPDATE incidents SET resolved_told_ms = closed_ms WHERE closed_ms IS NOT NULL;
+     CREATE INDEX incidents_untold ON incidents (id) WHERE silenced = 0 AND (notified_ms IS NULL OR (closed_ms IS NOT NULL AND resolved_told_ms IS NULL));",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -533,6 +533,23 @@ fn consignments_are_tracked_against_their_deadlines_end_to_end() {
     assert_eq!(send("sha256=0000"), 401);
     assert_eq!(send(&sign(&(push.clone() + " "))), 401, "signature over another body");
     assert_eq!(send(&sign(&push)), 200);
+    // The store cannot save it (another process holds the file locked past the busy timeout):
+    // 503 with Retry-After, so that the operator sends it again; not a 400 that says "do not".
+    {
+        let db = rusqlite::Connection::open(d.dir.path().join("state").join("thongsuot.db")).expect("store");
+        db.execute_batch("BEGIN EXCLUSIVE").expect("lock the store");
+        let again =
+            json!([{"tracking": "EMS-PUSHED", "status": "DELIVERED", "time": fmt_local(now), "location": "Tam Đảo 2"}])
+                .to_string();
+        let r = rt
+            .block_on(client.post(&purl).header("X-Signature-256", sign(&again)).body(again.clone()).send())
+            .expect("push");
+        let code = r.status().as_u16();
+        let retry = r.headers().contains_key("retry-after");
+        db.execute_batch("ROLLBACK").expect("unlock the store");
+        assert_eq!(code, 503, "a push the store could not save");
+        assert!(retry, "503 without Retry-After");
+    }
     d.wait_until("pushed delivery evaluated", Duration::from_secs(15), || {
         states(&d).get("EMS-PUSHED").is_some_and(|c| c["state"] == "delivered_on_time")
     });

@@ -234,10 +234,25 @@ impl Drop for TcpServer {
 }
 
 /// A child process killed on drop.
+/// A child process, killed on drop. One started as the leader of its own process group
+/// ([`Proc::group`]) is killed with its whole group: kamailio's workers outlived their main
+/// process otherwise.
 pub struct Proc(pub Child);
+
+impl Proc {
+    /// Spawns `cmd` as the leader of a new process group.
+    pub fn group(cmd: &mut Command) -> std::io::Result<Proc> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0).spawn().map(Proc)
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // A group leader's pgid is its pid; for any other child there is no such group and
+        // this does nothing.
+        let pgid = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &pgid]).stderr(Stdio::null()).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -713,20 +728,20 @@ pub fn start_kamailio(code: u16, reason: &str) -> Option<(Proc, u16, tempfile::T
             ),
         )
         .expect("kamailio.cfg");
-        let child = Command::new("kamailio")
-            .arg("-f")
-            .arg(&cfg)
-            .args(["-DD", "-E", "-P"])
-            .arg(dir.path().join(format!("kamailio-{attempt}.pid")))
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(dir.path().join("kamailio.log"))
-                    .map(Stdio::from)
-                    .unwrap_or_else(|_| Stdio::null()),
-            )
-            .spawn()
-            .expect("spawn kamailio");
-        let mut p = Proc(child);
+        let mut p = Proc::group(
+            Command::new("kamailio")
+                .arg("-f")
+                .arg(&cfg)
+                .args(["-DD", "-E", "-P"])
+                .arg(dir.path().join(format!("kamailio-{attempt}.pid")))
+                .stdout(Stdio::null())
+                .stderr(
+                    std::fs::File::create(dir.path().join("kamailio.log"))
+                        .map(Stdio::from)
+                        .unwrap_or_else(|_| Stdio::null()),
+                ),
+        )
+        .expect("spawn kamailio");
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(_)) = p.0.try_wait() {
