@@ -120,7 +120,7 @@ pub async fn remove(State(s): State<AppState>, Path(tracking): Path<String>, hea
     match s.postal.remove(&tracking).await {
         Ok(true) => (StatusCode::OK, "removed\n").into_response(),
         Ok(false) => (StatusCode::NOT_FOUND, "no consignment with that tracking number\n").into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(e) => unavailable(&e),
     }
 }
 
