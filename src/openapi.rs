@@ -21,6 +21,7 @@ fn schemas() -> Value {
                 "last_failure_reason": nullable("string"), "consecutive_failures": { "type": "integer" },
                 "downtime_seconds": { "type": "number" }, "flaps": { "type": "integer" },
                 "interval_seconds": { "type": "number" }, "packet_loss_ratio": nullable("number"),
+                "rtt_seconds": nullable("number"),
                 "degraded_since": nullable("string"),
                 "monitor_fault": nullable("string"), "monitor_fault_since": nullable("string")
             }

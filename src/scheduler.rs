@@ -435,6 +435,7 @@ impl Scheduler {
                         flaps: 0,
                         interval_seconds: shared.config.borrow().interval_for(&target, now).as_secs_f64(),
                         packet_loss_ratio: None,
+                        rtt_seconds: None,
                         degraded_since: open_degr.map(from_ms),
                         monitor_fault: None,
                         monitor_fault_since: None,
@@ -1200,6 +1201,7 @@ async fn record(
         s.flaps += u64::from(obs.flap);
         s.interval_seconds = interval.as_secs_f64();
         s.packet_loss_ratio = outcome.echo.map(|e| e.loss_ratio());
+        s.rtt_seconds = outcome.echo.and_then(|e| e.rtt_avg).map(|r| r.as_secs_f64());
         s.degraded_since = carried.window.as_ref().and_then(|w| w.degraded_since()).map(from_ms);
     }
     if let Some(tr) = obs.transition {

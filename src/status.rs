@@ -30,6 +30,8 @@ pub struct TargetStatus {
     pub flaps: u64,
     pub interval_seconds: f64,
     pub packet_loss_ratio: Option<f64>,
+    /// ICMP: the mean round trip of the last probe's echoes.
+    pub rtt_seconds: Option<f64>,
     /// Start of the current congestion episode, if any.
     pub degraded_since: Option<DateTime<Utc>>,
     /// The monitor cannot observe this target (a setup failure, a caught panic): why, and since

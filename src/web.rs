@@ -18,6 +18,7 @@ struct W {
     title: &'static str,
     all_ok: &'static str,
     n_down: &'static str,
+    n_down_one: &'static str,
     n_degraded: &'static str,
     period: &'static str,
     no_period: &'static str,
@@ -42,6 +43,10 @@ struct W {
     monitor_fault: &'static str,
     monitor_fault_note: &'static str,
     n_faults: &'static str,
+    maintenance: &'static str,
+    n_maintenance: &'static str,
+    rtt: &'static str,
+    loss: &'static str,
     back: &'static str,
     reason: &'static str,
     /// After a count of targets left out of a long list.
@@ -53,6 +58,7 @@ const EN: W = W {
     title: "Connectivity status",
     all_ok: "All connected",
     n_down: "targets down",
+    n_down_one: "target down",
     n_degraded: "congested",
     period: "Period",
     no_period: "No exam period in force",
@@ -77,6 +83,10 @@ const EN: W = W {
     monitor_fault: "monitor fault: not observed",
     monitor_fault_note: "the monitor's own trouble, not the target's: this time is not counted in its SLA",
     n_faults: "target(s) not observed: a fault of the monitor, not of the targets (see /readyz)",
+    maintenance: "maintenance",
+    n_maintenance: "in maintenance (not counted)",
+    rtt: "round trip",
+    loss: "loss",
     back: "All targets",
     reason: "reason",
     more: "more targets not listed",
@@ -87,6 +97,7 @@ const VI: W = W {
     title: "Tình trạng thông tin liên lạc",
     all_ok: "Tất cả thông suốt",
     n_down: "điểm gián đoạn",
+    n_down_one: "điểm gián đoạn",
     n_degraded: "nghẽn mạng",
     period: "Giai đoạn",
     no_period: "Không trong giai đoạn thi",
@@ -111,6 +122,10 @@ const VI: W = W {
     monitor_fault: "lỗi giám sát: không giám sát được",
     monitor_fault_note: "sự cố của hệ thống giám sát, không phải của mục tiêu: thời gian này không tính vào SLA",
     n_faults: "mục tiêu không giám sát được: lỗi của hệ thống giám sát, không phải của mục tiêu (xem /readyz)",
+    maintenance: "bảo trì",
+    n_maintenance: "đang bảo trì (không tính)",
+    rtt: "trễ khứ hồi",
+    loss: "mất gói",
     back: "Tất cả điểm kiểm tra",
     reason: "nguyên nhân",
     more: "điểm kiểm tra khác chưa hiển thị",
@@ -147,7 +162,7 @@ main{max-width:960px;margin:auto;padding:1em}h1{font-size:1.4em}\
 .ok{background:#1a7f37}.bad{background:#cf222e}.warn{background:#9a6700}\
 .group{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:.6em 1em;margin:1em 0}\
 .group h2{font-size:1.1em;margin:.3em 0}.t{display:flex;flex-wrap:wrap;align-items:center;gap:.3em 1em;padding:.4em 0;border-top:1px solid #eaeef2}\
-.t a{color:inherit;font-weight:600;min-width:12em}.st{font-weight:bold}.st.up{color:#1a7f37}.st.down{color:#cf222e}.st.unknown{color:#656d76}.st.degraded{color:#9a6700}.st.fault{color:#8250df}.banner.fault{background:#fbefff;color:#8250df}\
+.t a{color:inherit;font-weight:600;min-width:12em}.st{font-weight:bold}.st.up{color:#1a7f37}.st.down{color:#cf222e}.st.unknown{color:#656d76}.st.degraded{color:#9a6700}.st.fault{color:#8250df}.banner.fault{background:#fbefff;color:#8250df}.banner.maint{background:#eef1f4;color:#57606a}.st.maint{color:#57606a}\
 .small{color:#656d76;font-size:.85em}.bar{display:flex;gap:1px;height:18px;flex:1 1 240px;min-width:200px}\
 .bar span{flex:1;border-radius:2px}.g{background:#2da44e}.o{background:#d4a72c}.r{background:#cf222e}.n{background:#d0d7de}\
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3em;border-top:1px solid #eaeef2}";
@@ -217,10 +232,15 @@ pub struct PageInput<'a> {
 const LIST_PER_GROUP: usize = 200;
 const LIST_PER_PAGE: usize = 2000;
 
-fn state_word<'a>(t: &TargetStatus, w: &'a W) -> (&'static str, &'a str) {
+/// The word and class of a target's state. `maintenance`: a `[[maintenance]]` window covers it
+/// now (its outages are silenced, and it is left out of the banner's count).
+fn state_word<'a>(t: &TargetStatus, w: &'a W, maintenance: bool) -> (&'static str, &'a str) {
     // The monitor cannot observe it: neither up nor down, whatever the last verdict was.
     if t.monitor_fault.is_some() {
         return ("fault", w.monitor_fault);
+    }
+    if maintenance && t.state != "up" {
+        return ("maint", w.maintenance);
     }
     match (t.state, t.degraded_since.is_some()) {
         ("down", _) => ("down", w.down),
@@ -230,16 +250,29 @@ fn state_word<'a>(t: &TargetStatus, w: &'a W) -> (&'static str, &'a str) {
     }
 }
 
+/// What the list says of a target's last probe: for ICMP the round trip and loss of its echoes
+/// (the probe's own duration is mostly the spacing between them), for the others the duration.
+fn latency_text(t: &TargetStatus, w: &W) -> String {
+    if t.kind == "icmp" {
+        let rtt = t.rtt_seconds.map(|r| format!("{} {:.1} ms", w.rtt, r * 1000.0));
+        let loss = t.packet_loss_ratio.map(|l| format!("{} {:.0} %", w.loss, l * 100.0));
+        return [rtt, loss].into_iter().flatten().collect::<Vec<_>>().join(" · ");
+    }
+    t.last_duration_seconds.map(|d| format!("{} {:.0} ms", w.latency, d * 1000.0)).unwrap_or_default()
+}
+
 /// The refreshable body of `/`.
 pub fn status_body(p: &PageInput<'_>) -> String {
     let w = w(p.lang);
     let tz = p.config.daemon.timezone;
-    let down = p.targets.iter().filter(|t| t.state == "down" && t.monitor_fault.is_none()).count();
+    let maint = |t: &TargetStatus| crate::notify::in_maintenance(p.config, &t.name, &t.group, p.now);
+    let down = p.targets.iter().filter(|t| t.state == "down" && t.monitor_fault.is_none() && !maint(t)).count();
     let faults = p.targets.iter().filter(|t| t.monitor_fault.is_some()).count();
+    let in_maint = p.targets.iter().filter(|t| t.state == "down" && maint(t)).count();
     let degraded = p.targets.iter().filter(|t| t.state == "up" && t.degraded_since.is_some()).count();
     let mut o = format!("<h1>{} — {}</h1>", esc(w.title), esc(&p.config.daemon.vantage));
     let (class, text) = if down > 0 {
-        ("bad", format!("{down} {}", w.n_down))
+        ("bad", format!("{down} {}", if down == 1 { w.n_down_one } else { w.n_down }))
     } else if degraded > 0 {
         ("warn", format!("{degraded} {}", w.n_degraded))
     } else {
@@ -248,6 +281,9 @@ pub fn status_body(p: &PageInput<'_>) -> String {
     let _ = write!(o, "<div class=\"banner {class}\" id=\"banner\">{}</div>", esc(&text));
     if faults > 0 {
         let _ = write!(o, "<div class=\"banner fault\" id=\"faults\">{faults} {}</div>", esc(w.n_faults));
+    }
+    if in_maint > 0 {
+        let _ = write!(o, "<div class=\"banner maint\" id=\"maintenance\">{in_maint} {}</div>", esc(w.n_maintenance));
     }
     let period = p.config.periods.iter().find(|x| x.contains(p.now));
     match period {
@@ -301,14 +337,13 @@ pub fn status_body(p: &PageInput<'_>) -> String {
         budget -= listed;
         if listed < members.len() {
             // Problems first; the order within each state stays by name.
-            members.sort_by_key(|t| state_word(t, w).0 == "up");
+            members.sort_by_key(|t| state_word(t, w, maint(t)).0 == "up");
         }
         let hidden = members.len() - listed;
         for t in members.into_iter().take(listed) {
-            let (cls, word) = state_word(t, w);
+            let (cls, word) = state_word(t, w, maint(t));
             let since = t.since.map(|s| format!("{} {}", w.since, local(s, tz))).unwrap_or_default();
-            let latency =
-                t.last_duration_seconds.map(|d| format!("{} {:.0} ms", w.latency, d * 1000.0)).unwrap_or_default();
+            let latency = latency_text(t, w);
             let _ = write!(
                 o,
                 "<div class=\"t\" data-target=\"{name}\"><a href=\"targets/{name}?lang={l}{sfx}\">{name}</a><span class=\"st {cls}\">{word}</span><span class=\"small\">{since} · {latency}</span>",
@@ -440,7 +475,7 @@ fn postal_section(o: &mut String, p: &PageInput<'_>) {
 pub fn target_body(p: &PageInput<'_>, t: &TargetStatus) -> String {
     let w = w(p.lang);
     let tz = p.config.daemon.timezone;
-    let (cls, word) = state_word(t, w);
+    let (cls, word) = state_word(t, w, crate::notify::in_maintenance(p.config, &t.name, &t.group, p.now));
     let l = if p.lang == Language::Vi { "vi" } else { "en" };
     let mut o =
         format!("<p><a href=\"../?lang={l}{}\">← {}</a></p><h1>{}</h1>", esc(&p.link_suffix), w.back, esc(&t.name));

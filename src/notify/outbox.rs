@@ -192,10 +192,12 @@ pub async fn run_sender(
             }
             None => Vec::new(),
         };
+        // Stopping: what is due is still delivered (the daemon bounds this by its shutdown
+        // deadline); the sender ends once nothing more is due now.
+        if cancel.is_cancelled() && rows.is_empty() {
+            return;
+        }
         for row in rows {
-            if cancel.is_cancelled() {
-                return;
-            }
             deliver(&db, &transport, &from, &metrics, row).await;
         }
         if let Some(Ok(n)) = with_db(&db, |d| d.count("pending")).await {
@@ -212,7 +214,7 @@ pub async fn run_sender(
             continue;
         }
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => {}
             _ = wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }

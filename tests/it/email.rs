@@ -353,3 +353,31 @@ fn daily_summary_goes_to_contacts_who_opt_in() {
     assert_eq!(with_subject(&smtp.messages(), "[TỔNG HỢP NGÀY]", "tonghop@vinhphuc.example.vn").len(), 1);
     assert!(d.stop().success());
 }
+
+/// A clean stop delivers what was waiting for the end of a window, within the shutdown grace,
+/// rather than leaving it for the next start.
+#[test]
+fn a_clean_stop_delivers_the_waiting_follow_up() {
+    let Some(smtp) = SmtpServer::start(SmtpOptions::default()) else { return };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = rt.enter();
+    let (mut a, mut b) = (Switch::new(), Switch::new());
+    a.on();
+    b.on();
+    let targets = tcp_target("vnpt-a", a.port) + &tcp_target("vnpt-b", b.port);
+    let d = Daemon::start(&config(smtp.port, "group_interval = \"1m\"", &targets, ""), &[]);
+    let up = |d: &Daemon, t: &str| sample(&d.metrics(), "thongsuot_target_up", &[("target", t)]);
+    d.wait_until("both up", Duration::from_secs(15), || up(&d, "vnpt-a") == Some(1.0) && up(&d, "vnpt-b") == Some(1.0));
+    a.off();
+    smtp.wait_for("the first report", Duration::from_secs(15), |m| {
+        !with_subject(m, "[BREACH] vnpt: vnpt-a down since", "noc@vnpt.example.vn").is_empty()
+    });
+    b.off();
+    d.wait_until("the second down", Duration::from_secs(15), || up(&d, "vnpt-b") == Some(0.0));
+    // Its report waits for the window's end, a minute away: the stop sends it.
+    assert!(d.stop().success());
+    let msgs = smtp.wait_for("the follow-up, sent during the stop", Duration::from_secs(5), |m| {
+        !with_subject(m, "[BREACH] vnpt: 1 more incident", "noc@vnpt.example.vn").is_empty()
+    });
+    assert_eq!(with_subject(&msgs, "[BREACH] vnpt: 1 more incident", "noc@vnpt.example.vn").len(), 1);
+}

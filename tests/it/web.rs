@@ -113,7 +113,7 @@ fn status_page_renders_in_chromium_in_vietnamese() {
     assert!(dom.contains("class=\"bar\""), "availability bars");
     // English through Accept-Language-free ?lang=en.
     let out = chromium(&["--virtual-time-budget=2000", "--dump-dom", &d.url("/?lang=en")]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("targets down"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 target down"), "one target down, in the singular");
     // The detail page lists the outage.
     let out = chromium(&["--virtual-time-budget=2000", "--dump-dom", &d.url("/targets/vnpt-sms-gateway?lang=vi")]);
     let detail = String::from_utf8_lossy(&out.stdout);
@@ -300,4 +300,74 @@ fn status_page_lists_problems_first_and_cuts_long_groups() {
         let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{bad}: {e}: {body}"));
         assert!(v["error"].is_string(), "{bad}: {body}");
     }
+}
+
+/// What the list says: the round trip and loss of an ICMP target (not the probe's duration,
+/// mostly the spacing of its echoes), and a target under maintenance as such, out of the
+/// banner's count of targets down.
+#[test]
+fn status_page_shows_icmp_round_trips_and_maintenance_apart() {
+    if !require_root("ICMP sockets") {
+        return;
+    }
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Ho_Chi_Minh);
+    let (down1, down2) = (free_port(), free_port());
+    let config = format!(
+        r#"
+[daemon]
+listen = "127.0.0.1:{{port}}"
+state_dir = "state"
+language = "en"
+[defaults]
+interval = "1s"
+confirm = 1
+[[group]]
+name = "vnpt"
+[[maintenance]]
+name = "router work"
+start = "{start}"
+end = "{end}"
+targets = ["in-works"]
+[[target]]
+name = "ping"
+group = "vnpt"
+kind = "icmp"
+host = "127.0.0.1"
+[[target]]
+name = "in-works"
+group = "vnpt"
+kind = "tcp"
+address = "127.0.0.1:{down1}"
+[[target]]
+name = "broken"
+group = "vnpt"
+kind = "tcp"
+address = "127.0.0.1:{down2}"
+"#,
+        start = (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S"),
+        end = (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S"),
+    );
+    let d = Daemon::start(&config, &[]);
+    d.wait_until("both tcp targets down and the ping up", Duration::from_secs(20), || {
+        let m = d.metrics();
+        sample(&m, "thongsuot_target_up", &[("target", "broken")]) == Some(0.0)
+            && sample(&m, "thongsuot_target_up", &[("target", "in-works")]) == Some(0.0)
+            && sample(&m, "thongsuot_target_up", &[("target", "ping")]) == Some(1.0)
+    });
+    let page = d.get("/?lang=en").expect("status page");
+    let row = |name: &str| -> String {
+        let at = page.find(&format!("data-target=\"{name}\"")).unwrap_or_else(|| panic!("{name} not listed"));
+        page[at..].split("</div>").next().unwrap_or_default().to_string()
+    };
+    let ping = row("ping");
+    assert!(ping.contains("round trip ") && ping.contains(" ms") && ping.contains("loss 0 %"), "{ping}");
+    assert!(!ping.contains("last probe"), "ICMP shows the probe's duration: {ping}");
+    assert!(row("in-works").contains(">maintenance<"), "{}", row("in-works"));
+    assert!(row("broken").contains(">DOWN<"), "{}", row("broken"));
+    assert!(page.contains("1 target down<"), "the banner counts the target under maintenance");
+    assert!(page.contains("1 in maintenance (not counted)"), "no maintenance line in the banner");
+    let status: Value = serde_json::from_str(&d.get("/api/v1/status").expect("status")).expect("json");
+    let t = status["targets"].as_array().and_then(|t| t.iter().find(|t| t["name"] == "ping")).expect("ping");
+    assert!(t["rtt_seconds"].as_f64().is_some_and(|r| r > 0.0 && r < 0.5), "{t}");
+    assert!(d.stop().success());
 }
