@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UdpSocket;
 
 use super::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline};
 
@@ -244,16 +243,7 @@ async fn udp(
     asked: &Asked,
     skipped: &mut Skipped,
 ) -> Result<Message, Failure> {
-    let local = match binding.source {
-        Some(src) => SocketAddr::new(src, 0),
-        None if server.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
-        None => SocketAddr::from(([0u16; 8], 0)),
-    };
-    let sock = UdpSocket::bind(local).await.map_err(|e| Failure::io(&format!("bind {local}"), &e))?;
-    if let Some(dev) = &binding.interface {
-        sock.bind_device(Some(dev.as_bytes())).map_err(|e| Failure::io(&format!("bind to device {dev}"), &e))?;
-    }
-    sock.connect(server).await.map_err(|e| Failure::io(&format!("connect {server}"), &e))?;
+    let (sock, _) = super::udp_socket(server, binding).await?;
     sock.send(wire).await.map_err(|e| Failure::io("send query", &e))?;
     let mut buf = vec![0u8; MAX_UDP];
     // Anything but the answer (late answers to an earlier query, reflections, spoofing,

@@ -19,7 +19,7 @@ pub mod tls;
 pub use sip::call;
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// What to probe and how, validated. Built by `config`, run by [`run`].
@@ -520,4 +520,21 @@ pub async fn resolve_one(host: &str, port: u16, binding: &Binding) -> Result<std
         first.get_or_insert(a);
     }
     first.ok_or_else(|| Failure::new(FailureKind::Resolve, format!("{host} has no address")))
+}
+
+/// A UDP socket from `binding` connected to `addr`, and its local address (SIP puts it in Via and
+/// Contact). Shared by the UDP kinds (DNS, SIP, test calls).
+pub async fn udp_socket(addr: SocketAddr, binding: &Binding) -> Result<(tokio::net::UdpSocket, SocketAddr), Failure> {
+    let local = match binding.source {
+        Some(src) => SocketAddr::new(src, 0),
+        None if addr.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
+        None => SocketAddr::from(([0u16; 8], 0)),
+    };
+    let sock = tokio::net::UdpSocket::bind(local).await.map_err(|e| Failure::io(&format!("bind {local}"), &e))?;
+    if let Some(dev) = &binding.interface {
+        sock.bind_device(Some(dev.as_bytes())).map_err(|e| Failure::io(&format!("bind to device {dev}"), &e))?;
+    }
+    sock.connect(addr).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+    let local = sock.local_addr().map_err(|e| Failure::io("local address", &e))?;
+    Ok((sock, local))
 }

@@ -9,23 +9,7 @@ use thongsuot::config::Config;
 use thongsuot::postal::{adapter, intake};
 use thongsuot::probe::ProbeSpec;
 
-use crate::support::repo_path;
-
-/// xorshift64*: small, deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use crate::support::{Rng, repo_path};
 
 const INTERESTING: [&[u8]; 12] =
     [b"\"", b"{", b"}", b"[", b"]", b",", b"\\u0000", b"1e999", b"-1", b"null", b"\n", b"\xff\xfe"];

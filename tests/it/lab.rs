@@ -16,6 +16,21 @@ fn detail(o: &thongsuot::probe::Outcome) -> String {
     o.failure.as_ref().map(|f| f.detail.clone()).unwrap_or_default()
 }
 
+/// Pings each host (3 echoes): the failure is of the kind given, its reason the text given and the
+/// router, and no echo counts as received.
+async fn errors_read_as_failures(probers: &Probers, router: &str, cases: &[(&String, FailureKind, &str)]) {
+    for &(host, want, text) in cases {
+        let t = target(&format!("kind = \"icmp\"\nhost = \"{host}\"\ncount = 3\nspacing = \"100ms\""));
+        let o = run_with(&t, probers).await;
+        assert_eq!(kind(&o), Some(want), "{host}: {o:?}");
+        assert_eq!(detail(&o), format!("{text} from {router}"), "{host}: {o:?}");
+        let echo = o.echo.expect("echo stats");
+        assert_eq!((echo.sent, echo.received), (3, 0), "{host}: {o:?}");
+        assert_eq!(echo.loss_ratio(), 1.0, "{host}");
+        assert!(echo.rtt_avg.is_none(), "an error has no round trip: {o:?}");
+    }
+}
+
 #[tokio::test]
 async fn icmp_errors_from_a_router_are_failures_not_replies() {
     if !lab_ready() {
@@ -44,19 +59,16 @@ async fn icmp_errors_from_a_router_are_failures_not_replies() {
     assert_eq!(o.echo.map(|e| e.received), Some(3), "{o:?}");
 
     // Each error is a failure of its own kind, naming the router; no echo counts as received.
-    for (host, want, text) in [
-        (&ttl, FailureKind::TtlExceeded, "time to live exceeded in transit (code 0)"),
-        (&prohibited, FailureKind::Unreachable, "communication administratively prohibited (code 13)"),
-        (&host_unreach, FailureKind::Unreachable, "host unreachable (code 1)"),
-    ] {
-        let o = run_with(&icmp(host), &probers).await;
-        assert_eq!(kind(&o), Some(want), "{host}: {o:?}");
-        assert_eq!(detail(&o), format!("{text} from {router}"), "{host}: {o:?}");
-        let echo = o.echo.expect("echo stats");
-        assert_eq!((echo.sent, echo.received), (3, 0), "{host}: {o:?}");
-        assert_eq!(echo.loss_ratio(), 1.0, "{host}");
-        assert!(echo.rtt_avg.is_none(), "an error has no round trip: {o:?}");
-    }
+    errors_read_as_failures(
+        &probers,
+        &router,
+        &[
+            (&ttl, FailureKind::TtlExceeded, "time to live exceeded in transit (code 0)"),
+            (&prohibited, FailureKind::Unreachable, "communication administratively prohibited (code 13)"),
+            (&host_unreach, FailureKind::Unreachable, "host unreachable (code 1)"),
+        ],
+    )
+    .await;
     let o = run_with(&icmp(&dropped), &probers).await;
     assert_eq!(kind(&o), Some(FailureKind::Timeout), "dropped: {o:?}");
 
@@ -100,16 +112,16 @@ async fn icmpv6_errors_from_a_router_are_failures_not_replies() {
         o = run_with(&icmp(&clean), &probers).await;
     }
     assert!(o.ok(), "clean IPv6 path: {o:?}");
-    for (host, want, text) in [
-        (&hops, FailureKind::TtlExceeded, "hop limit exceeded in transit (code 0)"),
-        (&prohibited, FailureKind::Unreachable, "communication administratively prohibited (code 1)"),
-        (&addr_unreach, FailureKind::Unreachable, "address unreachable (code 3)"),
-    ] {
-        let o = run_with(&icmp(host), &probers).await;
-        assert_eq!(kind(&o), Some(want), "{host}: {o:?}");
-        assert_eq!(detail(&o), format!("{text} from {router}"), "{host}: {o:?}");
-        assert_eq!(o.echo.map(|e| (e.sent, e.received)), Some((3, 0)), "{host}: {o:?}");
-    }
+    errors_read_as_failures(
+        &probers,
+        &router,
+        &[
+            (&hops, FailureKind::TtlExceeded, "hop limit exceeded in transit (code 0)"),
+            (&prohibited, FailureKind::Unreachable, "communication administratively prohibited (code 1)"),
+            (&addr_unreach, FailureKind::Unreachable, "address unreachable (code 3)"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

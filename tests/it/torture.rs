@@ -12,18 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn ms(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.next() % (hi - lo).max(1))
-    }
+/// A pause of `lo` to `hi` ms.
+fn pause(rng: &mut Rng, lo: u64, hi: u64) -> Duration {
+    Duration::from_millis(lo + rng.next() % (hi - lo).max(1))
 }
 
 const GROUPS: [&str; 3] = ["vnpt", "viettel", "mobifone"];
@@ -91,7 +82,7 @@ fn no_notice_lost_none_doubled_across_kill_9() {
     let Some(smtp) = SmtpServer::start(SmtpOptions::default()) else { return };
     let crashes: usize = std::env::var("THONGSUOT_TORTURE_CRASHES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let seed: u64 = std::env::var("THONGSUOT_TORTURE_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(2026);
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::new(seed);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let _guard = rt.enter();
     let mut switches: Vec<Switch> = (0..GROUPS.len() * PER_GROUP).map(|_| Switch::new()).collect();
@@ -126,11 +117,11 @@ fn no_notice_lost_none_doubled_across_kill_9() {
                 switches[k].on();
             }
             on[k] = !on[k];
-            std::thread::sleep(rng.ms(400, 1600));
+            std::thread::sleep(pause(&mut rng, 400, 1600));
         }
-        std::thread::sleep(rng.ms(0, 700));
+        std::thread::sleep(pause(&mut rng, 0, 700));
         let parts = d.kill9();
-        std::thread::sleep(rng.ms(50, 800));
+        std::thread::sleep(pause(&mut rng, 50, 800));
         d = Daemon::restart(parts, &[]);
     }
     // Every listener back; wait until all are up, the outbox is empty and windows have passed.

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UdpSocket;
 
 use crate::text::nonce;
 
@@ -76,21 +75,7 @@ pub fn parse_response(buf: &[u8], call_id: &str) -> Option<(u16, String)> {
     wire::response_to(buf, call_id, CSEQ, "OPTIONS").map(|r| (r.code, r.reason))
 }
 
-/// A UDP socket from `binding` connected to `addr`, and its local address (for Via and Contact).
-pub async fn udp_socket(addr: SocketAddr, binding: &Binding) -> Result<(UdpSocket, SocketAddr), Failure> {
-    let local = match binding.source {
-        Some(src) => SocketAddr::new(src, 0),
-        None if addr.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
-        None => SocketAddr::from(([0u16; 8], 0)),
-    };
-    let sock = UdpSocket::bind(local).await.map_err(|e| Failure::io(&format!("bind {local}"), &e))?;
-    if let Some(dev) = &binding.interface {
-        sock.bind_device(Some(dev.as_bytes())).map_err(|e| Failure::io(&format!("bind to device {dev}"), &e))?;
-    }
-    sock.connect(addr).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
-    let local = sock.local_addr().map_err(|e| Failure::io("local address", &e))?;
-    Ok((sock, local))
-}
+pub use super::udp_socket;
 
 pub async fn probe(spec: &SipSpec, binding: &Binding, timeout: Duration) -> Outcome {
     let start = Instant::now();

@@ -18,8 +18,10 @@ use tokio::net::TcpListener;
 
 mod net;
 mod probe;
+mod rng;
 pub use net::{Dummy, Lab, Netns, claim_block, sh};
 pub use probe::{kind, run, run_with, target};
+pub use rng::Rng;
 
 /// True when the tests run in CI (`CI` set): missing tools are then failures, not skips.
 pub fn in_ci() -> bool {
