@@ -265,7 +265,7 @@ fn latency_text(t: &TargetStatus, w: &W) -> String {
 pub fn status_body(p: &PageInput<'_>) -> String {
     let w = w(p.lang);
     let tz = p.config.daemon.timezone;
-    let maint = |t: &TargetStatus| crate::notify::in_maintenance(p.config, &t.name, &t.group, p.now);
+    let maint = |t: &TargetStatus| p.config.in_maintenance(&t.name, &t.group, p.now);
     let down = p.targets.iter().filter(|t| t.state == "down" && t.monitor_fault.is_none() && !maint(t)).count();
     let faults = p.targets.iter().filter(|t| t.monitor_fault.is_some()).count();
     let in_maint = p.targets.iter().filter(|t| t.state == "down" && maint(t)).count();
@@ -475,7 +475,7 @@ fn postal_section(o: &mut String, p: &PageInput<'_>) {
 pub fn target_body(p: &PageInput<'_>, t: &TargetStatus) -> String {
     let w = w(p.lang);
     let tz = p.config.daemon.timezone;
-    let (cls, word) = state_word(t, w, crate::notify::in_maintenance(p.config, &t.name, &t.group, p.now));
+    let (cls, word) = state_word(t, w, p.config.in_maintenance(&t.name, &t.group, p.now));
     let l = if p.lang == Language::Vi { "vi" } else { "en" };
     let mut o =
         format!("<p><a href=\"../?lang={l}{}\">← {}</a></p><h1>{}</h1>", esc(&p.link_suffix), w.back, esc(&t.name));

@@ -454,6 +454,18 @@ impl Config {
             .unwrap_or(self.defaults.interval)
     }
 
+    /// Whether a `[[maintenance]]` window covers this target at `now` (its notifications are
+    /// silenced, the status page says so).
+    pub fn in_maintenance(&self, target: &str, group: &str, now: DateTime<Utc>) -> bool {
+        self.maintenance.iter().any(|m| {
+            m.start <= now
+                && now < m.end
+                && ((m.groups.is_empty() && m.targets.is_empty())
+                    || m.groups.iter().any(|g| g == group)
+                    || m.targets.iter().any(|t| t == target))
+        })
+    }
+
     pub fn group(&self, name: &str) -> Option<&Group> {
         self.groups.iter().find(|g| g.name == name)
     }

@@ -125,17 +125,6 @@ pub fn recipients(
     by_lang.into_values().filter(|(_, v)| !v.is_empty()).collect()
 }
 
-/// Whether a maintenance window covers this target now (notifications are silenced).
-pub fn in_maintenance(config: &Config, target: &str, group: &str, now: DateTime<Utc>) -> bool {
-    config.maintenance.iter().any(|m| {
-        m.start <= now
-            && now < m.end
-            && ((m.groups.is_empty() && m.targets.is_empty())
-                || m.groups.iter().any(|g| g == group)
-                || m.targets.iter().any(|t| t == target))
-    })
-}
-
 impl Notifier {
     pub fn new(
         config: watch::Receiver<Arc<Config>>,
@@ -402,7 +391,7 @@ impl Notifier {
         reason: Option<String>,
         detail: Option<String>,
     ) {
-        let silenced = in_maintenance(config, target, group, now);
+        let silenced = config.in_maintenance(target, group, now);
         let at = now.timestamp_millis();
         let since_ms = since.timestamp_millis();
         let (g, t, r, d) = (group.to_string(), target.to_string(), reason.clone(), detail.clone());
@@ -521,7 +510,7 @@ impl Notifier {
         let unsilence: Vec<i64> = self
             .open
             .values()
-            .filter(|i| i.silenced && !in_maintenance(&config, &i.target, &i.group, nowt))
+            .filter(|i| i.silenced && !config.in_maintenance(&i.target, &i.group, nowt))
             .map(|i| i.id)
             .collect();
         if !unsilence.is_empty() {
@@ -538,7 +527,7 @@ impl Notifier {
         let mut repeats: HashMap<String, Vec<i64>> = HashMap::new();
         let mut escalations: HashMap<String, Vec<i64>> = HashMap::new();
         for i in self.open.values() {
-            if i.silenced || i.acked_ms.is_some() || in_maintenance(&config, &i.target, &i.group, nowt) {
+            if i.silenced || i.acked_ms.is_some() || config.in_maintenance(&i.target, &i.group, nowt) {
                 continue;
             }
             let Some(g) = config.group(&i.group) else { continue };

@@ -661,9 +661,7 @@ impl Tracker {
                 let group = postal.operator(&c.operator).map_or(c.operator.as_str(), |o| o.group.as_str());
                 // Not tracked yet: its first answer may change the news (and joins its round's e-mail).
                 let untracked = c.last_poll_ms.is_none() && c.last_ok_ms.is_none();
-                let silenced = || {
-                    crate::notify::in_maintenance(&config, "", group, now) || busy.contains(&c.operator) || untracked
-                };
+                let silenced = || config.in_maintenance("", group, now) || busy.contains(&c.operator) || untracked;
                 if notified.as_deref() != Some(key.as_str()) {
                     let previous_news = notified.as_deref().is_some_and(|k| k != "on_track" && k != "unknown");
                     let item = if state.is_breach() {

@@ -206,6 +206,37 @@ pub fn outage_length(row: &crate::sla::ledger::OutageRow, not_observed: &str) ->
     }
 }
 
+/// Rows as aligned text columns, each as wide as its widest cell in characters (Vietnamese
+/// headers are longer than fixed widths allowed); the first `left` columns are aligned left, the
+/// others right, and the last left, unpadded.
+fn columns(rows: &[Vec<String>], left: usize) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..n).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|x| x.chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c > 0 {
+                line.push(' ');
+            }
+            let pad = " ".repeat(widths[c].saturating_sub(cell.chars().count()));
+            if c + 1 == r.len() {
+                line.push_str(cell);
+            } else if c < left {
+                line.push_str(cell);
+                line.push_str(&pad);
+            } else {
+                line.push_str(&pad);
+                line.push_str(cell);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 fn pct(x: Option<f64>) -> String {
     match x {
         Some(v) if v >= 0.999_999_5 => "100 %".to_string(),
@@ -234,10 +265,9 @@ fn text(r: &Report, w: &Words, tz: Tz) -> String {
         breach_word(&r.total, w)
     );
     let _ = writeln!(o);
-    let header = format!(
-        "{:<28} {:>10} {:>10} {:>13} {:>4} {:>12} {:>11} {:>6}",
-        w.target, w.availability, w.coverage, w.downtime, "#", w.longest, w.degraded, w.breach
-    );
+    let header: Vec<String> = [w.target, w.availability, w.coverage, w.downtime, "#", w.longest, w.degraded, w.breach]
+        .map(String::from)
+        .into();
     for g in &r.groups {
         let _ = writeln!(
             o,
@@ -251,45 +281,42 @@ fn text(r: &Report, w: &Words, tz: Tz) -> String {
             w.breach,
             breach_word(&g.figures, w)
         );
-        let _ = writeln!(o, "{header}");
+        let mut rows = vec![header.clone()];
         for t in &g.targets {
             let f = &t.figures;
             let name = if t.in_config { t.name.clone() } else { format!("{}*", t.name) };
-            let _ = writeln!(
-                o,
-                "{:<28} {:>10} {:>10} {:>13} {:>4} {:>12} {:>11} {:>6}",
+            rows.push(vec![
                 name,
                 pct(f.availability),
                 pct(Some(f.coverage)),
                 dur(f.downtime_ms),
-                f.outages,
+                f.outages.to_string(),
                 dur(f.longest_outage_ms),
                 dur(f.degraded_ms),
-                breach_word(f, w)
-            );
+                breach_word(f, w).to_string(),
+            ]);
         }
+        o.push_str(&columns(&rows, 1));
         let _ = writeln!(o);
     }
     let _ = writeln!(o, "{}:", w.outage_list);
-    let mut any = false;
+    let mut rows = Vec::new();
     for g in &r.groups {
         for t in &g.targets {
             for row in &t.figures.outage_rows {
-                any = true;
                 let end = row.end.map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
-                let len = outage_length(row, w.legend_unobserved);
-                let _ = writeln!(
-                    o,
-                    "  {:<28} {}  →  {:<19}  {:>12}  {}",
-                    t.name,
-                    local(row.start, tz),
+                rows.push(vec![
+                    format!("  {}", t.name),
+                    format!("{}  →", local(row.start, tz)),
                     end,
-                    len,
-                    row.reason.as_deref().unwrap_or("")
-                );
+                    outage_length(row, w.legend_unobserved),
+                    row.reason.clone().unwrap_or_default(),
+                ]);
             }
         }
     }
+    let any = !rows.is_empty();
+    o.push_str(&columns(&rows, 3));
     if !any {
         let _ = writeln!(o, "  {}", w.none);
     }
@@ -645,7 +672,26 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::dur;
+    use super::{columns, dur};
+
+    #[test]
+    fn columns_align_by_characters_whatever_the_header() {
+        let rows = vec![
+            vec!["Điểm kiểm tra".to_string(), "Tỷ lệ sẵn sàng".into(), "Thời gian gián đoạn".into()],
+            vec!["vnpt-dns".into(), "99.9 %".into(), "4m 12s".into()],
+            vec!["viettel-smsc-rất-dài".into(), "100.000 %".into(), "8s (+ 11s không giám sát)".into()],
+        ];
+        let text = columns(&rows, 1);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = |l: &str, needle: &str| l.find(needle).map(|b| l[..b].chars().count());
+        // The right-aligned column ends at the same character on every line...
+        let end = |l: &str, needle: &str| at(l, needle).map(|c| c + needle.chars().count());
+        assert_eq!(end(lines[0], "sẵn sàng"), end(lines[1], "99.9 %"), "{text}");
+        assert_eq!(end(lines[1], "99.9 %"), end(lines[2], "100.000 %"), "{text}");
+        // ... and the last starts at the same character.
+        assert_eq!(at(lines[0], "Thời gian"), at(lines[1], "4m 12s"), "{text}");
+        assert_eq!(at(lines[1], "4m 12s"), at(lines[2], "8s (+"), "{text}");
+    }
 
     #[test]
     fn durations() {
