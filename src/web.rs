@@ -47,6 +47,11 @@ struct W {
     n_maintenance: &'static str,
     rtt: &'static str,
     loss: &'static str,
+    start: &'static str,
+    end: &'static str,
+    duration: &'static str,
+    kind: &'static str,
+    every: &'static str,
     back: &'static str,
     reason: &'static str,
     /// After a count of targets left out of a long list.
@@ -87,6 +92,11 @@ const EN: W = W {
     n_maintenance: "in maintenance (not counted)",
     rtt: "round trip",
     loss: "loss",
+    start: "start",
+    end: "end",
+    duration: "duration",
+    kind: "kind",
+    every: "probed every",
     back: "All targets",
     reason: "reason",
     more: "more targets not listed",
@@ -126,6 +136,11 @@ const VI: W = W {
     n_maintenance: "đang bảo trì (không tính)",
     rtt: "trễ khứ hồi",
     loss: "mất gói",
+    start: "bắt đầu",
+    end: "kết thúc",
+    duration: "thời lượng",
+    kind: "loại",
+    every: "đo mỗi",
     back: "Tất cả điểm kiểm tra",
     reason: "nguyên nhân",
     more: "điểm kiểm tra khác chưa hiển thị",
@@ -484,9 +499,14 @@ pub fn target_body(p: &PageInput<'_>, t: &TargetStatus) -> String {
     }
     let _ = write!(
         o,
-        "<p><span class=\"st {cls}\">{}</span> {}</p>",
+        "<p><span class=\"st {cls}\">{}</span> {}</p><p class=\"small\">{} {} · {} {} s · {}</p>",
         esc(word),
-        t.since.map(|s| format!("{} {}", w.since, local(s, tz))).unwrap_or_default()
+        t.since.map(|s| format!("{} {}", w.since, local(s, tz))).unwrap_or_default(),
+        w.kind,
+        esc(t.kind),
+        w.every,
+        t.interval_seconds,
+        esc(&latency_text(t, w)),
     );
     if let (Some(false), Some(f)) = (t.last_ok, &t.last_failure) {
         let _ = write!(o, "<p class=\"small\">{}: {}</p>", w.reason, esc(f));
@@ -517,18 +537,26 @@ pub fn target_body(p: &PageInput<'_>, t: &TargetStatus) -> String {
             }
             continue;
         };
+        let window = if r.window_name == "last-24h" { w.last_24h } else { r.window_name.as_str() };
         let _ = write!(
             o,
             "<section class=\"group\"><h2>{} — {}: {}</h2><h3 class=\"small\">{}</h3>",
-            esc(&r.window_name),
+            esc(window),
             w.availability,
             tr.figures.availability.map_or_else(|| "—".into(), |a| format!("{:.3} %", a * 100.0)),
             w.outages
         );
-        if tr.figures.outage_rows.is_empty() {
+        if tr.figures.outage_rows.is_empty() && tr.figures.observed_ms == 0 {
+            // Never observed in this window: not "no outage".
+            let _ = write!(o, "<p>{}</p>", w.not_observed);
+        } else if tr.figures.outage_rows.is_empty() {
             let _ = write!(o, "<p>{}</p>", w.none);
         } else {
-            o.push_str("<table>");
+            let _ = write!(
+                o,
+                "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+                w.start, w.end, w.duration, w.reason
+            );
             for row in &tr.figures.outage_rows {
                 let start = DateTime::<Utc>::from_timestamp_millis(row.start).map(|x| local(x, tz)).unwrap_or_default();
                 let end = row

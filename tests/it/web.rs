@@ -118,6 +118,9 @@ fn status_page_renders_in_chromium_in_vietnamese() {
     let out = chromium(&["--virtual-time-budget=2000", "--dump-dom", &d.url("/targets/vnpt-sms-gateway?lang=vi")]);
     let detail = String::from_utf8_lossy(&out.stdout);
     assert!(detail.contains("Các lần gián đoạn") && detail.contains("refused"), "{detail}");
+    // Its outage table has column headers, and the rolling window its name in words.
+    assert!(detail.contains("<th>bắt đầu</th><th>kết thúc</th><th>thời lượng</th>"), "{detail}");
+    assert!(detail.contains("24 giờ qua") && !detail.contains("last-24h"), "{detail}");
 
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     let _ = std::fs::remove_file(&shot);
@@ -366,6 +369,11 @@ address = "127.0.0.1:{down2}"
     assert!(row("broken").contains(">DOWN<"), "{}", row("broken"));
     assert!(page.contains("1 target down<"), "the banner counts the target under maintenance");
     assert!(page.contains("1 in maintenance (not counted)"), "no maintenance line in the banner");
+    // The target page says what is probed and how, and the round trip for ICMP.
+    let detail = d.get("/targets/broken?lang=en").expect("target page");
+    assert!(detail.contains("kind tcp · probed every 1 s"), "{detail}");
+    let detail = d.get("/targets/ping?lang=en").expect("target page");
+    assert!(detail.contains("kind icmp") && detail.contains("round trip "), "{detail}");
     let status: Value = serde_json::from_str(&d.get("/api/v1/status").expect("status")).expect("json");
     let t = status["targets"].as_array().and_then(|t| t.iter().find(|t| t["name"] == "ping")).expect("ping");
     assert!(t["rtt_seconds"].as_f64().is_some_and(|r| r > 0.0 && r < 0.5), "{t}");
