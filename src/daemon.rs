@@ -240,6 +240,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     let probers = Probers::with_heartbeats(pushes.clone());
     let postal_health = probers.postal.clone();
     let sms_hub = probers.sms.clone();
+    let sla_now = Arc::new(tokio::sync::Notify::new());
     let shared = Arc::new(Shared {
         probers,
         metrics: metrics.clone(),
@@ -250,6 +251,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
         vantage: config.daemon.vantage.clone(),
         store: store_handle.clone(),
         restored: std::sync::Mutex::new(restored),
+        sla_now: sla_now.clone(),
     });
     let root = control.shutdown.child_token();
     let mut scheduler = Scheduler::new(shared, root.clone());
@@ -269,7 +271,6 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     );
 
     let heartbeat = tokio::spawn(heartbeats(store_handle.clone(), run_id));
-    let sla_now = Arc::new(tokio::sync::Notify::new());
     let sla_cache: SlaCache = Arc::default();
     let sla = tokio::spawn(sla_metrics(
         store_path.clone(),
@@ -468,6 +469,9 @@ async fn heartbeats(store: StoreHandle, run: i64) {
 }
 
 /// Recomputes the SLA gauges from the store on a read-only connection, off the runtime.
+/// After a transition, how long the SLA evaluation waits: the store writer commits meanwhile.
+const WAKE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
 async fn sla_metrics(
     path: std::path::PathBuf,
     config: watch::Receiver<Arc<Config>>,
@@ -506,11 +510,19 @@ async fn sla_metrics(
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let mut tick = tokio::time::interval(SLA_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut woken_ok = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = wake.notified() => {}
+            _ = wake.notified() => {
+                // A transition (or a reload): the figures on screen must show it now, not at the
+                // next tick. Waiting a moment lets the store writer commit it and gathers the
+                // transitions of a burst into one evaluation; a flap storm keeps this thread busy
+                // a quarter of the time at most.
+                tokio::time::sleep_until(woken_ok.max(tokio::time::Instant::now() + WAKE_SETTLE)).await;
+            }
         }
+        let started = tokio::time::Instant::now();
         let (reply, done) = oneshot::channel();
         let cfg = config.borrow().clone();
         if jobs.send((cfg, reply)).await.is_err() {
@@ -522,6 +534,7 @@ async fn sla_metrics(
             Err(_) => tracing::warn!("SLA evaluation panicked"),
             Ok(Ok(())) => {}
         }
+        woken_ok = tokio::time::Instant::now() + started.elapsed() * 3;
     }
 }
 

@@ -86,6 +86,8 @@ pub struct Shared {
     pub store: StoreHandle,
     /// What the store kept from the previous run, taken by each target at its first start.
     pub restored: std::sync::Mutex<Restored>,
+    /// Wakes the SLA evaluation: figures on screen include a transition at once.
+    pub sla_now: Arc<tokio::sync::Notify>,
 }
 
 /// The congestion thresholds a target's kind and config give it.
@@ -1203,6 +1205,9 @@ async fn record(
         s.packet_loss_ratio = outcome.echo.map(|e| e.loss_ratio());
         s.rtt_seconds = outcome.echo.and_then(|e| e.rtt_avg).map(|r| r.as_secs_f64());
         s.degraded_since = carried.window.as_ref().and_then(|w| w.degraded_since()).map(from_ms);
+    }
+    if obs.transition.is_some() || degr_change.is_some() {
+        shared.sla_now.notify_one();
     }
     if let Some(tr) = obs.transition {
         match &tr {

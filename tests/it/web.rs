@@ -379,3 +379,35 @@ address = "127.0.0.1:{down2}"
     assert!(t["rtt_seconds"].as_f64().is_some_and(|r| r > 0.0 && r < 0.5), "{t}");
     assert!(d.stop().success());
 }
+
+/// The figures on screen include an outage as soon as it is confirmed, not at the next periodic
+/// SLA evaluation (every 30 s): the page showed "availability 100 %" and "Outages: none" beside a
+/// target down.
+#[test]
+fn figures_on_screen_include_an_outage_at_once() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = rt.enter();
+    let mut sw = Switch::new();
+    sw.on();
+    let config = format!(
+        "[daemon]\nlisten = \"127.0.0.1:{{port}}\"\nstate_dir = \"state\"\nlanguage = \"en\"\n\
+         [defaults]\ninterval = \"1s\"\nconfirm = 1\n[[group]]\nname = \"vnpt\"\n\
+         [[target]]\nname = \"smsc\"\ngroup = \"vnpt\"\nkind = \"tcp\"\naddress = \"127.0.0.1:{}\"\n",
+        sw.port
+    );
+    let d = Daemon::start(&config, &[]);
+    // Past the first evaluation (2 s after start), with the target up.
+    d.wait_until("up", Duration::from_secs(15), || {
+        sample(&d.metrics(), "thongsuot_target_up", &[("target", "smsc")]) == Some(1.0)
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    sw.off();
+    d.wait_until("down", Duration::from_secs(10), || {
+        sample(&d.metrics(), "thongsuot_target_up", &[("target", "smsc")]) == Some(0.0)
+    });
+    // Well before the next 30 s tick: the outage is in the target page's table.
+    d.wait_until("the outage on the target page", Duration::from_secs(8), || {
+        d.get("/targets/smsc?lang=en").is_some_and(|p| p.contains("<th>start</th>") && p.contains("ongoing"))
+    });
+    assert!(d.stop().success());
+}
