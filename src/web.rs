@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Config, Language};
@@ -201,9 +201,18 @@ fn slices(report: &Report, t: &TargetReport, now: DateTime<Utc>, tz: Tz) -> Vec<
     let observed = SpanSet::new(report.observed.clone());
     let down = SpanSet::new(t.figures.outage_rows.iter().map(|o| Span::new(o.start, o.end.unwrap_or(end))).collect());
     let degraded = SpanSet::new(t.degradations.iter().map(|d| Span::new(d.start, d.end.unwrap_or(end))).collect());
+    // Clock hours in the daemon's zone, the last one the hour in progress (up to now): a slice
+    // labelled "19:00" holds 19:00-20:00, not 19:43-20:43.
+    let local = now.with_timezone(&tz);
+    let hour = local
+        .with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .map_or(end - end % 3_600_000, |t| t.timestamp_millis());
     (0..24)
         .map(|i| {
-            let s = Span::new(end - (24 - i) * 3_600_000, end - (23 - i) * 3_600_000);
+            let start = hour - (23 - i) * 3_600_000;
+            let s = Span::new(start, (start + 3_600_000).min(end));
             let obs = observed.clip(s);
             let seen = obs.total();
             let d = down.intersect(&obs).total();

@@ -409,5 +409,17 @@ fn figures_on_screen_include_an_outage_at_once() {
     d.wait_until("the outage on the target page", Duration::from_secs(8), || {
         d.get("/targets/smsc?lang=en").is_some_and(|p| p.contains("<th>start</th>") && p.contains("ongoing"))
     });
+    // The 24 hourly slices are clock hours: the last is the hour in progress, labelled with it.
+    let page = d.get("/?lang=en").expect("status page");
+    let bar = page.split("class=\"bar\"").nth(1).and_then(|b| b.split("</div>").next()).expect("a bar");
+    let last = bar.rsplit("title=\"").next().unwrap_or_default();
+    let hour =
+        |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&chrono_tz::Asia::Ho_Chi_Minh).format("%H:00").to_string();
+    let now = chrono::Utc::now();
+    assert!(
+        last.starts_with(&hour(now)) || last.starts_with(&hour(now - chrono::Duration::seconds(5))),
+        "the last slice is not the current hour ({}): {last}",
+        hour(now)
+    );
     assert!(d.stop().success());
 }
