@@ -325,9 +325,14 @@ pub fn render(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> (
         } else {
             format!("{} {}", i.length(cx.now_ms, w), w.so_far)
         };
+        // In Vietnamese, the reason in words, the stable label beside it.
+        let word = |r: &str| match (lang, crate::text::reason_vi(r)) {
+            (Language::Vi, Some(vi)) => format!("{vi} ({r})"),
+            _ => r.to_string(),
+        };
         let reason = match (&i.reason, &i.detail) {
-            (Some(r), Some(d)) => format!("{r} — {d}"),
-            (Some(r), None) => r.clone(),
+            (Some(r), Some(d)) => format!("{} — {d}", word(r)),
+            (Some(r), None) => word(r),
             (None, Some(d)) => d.clone(),
             (None, None) => String::new(),
         };
@@ -560,6 +565,15 @@ mod tests {
             ack_link: Some("http://127.0.0.1:9798/api/v1/incidents/7/ack?expires=1&sig=ab".into()),
             lengths: None,
         }
+    }
+
+    #[test]
+    fn vietnamese_mails_say_the_reason_in_words_with_its_label() {
+        let (_, text, html) = render(MailKind::Breach, &[item()], &cx(), Language::Vi);
+        assert!(text.contains("hết thời gian chờ (timeout) — no answer within 3s"), "{text}");
+        assert!(html.contains("hết thời gian chờ (timeout)"), "{html}");
+        let (_, text, _) = render(MailKind::Breach, &[item()], &cx(), Language::En);
+        assert!(text.contains(": timeout — no answer within 3s"), "{text}");
     }
 
     #[test]

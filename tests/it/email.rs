@@ -105,6 +105,7 @@ fn breach_and_resolved_reach_the_smtp_server_in_both_languages() {
     assert_eq!(en[0]["content_type"], "multipart/alternative");
     let vi_text = vi[0]["text"].as_str().expect("text");
     assert!(vi_text.contains("GIÁN ĐOẠN") && vi_text.contains("Phương án dự phòng"), "{vi_text}");
+    assert!(vi_text.contains("bị từ chối kết nối (refused)"), "the reason in Vietnamese words: {vi_text}");
 
     // The signed acknowledgement link works without a token, once, and stops reminders.
     let link = text
