@@ -1977,6 +1977,17 @@ fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, base: &Path, env: &dyn Fn(&str) -
         SmtpTls::Tls => 465,
     };
     let port = cx.count(&s.port, "smtp.port: ", 1, 65535).map_or(default_port, |p| p as u16);
+    if s.tls.is_none() && port != 587 {
+        // A local relay or catcher on 25, 1025, 2525 usually offers no STARTTLS: without this
+        // the first e-mail fails only when an outage happens.
+        cx.warn(
+            s.host.span(),
+            format!(
+                "smtp.tls is not set, so STARTTLS is required; a server on port {port} often offers none \
+                 (a local relay, Mailpit): set tls = \"none\" for a plain server, or check with `thongsuot test-email`"
+            ),
+        );
+    }
     if !looks_like_email(s.from.get_ref()) {
         cx.error(s.from.span(), format!("smtp.from: {:?} is not an e-mail address", s.from.get_ref()));
     }

@@ -82,11 +82,20 @@ impl Transport {
 
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
         match self {
-            Transport::Smtp(t) => t
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| SendError { permanent: e.is_permanent(), message: crate::text::error_chain(&e) }),
+            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| {
+                let message = crate::text::error_chain(&e);
+                // A server without STARTTLS will not grow one by retrying: say what to set.
+                if message.contains("STARTTLS is not supported") {
+                    return SendError {
+                        permanent: true,
+                        message: format!(
+                            "{message}: the server offers no STARTTLS; for a plain server set tls = \"none\" in [smtp] \
+                             (or tls = \"tls\" for implicit TLS, usually port 465)"
+                        ),
+                    };
+                }
+                SendError { permanent: e.is_permanent(), message }
+            }),
             Transport::Files(dir) => {
                 let dir = dir.clone();
                 let bytes = message.formatted();

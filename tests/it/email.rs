@@ -382,3 +382,33 @@ fn a_clean_stop_delivers_the_waiting_follow_up() {
     });
     assert_eq!(with_subject(&msgs, "[BREACH] vnpt: 1 more incident", "noc@vnpt.example.vn").len(), 1);
 }
+
+/// `[smtp]` without `tls` against a plain server (no STARTTLS): `check` warns, and `test-email`
+/// fails as permanent, saying to set `tls = "none"` — not as a transient failure retried for days.
+#[test]
+fn a_plain_server_without_tls_set_is_named_by_check_and_test_email() {
+    let Some(smtp) = SmtpServer::start(SmtpOptions::default()) else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"thongsuot@example.vn\"\n[[group]]\nname = \"g\"\n\
+             [[target]]\nname = \"t\"\ngroup = \"g\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n",
+            smtp.port
+        ),
+    )
+    .expect("config");
+    let check = std::process::Command::new(binary()).args(["check", "--config"]).arg(&file).output().expect("check");
+    let said = String::from_utf8_lossy(&check.stdout).into_owned() + &String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "a warning is not an error: {said}");
+    assert!(said.contains("smtp.tls is not set") && said.contains("tls = \"none\""), "{said}");
+    let out = std::process::Command::new(binary())
+        .args(["test-email", "--to", "noc@example.vn", "--config"])
+        .arg(&file)
+        .output()
+        .expect("test-email");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("set tls = \"none\"") && err.contains("(permanent"), "{err}");
+}
