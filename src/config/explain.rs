@@ -95,6 +95,12 @@ pub fn explain(src: &str, offset: usize, message: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (word, tail) = rest.split_once('`').unwrap_or((rest, ""));
         let candidates: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+        if word == "port" && candidates.contains(&"address") {
+            // host + port is how people write a TCP target; "did you mean `host`?" misleads.
+            return format!(
+                "unknown key `port`{in_ctx}: tcp, tls and sip targets take `address = \"host:port\"`, dns `server = \"ip:port\"`"
+            );
+        }
         return match closest(word, candidates.iter().copied()) {
             Some(best) => format!("unknown key `{word}`{in_ctx} (did you mean `{best}`?)"),
             None => format!("unknown key `{word}`{in_ctx}; CONFIGURATION.md lists the keys of each table"),

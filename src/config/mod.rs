@@ -815,7 +815,7 @@ fn validate(
             runbook_url: g.runbook_url.as_ref().and_then(|u| match reqwest::Url::parse(u.get_ref()) {
                 Ok(_) => Some(u.get_ref().clone()),
                 Err(e) => {
-                    cx.error(u.span(), format!("{prefix}runbook_url: {e}"));
+                    cx.error(u.span(), format!("{prefix}runbook_url: {}", url_error(&e)));
                     None
                 }
             }),
@@ -1130,7 +1130,7 @@ fn validate_daemon(
         if let Some(u) = v {
             match reqwest::Url::parse(u.get_ref()) {
                 Ok(_) => *slot = Some(u.get_ref().trim_end_matches('/').to_string()),
-                Err(e) => cx.error(u.span(), format!("daemon.{field}: {e}")),
+                Err(e) => cx.error(u.span(), format!("daemon.{field}: {}", url_error(&e))),
             }
         }
     }
@@ -1556,7 +1556,7 @@ fn http_spec(
             return None;
         }
         Err(e) => {
-            cx.error(url_v.span(), format!("{p}url {:?}: {e}", url_v.get_ref()));
+            cx.error(url_v.span(), format!("{p}url {:?}: {}", url_v.get_ref(), url_error(&e)));
             return None;
         }
     };
@@ -1730,7 +1730,7 @@ fn sms_spec(
     }
     let url = required(cx, &t.url, t, p, "url")?;
     if let Err(e) = reqwest::Url::parse(&url.get_ref().replace(['{', '}'], "")) {
-        cx.error(url.span(), format!("{p}url: {e}"));
+        cx.error(url.span(), format!("{p}url: {}", url_error(&e)));
     }
     let to = required(cx, &t.to, t, p, "to")?.get_ref().clone();
     let from = t.from.as_ref().map(|f| f.get_ref().clone()).unwrap_or_default();
@@ -1961,6 +1961,17 @@ fn dns_spec(cx: &mut Cx<'_>, t: &RawTarget, p: &str) -> Option<ProbeSpec> {
     })))
 }
 
+/// A URL parser's error, with the form expected when the scheme is missing (the parser says only
+/// "relative URL without a base").
+fn url_error(e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    if text == "relative URL without a base" {
+        format!("{text}: expected an absolute URL with its scheme, such as \"https://example.vn/path\"")
+    } else {
+        text
+    }
+}
+
 fn validate_smtp(cx: &mut Cx<'_>, s: &RawSmtp, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Smtp {
     let tls = match s.tls.as_ref().map(|t| (t.get_ref().as_str(), t.span())) {
         None | Some(("starttls", _)) => SmtpTls::Starttls,
@@ -2055,7 +2066,7 @@ fn validate_postal(
         if !o.track_url.get_ref().contains("{tracking}") {
             cx.error(o.track_url.span(), format!("{pre}track_url must contain {{tracking}}"));
         } else if let Err(e) = reqwest::Url::parse(&o.track_url.get_ref().replace("{tracking}", "X")) {
-            cx.error(o.track_url.span(), format!("{pre}track_url: {e}"));
+            cx.error(o.track_url.span(), format!("{pre}track_url: {}", url_error(&e)));
         }
         if !o.status_pointer.get_ref().is_empty() && !o.status_pointer.get_ref().starts_with('/') {
             cx.error(o.status_pointer.span(), format!("{pre}status_pointer must start with '/' (RFC 6901)"));
