@@ -631,7 +631,8 @@ async fn reload(
     }
     let new = Arc::new(new);
     config_tx.send_replace(new.clone());
-    let applied = scheduler.apply(&new).await;
+    let mut applied = scheduler.apply(&new).await;
+    applied.other = changed_beyond_targets(&old, &new, smtp_changed);
     metrics.config_reload_success.set(1);
     metrics.config_reload_timestamp.set(unix_now());
     tracing::info!(
@@ -639,7 +640,45 @@ async fn reload(
         removed = applied.removed.len(),
         changed = applied.changed.len(),
         unchanged = applied.unchanged,
+        other = %applied.other.join("; "),
         "config reloaded"
     );
     Ok(applied)
+}
+
+/// The sections other than targets that a reload changed, by name.
+fn changed_beyond_targets(old: &Config, new: &Config, smtp_changed: bool) -> Vec<String> {
+    fn named<T: std::fmt::Debug>(what: &str, old: &[T], new: &[T], name: impl Fn(&T) -> String, out: &mut Vec<String>) {
+        let find = |list: &[T], n: &str| list.iter().find(|x| name(x) == n).map(|x| format!("{x:?}"));
+        for x in new {
+            match find(old, &name(x)) {
+                None => out.push(format!("{what} {:?} added", name(x))),
+                Some(before) if before != format!("{x:?}") => out.push(format!("{what} {:?} changed", name(x))),
+                Some(_) => {}
+            }
+        }
+        for x in old.iter().filter(|x| find(new, &name(x)).is_none()) {
+            out.push(format!("{what} {:?} removed", name(x)));
+        }
+    }
+    let mut out = Vec::new();
+    named("period", &old.periods, &new.periods, |p| p.name.clone(), &mut out);
+    // Maintenance windows need not have a name: the start tells them apart.
+    let window = |m: &crate::config::Maintenance| m.name.clone().unwrap_or_else(|| m.start.to_rfc3339());
+    named("maintenance", &old.maintenance, &new.maintenance, window, &mut out);
+    named("group", &old.groups, &new.groups, |g| g.name.clone(), &mut out);
+    named("contact", &old.contacts, &new.contacts, |c| c.name.clone(), &mut out);
+    if format!("{:?}", old.defaults) != format!("{:?}", new.defaults) {
+        out.push("[defaults] changed".into());
+    }
+    if format!("{:?}", old.postal) != format!("{:?}", new.postal) {
+        out.push("[postal] changed".into());
+    }
+    if smtp_changed {
+        out.push("[smtp] changed (takes effect at the next restart)".into());
+    }
+    if old.daemon.listen != new.daemon.listen || old.daemon.state_dir != new.daemon.state_dir {
+        out.push("daemon.listen or daemon.state_dir changed (takes effect at the next restart)".into());
+    }
+    out
 }

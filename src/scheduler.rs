@@ -213,6 +213,9 @@ pub struct Applied {
     pub removed: Vec<String>,
     pub changed: Vec<String>,
     pub unchanged: usize,
+    /// What changed beyond the targets: `period "exam-day-1" added`, `maintenance "x" changed`,
+    /// `contact "noc" removed`, `[smtp] changed (takes effect at the next restart)`…
+    pub other: Vec<String>,
 }
 
 impl Scheduler {

@@ -174,6 +174,17 @@ fn reload_applies_good_configs_and_keeps_the_old_one_on_errors() {
     assert_eq!(v["added"], serde_json::json!(["smsc-down-renamed"]));
     assert_eq!(v["removed"], serde_json::json!(["smsc-down"]));
     assert_eq!(v["unchanged"], 3);
+    assert_eq!(v["other"], serde_json::json!([]), "nothing but targets changed: {body}");
+    // A change elsewhere is said too, by name.
+    std::fs::write(
+        &d.config,
+        written(&format!("{good}\n[[contact]]\nname = \"ops\"\nemails = [\"ops@example.vn\"]\n")),
+    )
+    .expect("write");
+    let (code, body) = blocking_request("POST", &d.url("/-/reload"), Some(TOKEN), None).expect("answer");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["other"], serde_json::json!(["contact \"ops\" added"]), "{body}");
     d.wait_until("renamed target probed, old series gone", Duration::from_secs(10), || {
         let m = d.metrics();
         sample(&m, "thongsuot_probe_success", &[("target", "smsc-down-renamed")]).is_some()
