@@ -688,14 +688,39 @@ struct AckLink {
     sig: String,
 }
 
-fn ack_page(status: StatusCode, vi: &str, en: &str) -> Response {
-    let body = format!(
+/// The acknowledgement pages' frame: the status page's look, no external assets.
+fn ack_frame(inner: &str) -> String {
+    format!(
         "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>thongsuot</title></head><body style=\"font-family:sans-serif;margin:2em\"><h1>{}</h1><p>{}</p></body></html>",
-        esc(vi),
-        esc(en)
-    );
-    (status, Html(body)).into_response()
+         <title>thongsuot</title><style>body{{font-family:system-ui,sans-serif;margin:0;background:#f6f8fa;color:#1f2328}}\
+         main{{max-width:40em;margin:2em auto;background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:1.5em 2em}}\
+         h1{{font-size:1.4em;margin-top:0}}.who{{font-size:1.1em;font-weight:600}}.small{{color:#656d76;font-size:.9em}}\
+         button{{font-size:1.1em;padding:.5em 1.5em;border-radius:6px;border:1px solid #1a7f37;background:#1f883d;color:#fff;cursor:pointer}}\
+         </style></head><body><main>{inner}</main></body></html>"
+    )
+}
+
+fn ack_page(status: StatusCode, vi: &str, en: &str) -> Response {
+    (status, Html(ack_frame(&format!("<h1>{}</h1><p>{}</p>", esc(vi), esc(en))))).into_response()
+}
+
+/// What an incident is about, for the acknowledgement page: target, group, since when, state.
+fn incident_line(i: &crate::notify::db::IncidentRow, tz: chrono_tz::Tz) -> String {
+    let state = match i.closed_ms {
+        Some(c) => {
+            format!("đã khôi phục lúc {} / resolved at {}", crate::text::local_ms(c, tz), crate::text::local_ms(c, tz))
+        }
+        None => "đang diễn ra / ongoing".to_string(),
+    };
+    format!(
+        "<p class=\"who\">{} — {}</p><p>{} · {} {} · {}</p>",
+        esc(&i.target),
+        esc(&i.group),
+        esc(i.kind.as_str()),
+        "từ / since",
+        crate::text::local_ms(i.since_ms, tz),
+        esc(&state)
+    )
 }
 
 /// The signed link from an e-mail opens a confirmation page: a GET changes nothing, so mail
@@ -709,15 +734,20 @@ async fn ack_by_link(
     if let Err(why) = s.ack_key.verify(id, q.expires, &q.sig, now) {
         return ack_page(StatusCode::FORBIDDEN, "Liên kết không hợp lệ hoặc đã hết hạn.", why);
     }
-    let body = format!(
-        "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>thongsuot</title></head><body style=\"font-family:sans-serif;margin:2em\">\
-         <h1>Xác nhận tiếp nhận sự cố #{id}?</h1><p>Acknowledge incident #{id}? Reminders and escalation stop; you are still told when it is resolved.</p>\
-         <form method=\"post\" action=\"?expires={}&amp;sig={}\"><button type=\"submit\" style=\"font-size:1.2em;padding:.5em 1.5em\">Xác nhận / Acknowledge</button></form></body></html>",
+    let tz = s.config.borrow().daemon.timezone;
+    let about = match crate::notify::outbox::with_db(&s.incidents, move |d| d.incident(id)).await {
+        Some(Ok(Some(i))) => incident_line(&i, tz),
+        Some(Ok(None)) => return ack_page(StatusCode::NOT_FOUND, "Không tìm thấy sự cố.", "No such incident."),
+        _ => String::new(),
+    };
+    let inner = format!(
+        "<h1>Xác nhận tiếp nhận sự cố #{id}?</h1>{about}<p class=\"small\">Acknowledge incident #{id}? Reminders and escalation stop; \
+         you are still told when it is resolved. / Nhắc lại và báo cáo cấp trên dừng; khi khôi phục vẫn có thông báo.</p>\
+         <form method=\"post\" action=\"?expires={}&amp;sig={}\"><button type=\"submit\">Xác nhận / Acknowledge</button></form>",
         q.expires,
         esc(&q.sig)
     );
-    Html(body).into_response()
+    Html(ack_frame(&inner)).into_response()
 }
 
 /// POST: with a valid signed link (the confirmation page's button) or with the bearer token.

@@ -116,6 +116,9 @@ fn breach_and_resolved_reach_the_smtp_server_in_both_languages() {
     let (code, page) = blocking_request("GET", link, None, None).expect("ack page");
     assert_eq!(code, 200, "{page}");
     assert!(page.contains("<form method=\"post\"") && !page.contains("Đã xác nhận tiếp nhận sự cố #"), "{page}");
+    // It says which target the incident is about, and looks like the status page.
+    assert!(page.contains("vnpt-dns — vnpt") && page.contains("đang diễn ra / ongoing"), "{page}");
+    assert!(page.contains("<style>"), "unstyled: {page}");
     let listed = d.get("/api/v1/incidents").expect("incidents");
     assert!(listed.contains("\"acked_ms\":null"), "GET must not acknowledge: {listed}");
     let (code, page) = blocking_request("POST", link, None, None).expect("ack post");
