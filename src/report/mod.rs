@@ -44,6 +44,18 @@ pub struct GroupReport {
     pub targets: Vec<TargetReport>,
 }
 
+/// A `[[maintenance]]` window as a report states it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceRow {
+    pub name: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub count_in_sla: bool,
+    /// Empty both: every target.
+    pub groups: Vec<String>,
+    pub targets: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// Period name, or `custom` / `last-24h`.
@@ -65,6 +77,10 @@ pub struct Report {
     pub kpis: Vec<kpi::Kpi>,
     /// The newest ledger entry when the report was built (`thongsuot verify` checks the ledger).
     pub ledger: Option<crate::store::chain::Head>,
+    /// Maintenance windows overlapping the window (those with `count_in_sla = false` are left out
+    /// of observed time).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<MaintenanceRow>,
     /// Targets left out of `groups[].targets` because nothing happened to them (see
     /// [`Report::omit_clean_targets`]); their groups' figures still count them.
     #[serde(skip_serializing_if = "is_zero")]
@@ -277,8 +293,22 @@ pub fn build(
         generated_at: now,
         vantage: config.daemon.vantage.clone(),
         timezone: config.daemon.timezone.to_string(),
-        observed: observed_all.spans().to_vec(),
+        // Within the window (the runs read from before it serve whole outage lengths only).
+        observed: observed_all.clip(window).spans().to_vec(),
         groups,
+        maintenance: config
+            .maintenance
+            .iter()
+            .filter(|m| m.start.timestamp_millis() < window.end && m.end.timestamp_millis() > window.start)
+            .map(|m| MaintenanceRow {
+                name: m.name.clone(),
+                start: m.start,
+                end: m.end,
+                count_in_sla: m.count_in_sla,
+                groups: m.groups.clone(),
+                targets: m.targets.clone(),
+            })
+            .collect(),
         total,
         postal,
         kpis: kpi::build(config, store.kpi_events(window)?),

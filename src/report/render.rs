@@ -70,6 +70,8 @@ struct Words {
     coverage_note: &'static str,
     /// (label, "entry", how to check)
     ledger: (&'static str, &'static str, &'static str),
+    /// Title, "left out of observed time", "counted in the SLA", "all targets".
+    maintenance: (&'static str, &'static str, &'static str, &'static str),
 }
 
 const EN: Words = Words {
@@ -107,6 +109,7 @@ const EN: Words = Words {
     removed: "no longer configured",
     coverage_note: "Availability is computed over observed time; coverage is the share of the period the monitor was running.",
     ledger: ("Ledger", "built from entry", "check with `thongsuot verify`"),
+    maintenance: ("Maintenance windows", "left out of observed time", "counted in the SLA", "all targets"),
 };
 
 const VI: Words = Words {
@@ -144,6 +147,7 @@ const VI: Words = Words {
     removed: "không còn trong cấu hình",
     coverage_note: "Tỷ lệ sẵn sàng tính trên thời gian được giám sát; thời gian giám sát là tỷ lệ thời gian của giai đoạn mà hệ thống giám sát hoạt động.",
     ledger: ("Sổ ghi chống sửa đổi", "lập từ mục", "kiểm tra bằng `thongsuot verify`"),
+    maintenance: ("Các đợt bảo trì", "không tính vào thời gian giám sát", "có tính vào SLA", "mọi điểm kiểm tra"),
 };
 
 fn words(lang: Language) -> &'static Words {
@@ -237,6 +241,41 @@ fn columns(rows: &[Vec<String>], left: usize) -> String {
     out
 }
 
+/// Each maintenance window of the report on one line: name, span, what it covers, and whether
+/// it counts.
+fn maintenance_lines(r: &Report, w: &Words, tz: Tz) -> Vec<String> {
+    r.maintenance
+        .iter()
+        .map(|m| {
+            let covers: Vec<&str> = m.groups.iter().chain(m.targets.iter()).map(String::as_str).collect();
+            format!(
+                "{}{} → {} ({}; {})",
+                m.name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default(),
+                local_t(m.start, tz),
+                local_t(m.end, tz),
+                if covers.is_empty() { w.maintenance.3.to_string() } else { covers.join(", ") },
+                if m.count_in_sla { w.maintenance.2 } else { w.maintenance.1 }
+            )
+        })
+        .collect()
+}
+
+/// `a` `b` in (already escaped) HTML text as <code> elements: the words are written once, with
+/// Markdown's backticks, for every format.
+fn code_spans(html: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in html.split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str("<code>");
+            out.push_str(part);
+            out.push_str("</code>");
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 fn pct(x: Option<f64>) -> String {
     match x {
         Some(v) if v >= 0.999_999_5 => "100 %".to_string(),
@@ -319,6 +358,12 @@ fn text(r: &Report, w: &Words, tz: Tz) -> String {
     o.push_str(&columns(&rows, 3));
     if !any {
         let _ = writeln!(o, "  {}", w.none);
+    }
+    if !r.maintenance.is_empty() {
+        let _ = writeln!(o, "\n{}:", w.maintenance.0);
+        for m in maintenance_lines(r, w, tz) {
+            let _ = writeln!(o, "  {m}");
+        }
     }
     let _ = writeln!(o, "\n{}", w.coverage_note);
     if let Some(h) = &r.ledger {
@@ -450,11 +495,13 @@ fn timeline(r: &Report, g: &GroupReport, w: &Words, tz: Tz) -> String {
     for (i, t) in g.targets.iter().enumerate() {
         let y = i as f64 * row_h;
         let _ = write!(s, "<text x=\"0\" y=\"{}\">{}</text>", y + 13.0, esc(&t.name));
-        // Unobserved background, observed in green on top.
+        // Unobserved background up to now (what has not happened yet is left blank), observed in
+        // green on top.
         let _ = write!(
             s,
-            "<rect x=\"{label_w}\" y=\"{}\" width=\"{width}\" height=\"{}\" fill=\"#d0d7de\"/>",
+            "<rect x=\"{label_w}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" fill=\"#d0d7de\"/>",
             y + 2.0,
+            x(r.generated_at.timestamp_millis().min(r.to.timestamp_millis())) - label_w,
             row_h - 4.0
         );
         for o in &r.observed {
@@ -474,7 +521,7 @@ fn timeline(r: &Report, g: &GroupReport, w: &Words, tz: Tz) -> String {
                 "<rect x=\"{:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" fill=\"#d4a72c\"><title>{} {}</title></rect>",
                 x(d.start),
                 y + 2.0,
-                (x(end) - x(d.start)).max(1.0),
+                (x(end) - x(d.start)).max(3.0),
                 row_h - 4.0,
                 esc(w.legend_degraded),
                 local(d.start, tz)
@@ -487,7 +534,8 @@ fn timeline(r: &Report, g: &GroupReport, w: &Words, tz: Tz) -> String {
                 "<rect x=\"{:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" fill=\"#cf222e\"><title>{} {} → {} {}</title></rect>",
                 x(o.start),
                 y + 2.0,
-                (x(end) - x(o.start)).max(1.0),
+                // A one-minute outage in a month is a fact, not a hairline.
+                (x(end) - x(o.start)).max(3.0),
                 row_h - 4.0,
                 esc(w.legend_down),
                 local(o.start, tz),
@@ -654,6 +702,13 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
     if let Some(p) = &r.postal {
         o.push_str(&super::postal::html(p, lang, tz, r.generated_at.timestamp_millis()));
     }
+    if !r.maintenance.is_empty() {
+        let _ = write!(o, "<h2>{}</h2><ul>", esc(w.maintenance.0));
+        for m in maintenance_lines(r, w, tz) {
+            let _ = write!(o, "<li>{}</li>", esc(&m));
+        }
+        o.push_str("</ul>");
+    }
     let _ = write!(o, "<p><small>{}</small></p>", esc(w.coverage_note));
     if let Some(h) = &r.ledger {
         let _ = write!(
@@ -663,7 +718,7 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
             esc(w.ledger.1),
             h.seq,
             esc(&h.hash),
-            esc(w.ledger.2)
+            code_spans(&esc(w.ledger.2))
         );
     }
     o.push_str("</body></html>");
@@ -672,7 +727,13 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{columns, dur};
+    use super::{code_spans, columns, dur};
+
+    #[test]
+    fn backticks_become_code_in_html() {
+        assert_eq!(code_spans("check with `thongsuot verify`"), "check with <code>thongsuot verify</code>");
+        assert_eq!(code_spans("none"), "none");
+    }
 
     #[test]
     fn columns_align_by_characters_whatever_the_header() {

@@ -377,6 +377,38 @@ address = "127.0.0.1:{down2}"
     let status: Value = serde_json::from_str(&d.get("/api/v1/status").expect("status")).expect("json");
     let t = status["targets"].as_array().and_then(|t| t.iter().find(|t| t["name"] == "ping")).expect("ping");
     assert!(t["rtt_seconds"].as_f64().is_some_and(|r| r > 0.0 && r < 0.5), "{t}");
+
+    // The HTML report over the hour before and after now: the maintenance window is stated, the
+    // future is left blank (not painted as unobserved), and the command is code, not backticks.
+    let (from, to) = (chrono::Utc::now() - chrono::Duration::hours(1), chrono::Utc::now() + chrono::Duration::hours(1));
+    let out = d.command(&[
+        "report",
+        "--format",
+        "html",
+        "--lang",
+        "en",
+        "--from",
+        &from.to_rfc3339(),
+        "--to",
+        &to.to_rfc3339(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        html.contains("<h2>Maintenance windows</h2>") && html.contains("router work: "),
+        "no maintenance in the report"
+    );
+    assert!(html.contains("(in-works; left out of observed time)"), "what the window covers");
+    assert!(html.contains("<code>thongsuot verify</code>") && !html.contains("`thongsuot verify`"), "backticks");
+    // The unobserved background of a row stops at now: about half of the 640 px of the window.
+    let gray = html
+        .split("fill=\"#d0d7de\"")
+        .next()
+        .and_then(|h| h.rsplit("width=\"").next())
+        .and_then(|w| w.split('"').next())
+        .and_then(|w| w.parse::<f64>().ok())
+        .expect("the background of a row");
+    assert!(gray > 250.0 && gray < 400.0, "the future is painted as unobserved: {gray} px of 640");
     assert!(d.stop().success());
 }
 
