@@ -367,7 +367,15 @@ pub fn status_body(p: &PageInput<'_>) -> String {
         for t in members.into_iter().take(listed) {
             let (cls, word) = state_word(t, w, maint(t));
             let since = t.since.map(|s| format!("{} {}", w.since, local(s, tz))).unwrap_or_default();
-            let latency = latency_text(t, w);
+            let mut latency = latency_text(t, w);
+            // A target down says why in the list: the NOC reads the list before any page.
+            if let (Some(false), Some(reason)) = (t.last_ok, t.last_failure_reason) {
+                let word = match p.lang {
+                    Language::Vi => crate::text::reason_vi(reason).unwrap_or(reason),
+                    Language::En => reason,
+                };
+                latency = format!("{latency} · {word}");
+            }
             let _ = write!(
                 o,
                 "<div class=\"t\" data-target=\"{name}\"><a href=\"targets/{name}?lang={l}{sfx}\">{name}</a><span class=\"st {cls}\">{word}</span><span class=\"small\">{since} · {latency}</span>",

@@ -437,6 +437,12 @@ fn markdown(r: &Report, w: &Words, tz: Tz) -> String {
             }
         }
     }
+    if !r.maintenance.is_empty() {
+        let _ = writeln!(o, "\n### {}\n", w.maintenance.0);
+        for m in maintenance_lines(r, w, tz) {
+            let _ = writeln!(o, "- {m}");
+        }
+    }
     let _ = writeln!(o, "\n_{}_", w.coverage_note);
     if let Some(h) = &r.ledger {
         let _ = writeln!(o, "\n{}: {} #{} `{}` ({})", w.ledger.0, w.ledger.1, h.seq, h.hash, w.ledger.2);

@@ -366,7 +366,7 @@ address = "127.0.0.1:{down2}"
     assert!(ping.contains("round trip ") && ping.contains(" ms") && ping.contains("loss 0 %"), "{ping}");
     assert!(!ping.contains("last probe"), "ICMP shows the probe's duration: {ping}");
     assert!(row("in-works").contains(">maintenance<"), "{}", row("in-works"));
-    assert!(row("broken").contains(">DOWN<"), "{}", row("broken"));
+    assert!(row("broken").contains(">DOWN<") && row("broken").contains("· refused"), "{}", row("broken"));
     assert!(page.contains("1 target down<"), "the banner counts the target under maintenance");
     assert!(page.contains("1 in maintenance (not counted)"), "no maintenance line in the banner");
     // The target page says what is probed and how, and the round trip for ICMP.
@@ -400,6 +400,18 @@ address = "127.0.0.1:{down2}"
     );
     assert!(html.contains("(in-works; left out of observed time)"), "what the window covers");
     assert!(html.contains("<code>thongsuot verify</code>") && !html.contains("`thongsuot verify`"), "backticks");
+    let md = d.command(&[
+        "report",
+        "--format",
+        "md",
+        "--lang",
+        "en",
+        "--from",
+        &from.to_rfc3339(),
+        "--to",
+        &to.to_rfc3339(),
+    ]);
+    assert!(String::from_utf8_lossy(&md.stdout).contains("### Maintenance windows\n\n- router work: "), "Markdown");
     // The unobserved background of a row stops at now: about half of the 640 px of the window.
     let gray = html
         .split("fill=\"#d0d7de\"")
