@@ -954,10 +954,11 @@ async fn monitor_fault(
     let downtime = carried.sm.unobserved(at);
     shared.metrics.observe_state(tm, None, downtime, false);
     // A bind error names the destination; the operator needs the local address that is gone.
-    let why = match target.binding.source {
-        Some(src) if !detail.contains(&src.to_string()) => format!("{fault}: {detail} (probing from {src})"),
-        _ => format!("{fault}: {detail}"),
+    let detail = match target.binding.source {
+        Some(src) if !detail.contains(&src.to_string()) => format!("{detail} (probing from {src})"),
+        _ => detail,
     };
+    let why = format!("{fault}: {detail}");
     let since = *carried.fault_since.get_or_insert(at);
     let name = {
         let mut s = carried.status.lock().unwrap_or_else(|p| p.into_inner());
@@ -980,13 +981,7 @@ async fn monitor_fault(
         reason: Some(fault.to_string()),
         detail: Some(detail.clone()),
     });
-    let ev = Event::MonitorFault {
-        target: target.name.clone(),
-        group: target.group.clone(),
-        since: at,
-        fault,
-        detail: why.strip_prefix(&format!("{fault}: ")).unwrap_or(&why).to_string(),
-    };
+    let ev = Event::MonitorFault { target: target.name.clone(), group: target.group.clone(), since: at, fault, detail };
     if shared.events.send(ev).await.is_err() {
         shared.metrics.events_dropped.inc();
     }

@@ -110,11 +110,13 @@ pub fn recipients(
             names.extend(p.notify.iter().map(String::as_str));
         }
     }
+    by_language(config.contacts.iter().filter(|c| names.contains(&c.name.as_str()) && severity >= c.min_severity))
+}
+
+/// The addresses of `contacts` by language, each address once per language.
+pub fn by_language<'a>(contacts: impl Iterator<Item = &'a crate::config::Contact>) -> Vec<(Language, Vec<String>)> {
     let mut by_lang: BTreeMap<u8, (Language, Vec<String>)> = BTreeMap::new();
-    for c in config.contacts.iter().filter(|c| names.contains(&c.name.as_str())) {
-        if severity < c.min_severity {
-            continue;
-        }
+    for c in contacts {
         let entry = by_lang.entry(c.language as u8).or_insert_with(|| (c.language, Vec::new()));
         for e in &c.emails {
             if !entry.1.contains(e) {
@@ -123,6 +125,26 @@ pub fn recipients(
         }
     }
     by_lang.into_values().filter(|(_, v)| !v.is_empty()).collect()
+}
+
+/// One e-mail per address (a refused address cannot hold back the others).
+fn per_address(
+    kind: &'static str,
+    incident_opened_ms: Option<i64>,
+    addresses: Vec<String>,
+    (subject, text, html): (String, String, String),
+) -> Vec<Outgoing> {
+    addresses
+        .into_iter()
+        .map(|address| Outgoing {
+            kind,
+            incident_opened_ms,
+            recipients: vec![address],
+            subject: subject.clone(),
+            text: text.clone(),
+            html: html.clone(),
+        })
+        .collect()
 }
 
 impl Notifier {
@@ -478,18 +500,8 @@ impl Notifier {
         }
         let at = now_ms();
         for (lang, addresses) in to {
-            let (subject, text, html) = monitor::render(&notices, &config.daemon.vantage, config.daemon.timezone, lang);
-            let mails: Vec<Outgoing> = addresses
-                .into_iter()
-                .map(|address| Outgoing {
-                    kind: "monitor",
-                    incident_opened_ms: None,
-                    recipients: vec![address],
-                    subject: subject.clone(),
-                    text: text.clone(),
-                    html: html.clone(),
-                })
-                .collect();
+            let rendered = monitor::render(&notices, &config.daemon.vantage, config.daemon.timezone, lang);
+            let mails = per_address("monitor", None, addresses, rendered);
             let queued = with_db(&self.db, move |d| mails.iter().try_for_each(|m| d.enqueue(m, at).map(|_| ()))).await;
             if let Some(Err(e)) = queued {
                 tracing::error!("cannot queue the monitor e-mail: {e}");
@@ -662,22 +674,8 @@ impl Notifier {
         let opened = rows.iter().map(|r| r.opened_ms).min();
         let mut out = Vec::new();
         for (lang, addresses) in to {
-            let (subject, text, html) = render::render(kind, &items, &cx, lang);
-            // One e-mail per address: a refused address cannot hold back the others.
-            let mails: Vec<Outgoing> = addresses
-                .into_iter()
-                .map(|address| Outgoing {
-                    kind: kind.as_str(),
-                    incident_opened_ms: matches!(kind, MailKind::Breach | MailKind::FollowUp)
-                        .then_some(opened)
-                        .flatten(),
-                    recipients: vec![address],
-                    subject: subject.clone(),
-                    text: text.clone(),
-                    html: html.clone(),
-                })
-                .collect();
-            out.extend(mails);
+            let opened = matches!(kind, MailKind::Breach | MailKind::FollowUp).then_some(opened).flatten();
+            out.extend(per_address(kind.as_str(), opened, addresses, render::render(kind, &items, &cx, lang)));
         }
         out
     }

@@ -2,7 +2,6 @@
 //! panic), for whoever runs it (`daemon.monitor_contacts`), never the carriers' contacts. One
 //! e-mail gathers what happened since the notifier's last tick.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono_tz::Tz;
@@ -24,16 +23,7 @@ pub struct Notice {
 
 /// The monitor contacts' addresses, by language.
 pub fn recipients(config: &Config) -> Vec<(Language, Vec<String>)> {
-    let mut by_lang: BTreeMap<u8, (Language, Vec<String>)> = BTreeMap::new();
-    for c in config.contacts.iter().filter(|c| config.daemon.monitor_contacts.contains(&c.name)) {
-        let entry = by_lang.entry(c.language as u8).or_insert_with(|| (c.language, Vec::new()));
-        for e in &c.emails {
-            if !entry.1.contains(e) {
-                entry.1.push(e.clone());
-            }
-        }
-    }
-    by_lang.into_values().filter(|(_, v)| !v.is_empty()).collect()
+    super::by_language(config.contacts.iter().filter(|c| config.daemon.monitor_contacts.contains(&c.name)))
 }
 
 struct Words {

@@ -88,10 +88,14 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        // A group leader's pgid is its pid; for any other child there is no such group and
-        // this does nothing.
-        let pgid = format!("-{}", self.0.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &pgid]).stderr(Stdio::null()).status();
+        let pid = self.0.id() as libc::pid_t;
+        // SAFETY: plain syscalls on our own child, not reaped yet (so its pid is still ours).
+        // A group leader (Proc::group) takes its whole group with it.
+        unsafe {
+            if libc::getpgid(pid) == pid {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
