@@ -18,6 +18,31 @@ pub fn local_ms(ms: i64, tz: Tz) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms).map(|t| local(t, tz)).unwrap_or_default()
 }
 
+/// `1h 02m 03s`, `4m 10s`, `12s`, `0s`; sub-second precision below a minute.
+pub fn dur(ms: i64) -> String {
+    let s = ms / 1000;
+    if s >= 3600 {
+        format!("{}h {:02}m {:02}s", s / 3600, (s % 3600) / 60, s % 60)
+    } else if s >= 60 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else if ms < 10_000 && ms % 1000 != 0 {
+        // Short outages keep a decimal; from 10 s on, whole seconds (rounded).
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}s", (ms + 500) / 1000)
+    }
+}
+
+/// An outage's length as every page and e-mail states it: the time it was observed down, and
+/// the part nobody observed (the daemon not running, a monitor fault) beside it, never in it.
+pub fn outage_length(observed_ms: i64, unobserved_ms: i64, not_observed: &str) -> String {
+    if unobserved_ms > 0 {
+        format!("{} (+ {} {not_observed})", dur(observed_ms), dur(unobserved_ms))
+    } else {
+        dur(observed_ms)
+    }
+}
+
 /// A failure reason (the stable label of metrics and the API) in Vietnamese words, for readers
 /// of Vietnamese e-mails and pages; the label itself stays beside it for the NOC.
 pub fn reason_vi(label: &str) -> Option<&'static str> {

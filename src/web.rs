@@ -580,7 +580,7 @@ pub fn target_body(p: &PageInput<'_>, t: &TargetStatus) -> String {
                     .end
                     .and_then(DateTime::<Utc>::from_timestamp_millis)
                     .map_or_else(|| w.ongoing.to_string(), |x| local(x, tz));
-                let len = crate::report::render::outage_length(row, w.not_observed);
+                let len = crate::text::outage_length(row.observed_ms, row.unobserved_ms, w.not_observed);
                 let _ = write!(
                     o,
                     "<tr><td>{start}</td><td>{end}</td><td>{}</td><td>{}</td></tr>",

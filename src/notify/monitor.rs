@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use chrono_tz::Tz;
 
 use crate::config::{Config, Language};
-use crate::report::render::dur;
+use crate::text::dur;
 use crate::text::{esc, local_ms};
 
 /// One target's fault, begun (`until_ms` None) or over.

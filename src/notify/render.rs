@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::config::Language;
-use crate::report::render::dur;
+use crate::text::dur;
 use crate::text::{esc, local_ms as full};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -509,7 +509,7 @@ pub fn summary(
             .find(|r| r.start == i.since_ms);
         let state = match (i.closed_ms, vi, row) {
             (Some(_), _, Some(r)) => {
-                crate::report::render::outage_length(r, if vi { "không giám sát" } else { "not observed" })
+                crate::text::outage_length(r.observed_ms, r.unobserved_ms, if vi { "không giám sát" } else { "not observed" })
             }
             (Some(c), _, None) => dur(c - i.since_ms),
             (None, true, _) => "chưa khắc phục".to_string(),

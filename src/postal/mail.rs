@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 
 use super::{Consignment, SlaState, Warning};
 use crate::config::Language;
-use crate::report::render::dur;
+use crate::text::dur;
 use crate::text::{esc, local_ms};
 
 /// What an e-mail says about one consignment.

@@ -7,7 +7,6 @@
 pub mod dns;
 pub mod heartbeat;
 pub mod http;
-mod http1;
 pub mod icmp;
 pub mod postal;
 pub mod sip;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::config::{Config, Language};
 use crate::postal::mail::state_word;
 use crate::postal::{Consignment, SlaState};
-use crate::report::render::dur;
+use crate::text::dur;
 use crate::sla::spans::Span;
 use crate::text::{esc, local_ms};
 

@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use super::{GroupReport, Report};
 use crate::config::Language;
 use crate::sla::ledger::Figures;
-use crate::text::{esc, local as local_t, local_ms as local};
+use crate::text::{dur, esc, local as local_t, local_ms as local, outage_length};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -185,31 +185,6 @@ pub fn render(report: &Report, format: Format, lang: Language, tz: Tz) -> String
     }
 }
 
-/// `1h 02m 03s`, `4m 10s`, `12s`, `0s`; sub-second precision below a minute.
-pub fn dur(ms: i64) -> String {
-    let s = ms / 1000;
-    if s >= 3600 {
-        format!("{}h {:02}m {:02}s", s / 3600, (s % 3600) / 60, s % 60)
-    } else if s >= 60 {
-        format!("{}m {:02}s", s / 60, s % 60)
-    } else if ms < 10_000 && ms % 1000 != 0 {
-        // Short outages keep a decimal; from 10 s on, whole seconds (rounded).
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{}s", (ms + 500) / 1000)
-    }
-}
-
-/// An outage's length as every page and e-mail states it: the time it was observed down, and
-/// the part nobody observed (the daemon not running, a monitor fault) beside it, never in it.
-pub fn outage_length(row: &crate::sla::ledger::OutageRow, not_observed: &str) -> String {
-    if row.unobserved_ms > 0 {
-        format!("{} (+ {} {not_observed})", dur(row.observed_ms), dur(row.unobserved_ms))
-    } else {
-        dur(row.observed_ms)
-    }
-}
-
 /// Rows as aligned text columns, each as wide as its widest cell in characters (Vietnamese
 /// headers are longer than fixed widths allowed); the first `left` columns are aligned left, the
 /// others right, and the last left, unpadded.
@@ -348,7 +323,7 @@ fn text(r: &Report, w: &Words, tz: Tz) -> String {
                     format!("  {}", t.name),
                     format!("{}  →", local(row.start, tz)),
                     end,
-                    outage_length(row, w.legend_unobserved),
+                    outage_length(row.observed_ms, row.unobserved_ms, w.legend_unobserved),
                     row.reason.clone().unwrap_or_default(),
                 ]);
             }
@@ -424,7 +399,7 @@ fn markdown(r: &Report, w: &Words, tz: Tz) -> String {
         for t in &g.targets {
             for row in &t.figures.outage_rows {
                 let end = row.end.map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
-                let len = outage_length(row, w.legend_unobserved);
+                let len = outage_length(row.observed_ms, row.unobserved_ms, w.legend_unobserved);
                 let _ = writeln!(
                     o,
                     "| {} | {} | {} | {} | {} |",
@@ -688,7 +663,7 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
             );
             for (t, row) in rows {
                 let end = row.end.map_or_else(|| w.ongoing.to_string(), |e| local(e, tz));
-                let len = outage_length(row, w.legend_unobserved);
+                let len = outage_length(row.observed_ms, row.unobserved_ms, w.legend_unobserved);
                 let _ = write!(
                     o,
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -733,7 +708,8 @@ fn html(r: &Report, w: &Words, lang: Language, tz: Tz) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{code_spans, columns, dur};
+    use super::{code_spans, columns};
+    use crate::text::dur;
 
     #[test]
     fn backticks_become_code_in_html() {

@@ -1,7 +1,7 @@
 //! Plain `http://` probes on hyper's connection API: our own TCP connect, one HTTP/1.1
 //! request on it, `Connection: close`, the body read up to its bound. Without reqwest's
-//! client (its pool, connector stack and per-request task) a probe costs about a third less
-//! CPU, and every probe is still a fresh connection. Redirects are followed here while they
+//! client (its pool, connector stack and per-request task) a probe costs less CPU, and every
+//! probe is still a fresh connection. Redirects are followed here while they
 //! stay on `http://`; one to another scheme is handed back to reqwest.
 
 use std::io;
@@ -16,8 +16,8 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::http::HttpSpec;
-use super::{Binding, Failure, FailureKind, Outcome, Phase, resolve_one};
+use super::HttpSpec;
+use crate::probe::{Binding, Failure, FailureKind, Outcome, Phase, resolve_one};
 
 /// As many redirects as reqwest's `Policy::limited(10)`.
 const MAX_REDIRECTS: usize = 10;
@@ -129,7 +129,7 @@ async fn once(
     // `[::1]` in a URL, `::1` to the resolver.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addr = resolve_one(bare, port, binding).await?;
-    let stream = super::tcp::connect(addr, binding).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+    let stream = crate::probe::tcp::connect(addr, binding).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
     // Closed with a reset if the server has not closed first: no TIME_WAIT left behind.
     let _ = stream.set_zero_linger();
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()

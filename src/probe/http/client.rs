@@ -1,55 +1,13 @@
-//! HTTP(S) with reqwest: status, body and JSON checks on a fresh connection per probe, with a
-//! bounded body read.
+//! The reqwest side of HTTP probes: one shared client per set of connection settings, no
+//! pooling (every probe measures a fresh connect), a bounded body read; and the shared client
+//! of API calls (tracking APIs, SMS gateways).
 
 use std::error::Error as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use regex::Regex;
-use reqwest::Method;
-use reqwest::header::{HeaderName, HeaderValue};
-
-use super::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline};
-
-#[derive(Debug, Clone)]
-pub struct HttpSpec {
-    pub url: reqwest::Url,
-    pub method: Method,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Option<String>,
-    /// Empty means any 2xx.
-    pub expect_status: Vec<u16>,
-    pub body_contains: Option<String>,
-    pub body_regex: Option<Regex>,
-    pub json_pointer: Option<String>,
-    pub json_equals: Option<serde_json::Value>,
-    /// Latency above which the target counts as congested (SLA engine, sliding window).
-    pub max_latency: Option<Duration>,
-    pub tls_verify: bool,
-    pub ca_file: Option<PathBuf>,
-    pub follow_redirects: bool,
-    /// A body larger than this fails the probe (`too_large`) and is not read further.
-    pub max_body_bytes: usize,
-}
-
-impl PartialEq for HttpSpec {
-    fn eq(&self, o: &Self) -> bool {
-        self.url == o.url
-            && self.method == o.method
-            && self.headers == o.headers
-            && self.body == o.body
-            && self.expect_status == o.expect_status
-            && self.body_contains == o.body_contains
-            && self.body_regex.as_ref().map(Regex::as_str) == o.body_regex.as_ref().map(Regex::as_str)
-            && self.json_pointer == o.json_pointer
-            && self.json_equals == o.json_equals
-            && self.max_latency == o.max_latency
-            && self.tls_verify == o.tls_verify
-            && self.ca_file == o.ca_file
-            && self.follow_redirects == o.follow_redirects
-            && self.max_body_bytes == o.max_body_bytes
-    }
-}
+use super::{HttpSpec, check, plain};
+use crate::probe::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline};
 
 /// The settings that make two HTTP targets need different clients. Targets that agree share
 /// one client (a client costs about 100 KB and a TLS root store); the timeout is per request.
@@ -58,7 +16,7 @@ struct ClientKey {
     tls_verify: bool,
     ca_file: Option<PathBuf>,
     /// The version of `ca_file` the client was built from: a changed file makes a new client.
-    ca_stamp: Option<super::FileStamp>,
+    ca_stamp: Option<crate::probe::FileStamp>,
     binding: Binding,
     follow_redirects: bool,
 }
@@ -72,7 +30,7 @@ pub struct HttpClients {
 
 pub struct PreparedHttp {
     client: reqwest::Client,
-    /// For `http://` URLs, probed without the client (see [`super::http1`]).
+    /// For `http://` URLs, probed without the client (see [`super::plain`]).
     binding: Binding,
 }
 
@@ -80,7 +38,7 @@ pub fn prepare(spec: &HttpSpec, binding: &Binding, clients: &HttpClients) -> Res
     let key = ClientKey {
         tls_verify: spec.tls_verify,
         ca_file: spec.ca_file.clone(),
-        ca_stamp: spec.ca_file.as_deref().and_then(super::file_stamp),
+        ca_stamp: spec.ca_file.as_deref().and_then(crate::probe::file_stamp),
         binding: binding.clone(),
         follow_redirects: spec.follow_redirects,
     };
@@ -167,9 +125,9 @@ async fn exchange(
     timeout: Duration,
 ) -> Result<(), Failure> {
     let (url, method, body) = if spec.url.scheme() == "http" {
-        match super::http1::exchange(spec, &p.binding, out, start).await? {
-            super::http1::Ended::Response { status, body } => return check(spec, status, &body),
-            super::http1::Ended::Handover { url, method, body } => (url, method, body),
+        match plain::exchange(spec, &p.binding, out, start).await? {
+            plain::Ended::Response { status, body } => return check(spec, status, &body),
+            plain::Ended::Handover { url, method, body } => (url, method, body),
         }
     } else {
         (spec.url.clone(), spec.method.clone(), spec.body.clone())
@@ -187,7 +145,7 @@ async fn exchange(
     let t = Instant::now();
     let status = resp.status().as_u16();
     if let Some(info) = resp.extensions().get::<reqwest::tls::TlsInfo>() {
-        out.cert_expiry = info.peer_certificate().and_then(super::tls::not_after);
+        out.cert_expiry = info.peer_certificate().and_then(crate::probe::tls::not_after);
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(classify)? {
@@ -198,68 +156,6 @@ async fn exchange(
     }
     out.phases.set(Phase::Transfer, t.elapsed());
     check(spec, status, &body)
-}
-
-/// The content checks, pure so they can be tested and fuzzed without a server.
-pub fn check(spec: &HttpSpec, status: u16, body: &[u8]) -> Result<(), Failure> {
-    let status_ok =
-        if spec.expect_status.is_empty() { (200..300).contains(&status) } else { spec.expect_status.contains(&status) };
-    if !status_ok {
-        let expected =
-            if spec.expect_status.is_empty() { "2xx".to_string() } else { format!("{:?}", spec.expect_status) };
-        return Err(Failure::new(FailureKind::Status, format!("status {status}, expected {expected}")));
-    }
-    if spec.body_contains.is_none() && spec.body_regex.is_none() && spec.json_pointer.is_none() {
-        return Ok(());
-    }
-    let text = String::from_utf8_lossy(body);
-    if let Some(needle) = &spec.body_contains
-        && !text.contains(needle.as_str())
-    {
-        return Err(Failure::new(FailureKind::Body, format!("body does not contain {needle:?}")));
-    }
-    if let Some(re) = &spec.body_regex
-        && !re.is_match(&text)
-    {
-        return Err(Failure::new(FailureKind::Body, format!("body does not match /{}/", re.as_str())));
-    }
-    if let Some(pointer) = &spec.json_pointer {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| Failure::new(FailureKind::Body, format!("body is not JSON: {e}")))?;
-        let found = value
-            .pointer(pointer)
-            .ok_or_else(|| Failure::new(FailureKind::Body, format!("JSON has nothing at {pointer}")))?;
-        if let Some(want) = &spec.json_equals
-            && !json_matches(found, want)
-        {
-            return Err(Failure::new(
-                FailureKind::Body,
-                format!("JSON {pointer} is {}, expected {want}", truncate(&found.to_string(), 80)),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Equal values, or a scalar equal to the wanted string (`"200"` matches `200`).
-fn json_matches(found: &serde_json::Value, want: &serde_json::Value) -> bool {
-    use serde_json::Value as V;
-    if found == want {
-        return true;
-    }
-    match (found, want) {
-        (V::Number(n), V::String(s)) => n.to_string() == *s,
-        (V::Bool(b), V::String(s)) => b.to_string() == *s,
-        (V::Number(a), V::Number(b)) => a.as_f64() == b.as_f64(),
-        _ => false,
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 /// Maps a reqwest error to a bounded kind by walking its source chain.
