@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::notify::ack::AckKey;
-use crate::notify::db::NotifyDb;
+use crate::store::notices::NotifyDb;
 use crate::notify::outbox::Transport;
 use crate::probe::{ProbeSpec, Probers};
 use crate::scheduler::{Scheduler, Shared};
@@ -313,7 +313,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     // Postal consignments: always running, idle without a [postal] section (a reload may add one).
     let tracker = crate::postal::tracker::Tracker::new(
         config_rx.clone(),
-        crate::postal::db::PostalDb::open(&store_path)?,
+        crate::store::consignments::PostalDb::open(&store_path)?,
         postal_health,
         metrics.clone(),
         outbox_wake.clone(),

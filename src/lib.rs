@@ -6,6 +6,7 @@
 pub mod config;
 pub mod daemon;
 pub mod metrics;
+pub mod model;
 pub mod notify;
 pub mod openapi;
 pub mod postal;

@@ -32,7 +32,7 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     pub notify: crate::notify::NotifyHandle,
     pub ack_key: Arc<crate::notify::ack::AckKey>,
-    pub incidents: Arc<std::sync::Mutex<crate::notify::db::NotifyDb>>,
+    pub incidents: Arc<std::sync::Mutex<crate::store::notices::NotifyDb>>,
     pub heartbeats: Arc<crate::probe::heartbeat::Heartbeats>,
     pub sla: crate::daemon::SlaCache,
     pub store_path: std::path::PathBuf,
@@ -299,7 +299,7 @@ type PageData = (
     Arc<Config>,
     Vec<crate::status::TargetStatus>,
     Arc<Vec<crate::report::Report>>,
-    Vec<crate::notify::db::IncidentRow>,
+    Vec<crate::model::notice::IncidentRow>,
 );
 
 /// `&token=…` for the links and refresh of a page opened with `?token=`.
@@ -705,7 +705,7 @@ fn ack_page(status: StatusCode, vi: &str, en: &str) -> Response {
 }
 
 /// What an incident is about, for the acknowledgement page: target, group, since when, state.
-fn incident_line(i: &crate::notify::db::IncidentRow, tz: chrono_tz::Tz) -> String {
+fn incident_line(i: &crate::model::notice::IncidentRow, tz: chrono_tz::Tz) -> String {
     let state = match i.closed_ms {
         Some(c) => {
             format!("đã khôi phục lúc {} / resolved at {}", crate::text::local_ms(c, tz), crate::text::local_ms(c, tz))

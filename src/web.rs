@@ -8,7 +8,7 @@ use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Config, Language};
-use crate::notify::db::IncidentRow;
+use crate::model::notice::IncidentRow;
 use crate::report::{Report, TargetReport};
 use crate::sla::spans::{Span, SpanSet};
 use crate::status::TargetStatus;

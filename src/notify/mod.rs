@@ -9,7 +9,6 @@
 //! outbox before anything tries to send it.
 
 pub mod ack;
-pub mod db;
 pub mod monitor;
 pub mod outbox;
 pub mod plan;
@@ -26,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Group, Language, Severity};
 use crate::scheduler::Event;
 use ack::AckKey;
-use db::{IncidentKind, IncidentRow, NotifyDb, Outgoing};
+use crate::store::notices::{IncidentKind, IncidentRow, NotifyDb, Outgoing};
 use outbox::with_db;
 use render::{Context, Item, MailKind};
 

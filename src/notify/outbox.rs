@@ -14,7 +14,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
-use super::db::{NotifyDb, OutboxRow};
+use crate::store::notices::{NotifyDb, OutboxRow};
 use crate::config::{Smtp, SmtpTls};
 use crate::metrics::Metrics;
 

@@ -438,7 +438,7 @@ pub fn render(kind: MailKind, items: &[Item], cx: &Context, lang: Language) -> (
 /// The daily summary: the day's availability per group, its incidents, what is still open.
 pub fn summary(
     report: &crate::report::Report,
-    incidents: &[super::db::IncidentRow],
+    incidents: &[crate::model::notice::IncidentRow],
     lang: Language,
     tz: Tz,
 ) -> (String, String, String) {
@@ -504,7 +504,7 @@ pub fn summary(
             .groups
             .iter()
             .flat_map(|g| g.targets.iter())
-            .filter(|t| t.name == i.target && i.kind == super::db::IncidentKind::Outage)
+            .filter(|t| t.name == i.target && i.kind == crate::model::notice::IncidentKind::Outage)
             .flat_map(|t| t.figures.outage_rows.iter())
             .find(|r| r.start == i.since_ms);
         let state = match (i.closed_ms, vi, row) {

@@ -13,13 +13,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::adapter::{self, MAX_BODY, Parsed};
-use super::db::PostalDb;
+use crate::store::consignments::PostalDb;
 use super::intake::{self, Registration};
 use super::mail::{self, News};
 use super::{Consignment, SlaState, TrackEvent, Tracking, Warning};
 use crate::config::{Config, Language, PostalOperator, Severity};
 use crate::metrics::Metrics;
-use crate::notify::db::Outgoing;
+use crate::model::notice::Outgoing;
 use crate::probe::postal::ApiHealth;
 use crate::probe::{Failure, FailureKind};
 

@@ -4,6 +4,8 @@
 //! transactions, off the probe path; reads open their own connection.
 
 pub mod chain;
+pub mod consignments;
+pub mod notices;
 pub(crate) mod schema;
 pub mod writer;
 
@@ -222,8 +224,8 @@ impl Store {
     }
 
     /// Every registered consignment (reports re-evaluate their states).
-    pub fn consignments(&self) -> Result<Vec<crate::postal::Consignment>, StoreError> {
-        crate::postal::db::read_all(&self.conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
+    pub fn consignments(&self) -> Result<Vec<crate::model::postal::Consignment>, StoreError> {
+        consignments::read_all(&self.conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
     }
 
     /// The daemon's runs overlapping `window`: when it was observing.

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Consignment, SlaState, TrackEvent, Tracking, Warning};
-use crate::notify::db::{Outgoing, enqueue_on};
-use crate::store::StoreError;
+use super::StoreError;
+use super::notices::{Outgoing, enqueue_on};
+use crate::model::postal::{Consignment, SlaState, TrackEvent, Tracking, Warning};
 
 /// What an evaluation stores of a consignment: tracking, state, warning, the news last told and
 /// when (ms).
