@@ -14,12 +14,11 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::notify::ack::AckKey;
-use crate::store::notices::NotifyDb;
 use crate::notify::outbox::Transport;
 use crate::probe::{ProbeSpec, Probers};
 use crate::scheduler::{Scheduler, Shared};
-use crate::server::{AppState, ReloadRequest};
 use crate::status::Board;
+use crate::store::notices::NotifyDb;
 use crate::store::{Op, Store, StoreHandle};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +97,46 @@ async fn watch_load(metrics: Arc<Metrics>, health: Arc<SelfHealth>) {
 }
 
 /// The latest SLA reports (every started period and the last 24 h), for the status page and API.
+/// A request to re-read the config file; the answer says what changed or why it was refused.
+pub struct ReloadRequest {
+    pub reply: Option<oneshot::Sender<Result<crate::scheduler::Applied, Vec<String>>>>,
+}
+
+/// What the HTTP layer serves: the daemon's running parts, shared.
+pub struct Handles {
+    pub metrics: Arc<Metrics>,
+    /// Every target's state now (the status pages and the API read it).
+    pub board: Arc<Board>,
+    /// The config in force; a reload replaces it.
+    pub config: watch::Receiver<Arc<Config>>,
+    /// Asks the daemon to re-read the config file.
+    pub reload: mpsc::Sender<ReloadRequest>,
+    /// False while starting and stopping (`/readyz` answers 503).
+    pub ready: Arc<AtomicBool>,
+    /// Commands to the notifier (acknowledgements).
+    pub notify: crate::notify::NotifyHandle,
+    /// Signs and checks the acknowledgement links of e-mails.
+    pub ack_key: Arc<AckKey>,
+    /// Incidents and the outbox (read-only use here: pages, API, `/readyz`).
+    pub incidents: Arc<std::sync::Mutex<NotifyDb>>,
+    /// Pushes of heartbeat targets.
+    pub heartbeats: Arc<crate::probe::heartbeat::Heartbeats>,
+    /// The SLA figures of the periods in force, refreshed by the SLA task.
+    pub sla: SlaCache,
+    /// The store file, opened read-only for reports.
+    pub store_path: std::path::PathBuf,
+    /// When this run started (ms): reports count the time since as observed.
+    pub run_started: i64,
+    pub postal: Arc<crate::postal::tracker::Tracker>,
+    pub health: Arc<SelfHealth>,
+    /// Test messages waiting for their delivery report or arrival.
+    pub sms: Arc<crate::probe::sms::SmsHub>,
+}
+
+/// Builds the HTTP service over the handles (`thongsuot::http::router`): passed in, so that
+/// the daemon does not depend on the HTTP layer that depends on it.
+pub type App = fn(Handles) -> axum::Router;
+
 pub type SlaCache = Arc<std::sync::RwLock<Arc<Vec<crate::report::Report>>>>;
 
 /// How often the daemon records that it is alive: the most observed time a crash can lose.
@@ -202,15 +241,15 @@ fn create_state_dir(path: &std::path::Path) -> Result<(), DaemonError> {
 }
 
 /// Runs the daemon until `control.shutdown` is cancelled.
-pub async fn run(config: Config, mut control: Control) -> Result<(), DaemonError> {
+pub async fn run(config: Config, mut control: Control, app: App) -> Result<(), DaemonError> {
     let listener = TcpListener::bind(config.daemon.listen)
         .await
         .map_err(|source| DaemonError::Listen { addr: config.daemon.listen, source })?;
-    run_on(config, listener, &mut control).await
+    run_on(config, listener, &mut control, app).await
 }
 
 /// As [`run`], on a listener the caller bound (tests bind `127.0.0.1:0`).
-pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control) -> Result<(), DaemonError> {
+pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control, app: App) -> Result<(), DaemonError> {
     crate::tls::ensure_crypto_provider();
     create_state_dir(&config.daemon.state_dir)?;
     check_icmp(&config).map_err(DaemonError::Icmp)?;
@@ -322,7 +361,7 @@ pub async fn run_on(config: Config, listener: TcpListener, control: &mut Control
     let tracker_task = tokio::spawn(tracker.clone().run(tracker_stop.clone()));
 
     let ready = Arc::new(AtomicBool::new(true));
-    let app = crate::server::router(AppState {
+    let app = app(Handles {
         metrics: metrics.clone(),
         board,
         config: config_rx,

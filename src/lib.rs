@@ -5,20 +5,18 @@
 
 pub mod config;
 pub mod daemon;
+pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod notify;
-pub mod openapi;
 pub mod postal;
 pub mod probe;
 pub mod report;
 pub mod rules;
 pub mod scheduler;
 pub mod sdnotify;
-pub mod server;
 pub mod sla;
 pub mod status;
 pub mod store;
 pub mod text;
 pub mod tls;
-pub mod web;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use thongsuot::config::{Config, ConfigError};
+use thongsuot::daemon::ReloadRequest;
 use thongsuot::daemon::{self, Control, DaemonError};
-use thongsuot::server::ReloadRequest;
 
 /// Watches telecom carriers and postal operators against the exam-season promises.
 #[derive(Parser)]
@@ -493,7 +493,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     let result = rt.block_on(async move {
         let control = Control::new();
         spawn_signal_handlers(&control)?;
-        daemon::run(config, control).await.map_err(anyhow::Error::from)
+        daemon::run(config, control, thongsuot::http::router).await.map_err(anyhow::Error::from)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

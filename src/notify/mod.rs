@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Group, Language, Severity};
 use crate::scheduler::Event;
-use ack::AckKey;
 use crate::store::notices::{IncidentKind, IncidentRow, NotifyDb, Outgoing};
+use ack::AckKey;
 use outbox::with_db;
 use render::{Context, Item, MailKind};
 

@@ -14,9 +14,9 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::notices::{NotifyDb, OutboxRow};
 use crate::config::{Smtp, SmtpTls};
 use crate::metrics::Metrics;
+use crate::store::notices::{NotifyDb, OutboxRow};
 
 pub enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),

@@ -508,9 +508,11 @@ pub fn summary(
             .flat_map(|t| t.figures.outage_rows.iter())
             .find(|r| r.start == i.since_ms);
         let state = match (i.closed_ms, vi, row) {
-            (Some(_), _, Some(r)) => {
-                crate::text::outage_length(r.observed_ms, r.unobserved_ms, if vi { "không giám sát" } else { "not observed" })
-            }
+            (Some(_), _, Some(r)) => crate::text::outage_length(
+                r.observed_ms,
+                r.unobserved_ms,
+                if vi { "không giám sát" } else { "not observed" },
+            ),
             (Some(c), _, None) => dur(c - i.since_ms),
             (None, true, _) => "chưa khắc phục".to_string(),
             (None, false, _) => "still open".to_string(),

@@ -6,7 +6,7 @@
 //! become e-mails ([`mail`]), metrics and a section of the report.
 
 pub mod adapter;
-pub mod api;
+
 pub mod deadline;
 pub mod intake;
 pub mod mail;

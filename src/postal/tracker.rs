@@ -13,7 +13,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::adapter::{self, MAX_BODY, Parsed};
-use crate::store::consignments::PostalDb;
 use super::intake::{self, Registration};
 use super::mail::{self, News};
 use super::{Consignment, SlaState, TrackEvent, Tracking, Warning};
@@ -22,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::model::notice::Outgoing;
 use crate::probe::postal::ApiHealth;
 use crate::probe::{Failure, FailureKind};
+use crate::store::consignments::PostalDb;
 
 /// How often the CSV file's size and modification time are checked.
 const CSV_CHECK: Duration = Duration::from_secs(5);

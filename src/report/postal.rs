@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::config::{Config, Language};
 use crate::postal::mail::state_word;
 use crate::postal::{Consignment, SlaState};
-use crate::text::dur;
 use crate::sla::spans::Span;
+use crate::text::dur;
 use crate::text::{esc, local_ms};
 
 #[derive(Debug, Clone, Default, Serialize)]

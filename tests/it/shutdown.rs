@@ -99,8 +99,9 @@ timeout = "15s"
     let took = asked.elapsed();
     let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
     assert!(status.success(), "{status:?}\n{log}");
-    // 3 s of grace, and a generous second for a busy machine (each stage had its own 3 s before).
-    assert!(took < Duration::from_millis(4500), "shutdown took {took:?} with a 3 s grace:\n{log}");
+    // 3 s of grace and 2.5 s for a busy machine: each of the two stages that overrun had its own
+    // 3 s before, which took at least 6 s.
+    assert!(took < Duration::from_millis(5500), "shutdown took {took:?} with a 3 s grace:\n{log}");
     assert!(log.contains("shutdown: probes were still running"), "the hung probe is not named:\n{log}");
     assert!(log.contains("shutdown: the e-mail sender did not finish"), "the hung sender is not named:\n{log}");
 }

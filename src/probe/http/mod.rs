@@ -14,8 +14,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 use super::{Failure, FailureKind};
 
-pub use client::{ApiClient, HttpClients, PreparedHttp, prepare, probe};
 pub(crate) use client::classify;
+pub use client::{ApiClient, HttpClients, PreparedHttp, prepare, probe};
 
 #[derive(Debug, Clone)]
 pub struct HttpSpec {

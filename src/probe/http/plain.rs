@@ -129,7 +129,8 @@ async fn once(
     // `[::1]` in a URL, `::1` to the resolver.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addr = resolve_one(bare, port, binding).await?;
-    let stream = crate::probe::tcp::connect(addr, binding).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+    let stream =
+        crate::probe::tcp::connect(addr, binding).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
     // Closed with a reset if the server has not closed first: no TIME_WAIT left behind.
     let _ = stream.set_zero_linger();
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()

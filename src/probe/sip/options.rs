@@ -123,8 +123,9 @@ async fn exchange(spec: &SipSpec, binding: &Binding, out: &mut Outcome, start: I
         }
         SipTransport::Tcp => {
             let t = Instant::now();
-            let mut stream =
-                crate::probe::tcp::connect(addr, binding).await.map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
+            let mut stream = crate::probe::tcp::connect(addr, binding)
+                .await
+                .map_err(|e| Failure::io(&format!("connect {addr}"), &e))?;
             out.phases.set(Phase::Connect, t.elapsed());
             let local = stream.local_addr().map_err(|e| Failure::io("local address", &e))?;
             let msg = request(spec, local, &call_id, &branch, &tag);

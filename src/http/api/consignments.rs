@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use super::intake::Registration;
-use super::{Consignment, SlaState};
-use crate::server::{AppState, authorized, readable};
+use crate::http::{AppState, authorized, readable};
+use crate::postal::intake::Registration;
+use crate::postal::{Consignment, SlaState};
 
 /// Bodies of the consignment endpoints may be this large (registering many at once).
 pub const MAX_BODY: usize = 8 << 20;
@@ -146,7 +146,7 @@ pub async fn register(State(s): State<AppState>, headers: HeaderMap, body: Bytes
         v @ Value::Object(_) => vec![v],
         _ => return (StatusCode::BAD_REQUEST, "expected a JSON object or an array of objects\n").into_response(),
     };
-    if values.len() > super::intake::MAX_ROWS {
+    if values.len() > crate::postal::intake::MAX_ROWS {
         return (StatusCode::PAYLOAD_TOO_LARGE, "too many consignments in one call\n").into_response();
     }
     let mut regs = Vec::new();
