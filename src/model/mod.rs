@@ -2,5 +2,6 @@
 //! an incident, a queued e-mail. No I/O and no policy here, so that the store can own all SQL
 //! without reaching up into the postal tracker or the notifier.
 
+pub mod event;
 pub mod notice;
 pub mod postal;

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Group, Language, Severity};
-use crate::scheduler::Event;
+use crate::model::event::Event;
 use crate::store::notices::{IncidentKind, IncidentRow, NotifyDb, Outgoing};
 use ack::AckKey;
 use outbox::with_db;

@@ -9,6 +9,7 @@ mod email;
 mod faults;
 mod fuzz_smoke;
 mod lab;
+mod layout;
 mod ledger;
 mod load;
 mod postal;
