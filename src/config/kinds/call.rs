@@ -1,8 +1,7 @@
 //! `kind = "call"`: a test call (INVITE, hold, BYE). Its keys and their checks (the call must be
 //! held and hung up within the probe's timeout).
 
-use std::time::Duration;
-
+use crate::config::builtin;
 use crate::config::diagnostics::Cx;
 use crate::config::raw::RawTarget;
 use crate::probe::ProbeSpec;
@@ -20,7 +19,7 @@ pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<Prob
         let hostport = hostport.rsplit_once('@').map_or(hostport, |(_, h)| h);
         match host_port(hostport) {
             Some(hp) => Some(hp),
-            None if !hostport.is_empty() && !hostport.contains(':') => Some((hostport.to_string(), 5060)),
+            None if !hostport.is_empty() && !hostport.contains(':') => Some((hostport.to_string(), builtin::SIP_PORT)),
             None => None,
         }
     });
@@ -39,7 +38,7 @@ pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<Prob
             format!("{p}test calls support transport = \"udp\" only in this version, not {:?}", tr.get_ref()),
         );
     }
-    let hold = cx.duration(&t.hold, &format!("{p}hold: ")).unwrap_or(Duration::from_secs(2));
+    let hold = cx.duration(&t.hold, &format!("{p}hold: ")).unwrap_or(builtin::CALL_HOLD);
     if hold >= timeout {
         let span = t.hold.as_ref().map_or_else(|| t.kind.span(), |h| h.span());
         cx.error(

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::config::builtin;
 use crate::config::diagnostics::Cx;
 use crate::config::raw::RawTarget;
 use crate::probe::ProbeSpec;
@@ -21,7 +22,7 @@ pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<Prob
     let server = match server_v.get_ref().parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => match server_v.get_ref().parse::<IpAddr>() {
-            Ok(ip) => Some(SocketAddr::new(ip, 53)),
+            Ok(ip) => Some(SocketAddr::new(ip, builtin::DNS_PORT)),
             Err(_) => {
                 cx.error(
                     server_v.span(),

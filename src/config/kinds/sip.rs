@@ -1,5 +1,6 @@
 //! `kind = "sip"`: an OPTIONS request to a SIP server. Its keys and their checks.
 
+use crate::config::builtin;
 use crate::config::diagnostics::Cx;
 use crate::config::raw::RawTarget;
 use crate::probe::ProbeSpec;
@@ -13,7 +14,7 @@ pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<Prob
     let addr = required(cx, &t.address, t, p, "address")?;
     let (host, port) = match host_port(addr.get_ref()) {
         Some(hp) => hp,
-        None if !addr.get_ref().contains(':') => (addr.get_ref().clone(), 5060),
+        None if !addr.get_ref().contains(':') => (addr.get_ref().clone(), builtin::SIP_PORT),
         None => {
             cx.error(
                 addr.span(),

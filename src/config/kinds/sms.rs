@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::config::builtin;
 use crate::config::diagnostics::Cx;
 use crate::config::raw::RawTarget;
 use crate::config::validate::url_error;
@@ -72,7 +73,7 @@ pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<Prob
             format!("{p}delivery reports come back to daemon.public_url: set it (or confirm_by = \"inbound\")"),
         );
     }
-    let deadline = cx.duration(&t.deadline, &format!("{p}deadline: ")).unwrap_or(Duration::from_secs(60));
+    let deadline = cx.duration(&t.deadline, &format!("{p}deadline: ")).unwrap_or(builtin::SMS_DEADLINE);
     let method = match &t.method {
         None => reqwest::Method::GET,
         Some(m) => reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()).unwrap_or_else(|_| {
@@ -122,7 +123,8 @@ pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<Prob
 /// fit in the shortest interval; and the schedule must stay within the daily cap.
 fn schedule(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>, deadline: Duration) {
     let (p, shortest, source) = (k.p, k.shortest, k.shortest_source);
-    let needed = deadline + Duration::from_secs(15);
+    let needed = deadline + builtin::SMS_SUBMIT;
+    let submit = crate::probe::fmt_duration(builtin::SMS_SUBMIT);
     match k.explicit_timeout {
         None => k.timeout = needed,
         Some(to) if to < needed => {
@@ -130,7 +132,7 @@ fn schedule(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>, deadline: Dura
             cx.error(
                 span,
                 format!(
-                    "{p}timeout ({}) must be at least deadline + 15s ({}): the probe submits, then waits for the confirmation",
+                    "{p}timeout ({}) must be at least deadline + {submit} ({}): the probe submits, then waits for the confirmation",
                     crate::probe::fmt_duration(to),
                     crate::probe::fmt_duration(needed)
                 ),
@@ -139,7 +141,7 @@ fn schedule(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>, deadline: Dura
         Some(_) => {}
     }
     // Messages cost money: the schedule must stay within the daily cap.
-    let cap = cx.count(&t.daily_cap, &format!("{p}daily_cap: "), 1, 100_000).unwrap_or(300);
+    let cap = cx.count(&t.daily_cap, &format!("{p}daily_cap: "), 1, 100_000).unwrap_or(builtin::SMS_DAILY_CAP);
     let per_day = 86_400 / shortest.as_secs().max(1);
     if per_day > u64::from(cap) {
         cx.error(
@@ -154,7 +156,7 @@ fn schedule(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>, deadline: Dura
         cx.error(
             t.deadline.as_ref().map_or_else(|| t.kind.span(), |d| d.span()),
             format!(
-                "{p}deadline + 15s ({}) is longer than {source} ({}): give the target a longer `interval` (test messages cost money: minutes)",
+                "{p}deadline + {submit} ({}) is longer than {source} ({}): give the target a longer `interval` (test messages cost money: minutes)",
                 crate::probe::fmt_duration(k.timeout),
                 crate::probe::fmt_duration(shortest)
             ),

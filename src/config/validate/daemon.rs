@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use super::{language, resolve_path, url_error};
 use crate::config::builtin;
 use crate::config::diagnostics::Cx;
-use crate::config::model::{Daemon, Defaults, Language};
+use crate::config::model::{Daemon, Defaults};
 use crate::config::raw::{RawDaemon, RawDefaults};
 
 pub fn daemon(cx: &mut Cx<'_>, d: Option<&RawDaemon>, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Daemon {
@@ -20,13 +20,13 @@ pub fn daemon(cx: &mut Cx<'_>, d: Option<&RawDaemon>, base: &Path, env: &dyn Fn(
         vantage: default_vantage(),
         api_token_env: None,
         api_token: None,
-        timezone: chrono_tz::Asia::Ho_Chi_Minh,
+        timezone: builtin::TZ,
         public_url: None,
         grafana_url: None,
-        public_status: true,
-        language: Language::Vi,
+        public_status: builtin::PUBLIC_STATUS,
+        language: builtin::LANGUAGE,
         max_in_flight: builtin::MAX_IN_FLIGHT,
-        per_target_histograms: true,
+        per_target_histograms: builtin::PER_TARGET_HISTOGRAMS,
         shard: None,
         shutdown_grace: builtin::SHUTDOWN_GRACE,
         monitor_contacts: Vec::new(),
@@ -84,7 +84,7 @@ pub fn daemon(cx: &mut Cx<'_>, d: Option<&RawDaemon>, base: &Path, env: &dyn Fn(
     if let Some(b) = &d.public_status {
         out.public_status = *b.get_ref();
     }
-    out.language = language(cx, &d.language, Language::Vi, "daemon.");
+    out.language = language(cx, &d.language, builtin::LANGUAGE, "daemon.");
     if let Some(n) = cx.count(&d.max_in_flight, "daemon.max_in_flight: ", 1, 1_000_000) {
         out.max_in_flight = n as usize;
     }

@@ -100,7 +100,9 @@ pub fn postal(
                 cx.error(v.span(), format!("{pre}{key} must start with '/' (RFC 6901)"));
             }
         }
-        let batch_size = cx.count(&o.batch_size, &format!("{pre}batch_size: "), 1, 1000).map_or(1, |n| n as usize);
+        let batch_size = cx
+            .count(&o.batch_size, &format!("{pre}batch_size: "), 1, 1000)
+            .map_or(builtin::POSTAL_BATCH_SIZE, |n| n as usize);
         if batch_size > 1 && o.items_pointer.is_none() {
             cx.error(
                 o.name.span(),
@@ -111,12 +113,15 @@ pub fn postal(
             group: o.group.as_ref().map_or_else(|| name.clone(), |g| g.get_ref().clone()),
             api_target: format!("{name}-tracking-api"),
             batch_size,
-            batch_separator: o.batch_separator.as_ref().map_or_else(|| ",".into(), |s| s.get_ref().clone()),
+            batch_separator: o
+                .batch_separator
+                .as_ref()
+                .map_or_else(|| builtin::POSTAL_BATCH_SEPARATOR.into(), |s| s.get_ref().clone()),
             items_pointer: o.items_pointer.as_ref().map(|s| s.get_ref().clone()),
             item_tracking_pointer: o
                 .item_tracking_pointer
                 .as_ref()
-                .map_or_else(|| "/tracking".into(), |s| s.get_ref().clone()),
+                .map_or_else(|| builtin::POSTAL_ITEM_TRACKING_POINTER.into(), |s| s.get_ref().clone()),
             track_url: o.track_url.get_ref().clone(),
             method,
             headers,
@@ -124,16 +129,24 @@ pub fn postal(
             timeout: cx.duration(&o.timeout, &format!("{pre}timeout: ")).unwrap_or(builtin::POSTAL_TIMEOUT),
             status_pointer: o.status_pointer.get_ref().clone(),
             events_pointer: o.events_pointer.as_ref().map(|e| e.get_ref().clone()),
-            event_status_field: o.event_status_field.as_ref().map_or_else(|| "status".into(), |s| s.get_ref().clone()),
-            event_time_field: o.event_time_field.as_ref().map_or_else(|| "time".into(), |s| s.get_ref().clone()),
+            event_status_field: o
+                .event_status_field
+                .as_ref()
+                .map_or_else(|| builtin::POSTAL_EVENT_STATUS_FIELD.into(), |s| s.get_ref().clone()),
+            event_time_field: o
+                .event_time_field
+                .as_ref()
+                .map_or_else(|| builtin::POSTAL_EVENT_TIME_FIELD.into(), |s| s.get_ref().clone()),
             event_location_field: o
                 .event_location_field
                 .as_ref()
-                .map_or_else(|| "location".into(), |s| s.get_ref().clone()),
+                .map_or_else(|| builtin::POSTAL_EVENT_LOCATION_FIELD.into(), |s| s.get_ref().clone()),
             status_map,
             standard_days,
             rate_limit,
-            concurrency: cx.count(&o.concurrency, &format!("{pre}concurrency: "), 1, 1000).map_or(4, |n| n as usize),
+            concurrency: cx
+                .count(&o.concurrency, &format!("{pre}concurrency: "), 1, 1000)
+                .map_or(builtin::POSTAL_CONCURRENCY, |n| n as usize),
             webhook_secret: cx.secret(&o.webhook_secret_env, env, &pre),
             name,
         });
@@ -143,7 +156,7 @@ pub fn postal(
         stale_after: cx.duration(&p.stale_after, "postal.stale_after: ").unwrap_or(builtin::STALE_AFTER),
         at_risk_before: cx.duration(&p.at_risk_before, "postal.at_risk_before: ").unwrap_or(builtin::AT_RISK_BEFORE),
         weekend: match &p.weekend {
-            None => vec![chrono::Weekday::Sat, chrono::Weekday::Sun],
+            None => builtin::WEEKEND.to_vec(),
             Some(w) => w
                 .get_ref()
                 .iter()

@@ -21,12 +21,12 @@ pub fn smtp(cx: &mut Cx<'_>, s: &RawSmtp, base: &Path, env: &dyn Fn(&str) -> Opt
         }
     };
     let default_port = match tls {
-        SmtpTls::None => 25,
-        SmtpTls::Starttls => 587,
-        SmtpTls::Tls => 465,
+        SmtpTls::None => builtin::SMTP_PORT_PLAIN,
+        SmtpTls::Starttls => builtin::SMTP_PORT_STARTTLS,
+        SmtpTls::Tls => builtin::SMTP_PORT_TLS,
     };
     let port = cx.count(&s.port, "smtp.port: ", 1, 65535).map_or(default_port, |p| p as u16);
-    if s.tls.is_none() && port != 587 {
+    if s.tls.is_none() && port != builtin::SMTP_PORT_STARTTLS {
         // A local relay or catcher on 25, 1025, 2525 usually offers no STARTTLS: without this
         // the first e-mail fails only when an outage happens.
         cx.warn(
