@@ -3,6 +3,7 @@
 use crate::config::builtin;
 use crate::config::diagnostics::Cx;
 use crate::config::raw::RawTarget;
+use crate::config::validate::request::request;
 use crate::config::validate::url_error;
 use crate::probe::ProbeSpec;
 use crate::probe::http::HttpSpec;
@@ -41,44 +42,7 @@ pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<Prob
             return None;
         }
     };
-    let method = match &t.method {
-        None => reqwest::Method::GET,
-        Some(m) => match reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()) {
-            Ok(m) => m,
-            Err(_) => {
-                cx.error(m.span(), format!("{p}invalid HTTP method {:?}", m.get_ref()));
-                reqwest::Method::GET
-            }
-        },
-    };
-    let mut headers = Vec::new();
-    if let Some(h) = &t.headers {
-        for (k, v) in h.get_ref() {
-            match (reqwest::header::HeaderName::from_bytes(k.as_bytes()), reqwest::header::HeaderValue::from_str(v)) {
-                (Ok(k), Ok(v)) => headers.push((k, v)),
-                _ => cx.error(h.span(), format!("{p}invalid header {k:?}: {v:?}")),
-            }
-        }
-    }
-    if let Some(h) = &t.headers_env {
-        for (k, var) in h.get_ref() {
-            let value = env(var).filter(|v| !v.is_empty());
-            match (reqwest::header::HeaderName::from_bytes(k.as_bytes()), value) {
-                (Ok(name), Some(v)) => match reqwest::header::HeaderValue::from_str(&v) {
-                    Ok(mut v) => {
-                        v.set_sensitive(true);
-                        headers.push((name, v));
-                    }
-                    Err(_) => {
-                        cx.error(h.span(), format!("{p}headers_env: the value of {var} is not a valid header value"))
-                    }
-                },
-                (Err(_), _) => cx.error(h.span(), format!("{p}headers_env: invalid header name {k:?}")),
-                (_, None) => cx
-                    .error(h.span(), format!("{p}headers_env: environment variable {var} (for header {k}) is not set")),
-            }
-        }
-    }
+    let request = request(cx, p, &t.method, &t.headers, &t.headers_env, env);
     let mut expect_status = Vec::new();
     if let Some(s) = &t.expect_status {
         for code in s.get_ref() {
@@ -125,8 +89,8 @@ pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<Prob
     };
     Some(ProbeSpec::Http(Box::new(HttpSpec {
         url,
-        method,
-        headers,
+        headers: request.typed(),
+        method: request.method,
         body: t.body.as_ref().map(|b| b.get_ref().clone()),
         expect_status,
         body_contains: t.body_contains.as_ref().map(|b| b.get_ref().clone()),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::config::builtin;
 use crate::config::diagnostics::Cx;
 use crate::config::raw::RawTarget;
+use crate::config::validate::request::request;
 use crate::config::validate::url_error;
 use crate::probe::ProbeSpec;
 use crate::probe::sms::{ConfirmBy, Gateway};
@@ -74,30 +75,13 @@ pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<Prob
         );
     }
     let deadline = cx.duration(&t.deadline, &format!("{p}deadline: ")).unwrap_or(builtin::SMS_DEADLINE);
-    let method = match &t.method {
-        None => reqwest::Method::GET,
-        Some(m) => reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()).unwrap_or_else(|_| {
-            cx.error(m.span(), format!("{p}invalid HTTP method {:?}", m.get_ref()));
-            reqwest::Method::GET
-        }),
-    };
-    let mut headers: Vec<(String, String)> =
-        t.headers.as_ref().map(|h| h.get_ref().clone().into_iter().collect()).unwrap_or_default();
-    if let Some(h) = &t.headers_env {
-        for (k, var) in h.get_ref() {
-            match env(var).filter(|v| !v.is_empty()) {
-                Some(v) => headers.push((k.clone(), v)),
-                None => cx
-                    .error(h.span(), format!("{p}headers_env: environment variable {var} (for header {k}) is not set")),
-            }
-        }
-    }
+    let request = request(cx, p, &t.method, &t.headers, &t.headers_env, env);
     let spec = crate::probe::sms::SmsSpec {
         gateway,
         url: url.get_ref().clone(),
-        method,
+        method: request.method.clone(),
         body: t.body.as_ref().map(|b| b.get_ref().clone()),
-        headers,
+        headers: request.plain(),
         username: t.username.as_ref().map(|u| u.get_ref().clone()),
         password: cx.secret(&t.password_env, env, p).map(crate::probe::Secret),
         from,

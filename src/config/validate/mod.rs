@@ -10,6 +10,7 @@ mod groups;
 mod maintenance;
 mod periods;
 mod postal;
+pub mod request;
 mod smtp;
 mod target;
 

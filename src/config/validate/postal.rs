@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::request::request;
 use super::{resolve_path, url_error};
 use crate::config::builtin;
 use crate::config::diagnostics::{Cx, Names};
@@ -46,26 +47,7 @@ pub fn postal(
         {
             cx.error(g.span(), format!("{pre}unknown group {:?}", g.get_ref()));
         }
-        let method = match &o.method {
-            None => reqwest::Method::GET,
-            Some(m) => reqwest::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()).unwrap_or_else(|_| {
-                cx.error(m.span(), format!("{pre}invalid HTTP method {:?}", m.get_ref()));
-                reqwest::Method::GET
-            }),
-        };
-        let mut headers: Vec<(String, String)> =
-            o.headers.as_ref().map(|h| h.get_ref().clone().into_iter().collect()).unwrap_or_default();
-        if let Some(h) = &o.headers_env {
-            for (k, var) in h.get_ref() {
-                match env(var).filter(|v| !v.is_empty()) {
-                    Some(v) => headers.push((k.clone(), v)),
-                    None => cx.error(
-                        h.span(),
-                        format!("{pre}headers_env: environment variable {var} (for header {k}) is not set"),
-                    ),
-                }
-            }
-        }
+        let request = request(cx, &pre, &o.method, &o.headers, &o.headers_env, env);
         let mut status_map = BTreeMap::new();
         if let Some(m) = &o.status_map {
             for (k, v) in m.get_ref() {
@@ -123,8 +105,8 @@ pub fn postal(
                 .as_ref()
                 .map_or_else(|| builtin::POSTAL_ITEM_TRACKING_POINTER.into(), |s| s.get_ref().clone()),
             track_url: o.track_url.get_ref().clone(),
-            method,
-            headers,
+            method: request.method.clone(),
+            headers: request.plain(),
             poll: cx.duration(&o.poll, &format!("{pre}poll: ")).unwrap_or(builtin::POSTAL_POLL),
             timeout: cx.duration(&o.timeout, &format!("{pre}timeout: ")).unwrap_or(builtin::POSTAL_TIMEOUT),
             status_pointer: o.status_pointer.get_ref().clone(),
