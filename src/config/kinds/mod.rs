@@ -144,4 +144,28 @@ mod tests {
         }
         assert!(keys(Kind::Postal).is_none());
     }
+
+    /// Each key a kind accepts has a row in the tables of its section of CONFIGURATION.md
+    /// (`### kind = "…"`, up to the next heading): the first cell names the key, or several
+    /// keys documented together (`` `username`, `password_env` ``).
+    #[test]
+    fn every_key_of_a_kind_is_documented_in_its_section() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/CONFIGURATION.md");
+        let doc = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        for kind in configurable() {
+            let heading = format!("### kind = \"{kind}\"");
+            let Some(start) = doc.find(&heading) else { panic!("CONFIGURATION.md has no section {heading}") };
+            let rest = &doc[start + heading.len()..];
+            let end = [rest.find("\n## "), rest.find("\n### ")].into_iter().flatten().min().unwrap_or(rest.len());
+            let documented: Vec<&str> = rest[..end]
+                .lines()
+                .filter_map(|l| l.strip_prefix("| ")?.split(" |").next())
+                .flat_map(|cell| cell.split(", "))
+                .filter_map(|k| k.strip_prefix('`')?.strip_suffix('`'))
+                .collect();
+            for key in keys(kind).unwrap_or_default() {
+                assert!(documented.contains(key), "CONFIGURATION.md, {heading}: no row for `{key}`");
+            }
+        }
+    }
 }
