@@ -8,6 +8,7 @@ pub mod dns;
 pub mod heartbeat;
 pub mod http;
 pub mod icmp;
+pub mod kind;
 pub mod postal;
 pub mod sip;
 pub mod sms;
@@ -44,17 +45,23 @@ pub enum ProbeSpec {
 impl ProbeSpec {
     /// The `kind` label value.
     pub fn kind(&self) -> &'static str {
+        self.kind_enum().name()
+    }
+
+    /// The kind, as the closed set `config` validates against.
+    pub fn kind_enum(&self) -> kind::Kind {
+        use kind::Kind;
         match self {
-            ProbeSpec::Icmp(_) => "icmp",
-            ProbeSpec::Tcp(_) => "tcp",
-            ProbeSpec::Http(_) => "http",
-            ProbeSpec::Dns(_) => "dns",
-            ProbeSpec::Tls(_) => "tls",
-            ProbeSpec::Sip(_) => "sip",
-            ProbeSpec::Heartbeat(_) => "heartbeat",
-            ProbeSpec::Postal(_) => "postal",
-            ProbeSpec::Call(_) => "call",
-            ProbeSpec::Sms(_) => "sms",
+            ProbeSpec::Icmp(_) => Kind::Icmp,
+            ProbeSpec::Tcp(_) => Kind::Tcp,
+            ProbeSpec::Http(_) => Kind::Http,
+            ProbeSpec::Dns(_) => Kind::Dns,
+            ProbeSpec::Tls(_) => Kind::Tls,
+            ProbeSpec::Sip(_) => Kind::Sip,
+            ProbeSpec::Heartbeat(_) => Kind::Heartbeat,
+            ProbeSpec::Postal(_) => Kind::Postal,
+            ProbeSpec::Call(_) => Kind::Call,
+            ProbeSpec::Sms(_) => Kind::Sms,
         }
     }
 }
