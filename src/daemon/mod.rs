@@ -2,7 +2,11 @@
 //! applies reloads. `run` takes its triggers (shutdown, reload) from the caller: only
 //! `main.rs` knows signals and exit codes.
 
-use std::collections::HashMap;
+mod checks;
+mod health;
+mod reload;
+mod sla;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,11 +19,16 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::notify::ack::AckKey;
 use crate::notify::outbox::Transport;
-use crate::probe::{ProbeSpec, Probers};
+use crate::probe::Probers;
 use crate::scheduler::{Scheduler, Shared};
 use crate::status::Board;
 use crate::store::notices::NotifyDb;
 use crate::store::{Op, Store, StoreHandle};
+pub use checks::{check_icmp, check_sources, icmp_advice};
+pub use health::SelfHealth;
+use health::watch_load;
+use reload::reload;
+use sla::sla_metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -49,51 +58,6 @@ pub enum DaemonError {
     AckKey(std::io::Error),
     #[error("{0}")]
     Smtp(String),
-}
-
-/// The daemon's own health, for `/readyz` besides start-up and shutdown.
-#[derive(Default)]
-pub struct SelfHealth {
-    /// Whether the store's writer can commit.
-    pub writer: Arc<crate::store::writer::WriterHealth>,
-    /// Why the scheduler is overloaded, while it is.
-    overloaded: std::sync::Mutex<Option<String>>,
-}
-
-impl SelfHealth {
-    pub fn overloaded(&self) -> Option<String> {
-        self.overloaded.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-/// How often the scheduler's load is judged.
-const LOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Past saturation the scheduler skips slots and starts probes late: say so in `/readyz` and the
-/// log (a late probe is never a failure; time not probed is unobserved).
-async fn watch_load(metrics: Arc<Metrics>, health: Arc<SelfHealth>) {
-    let mut tick = tokio::time::interval(LOAD_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = (0, 0, 0);
-    loop {
-        tick.tick().await;
-        let now = (metrics.probes_skipped.get(), metrics.probes_late.get(), metrics.scheduler_lag.get_sample_count());
-        let (skipped, late, started) = (now.0 - last.0, now.1 - last.1, now.2 - last.2);
-        last = now;
-        let verdict = (skipped > 0 || late * 100 > started.max(1)).then(|| {
-            format!(
-                "overloaded: {skipped} probes skipped and {late} of {started} started more than 1 s late in the last {}s; intervals are stretched (lower the number of targets, raise intervals or add a shard)",
-                LOAD_EVERY.as_secs()
-            )
-        });
-        let mut g = health.overloaded.lock().unwrap_or_else(|p| p.into_inner());
-        match (&*g, &verdict) {
-            (None, Some(v)) => tracing::warn!("{v}"),
-            (Some(_), None) => tracing::info!("scheduler keeps its cadence again"),
-            _ => {}
-        }
-        *g = verdict;
-    }
 }
 
 /// The latest SLA reports (every started period and the last 24 h), for the status page and API.
@@ -167,62 +131,6 @@ impl Default for Control {
     fn default() -> Self {
         Control::new()
     }
-}
-
-/// Checks that every ICMP family the config uses can open its socket (must run inside a
-/// tokio runtime).
-pub fn check_icmp(config: &Config) -> Result<(), String> {
-    let mut v4 = false;
-    let mut v6 = false;
-    for t in config.active_targets() {
-        if let ProbeSpec::Icmp(s) = &t.spec {
-            match s.host.parse::<std::net::IpAddr>() {
-                Ok(ip) if ip.is_ipv6() => v6 = true,
-                _ => v4 = true,
-            }
-        }
-    }
-    if v4 {
-        crate::probe::icmp::check_permission(false)?;
-    }
-    if v6 {
-        crate::probe::icmp::check_permission(true)?;
-    }
-    Ok(())
-}
-
-/// Advice about the host when the ICMP echoes planned need a larger socket receive buffer than
-/// the kernel gives by default: at each target's shortest interval (its own, else the shortest
-/// of the default and every period's), summed over the host.
-pub fn icmp_advice(config: &Config) -> Option<String> {
-    let shortest =
-        config.periods.iter().filter_map(|p| p.interval).fold(config.defaults.interval, std::time::Duration::min);
-    let mut echoes_per_s = 0.0;
-    for t in config.active_targets() {
-        if let ProbeSpec::Icmp(s) = &t.spec {
-            let paths = t.uplinks.len().max(1) as f64;
-            let interval = t.interval.unwrap_or(shortest);
-            echoes_per_s += f64::from(s.count) * paths / interval.as_secs_f64().max(0.001);
-        }
-    }
-    crate::probe::icmp::buffer_advice(echoes_per_s)
-}
-
-/// Checks that every `source` address is an address of this machine (a probe bound to a foreign
-/// address would fail every time, reading as an outage of the carrier).
-pub fn check_sources(config: &Config) -> Result<(), String> {
-    let mut bad = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for t in config.active_targets() {
-        for src in t.binding.source.iter().chain(t.uplinks.iter().filter_map(|u| u.source.as_ref())) {
-            if seen.insert(*src)
-                && let Err(e) = std::net::UdpSocket::bind((*src, 0))
-            {
-                bad.push(format!("target {:?}: source {src} is not an address of this machine ({e})", t.name));
-            }
-        }
-    }
-    if bad.is_empty() { Ok(()) } else { Err(bad.join("\n")) }
 }
 
 /// Creates the state directory, readable by the daemon's user only.
@@ -507,217 +415,6 @@ async fn heartbeats(store: StoreHandle, run: i64) {
     }
 }
 
-/// Recomputes the SLA gauges from the store on a read-only connection, off the runtime.
-/// After a transition, how long the SLA evaluation waits: the store writer commits meanwhile.
-const WAKE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
-
-async fn sla_metrics(
-    path: std::path::PathBuf,
-    config: watch::Receiver<Arc<Config>>,
-    metrics: Arc<Metrics>,
-    run_started: i64,
-    wake: Arc<tokio::sync::Notify>,
-    cache: SlaCache,
-) {
-    // Every evaluation runs on one long-lived blocking thread. The reports of 100,000 targets
-    // are tens of megabytes; built on whichever pool thread was free, each landed in another
-    // allocator arena, and RSS grew 278 -> 368 MB in 3 minutes.
-    type Job = (Arc<Config>, oneshot::Sender<Result<(), crate::store::StoreError>>);
-    let (jobs, mut queue) = mpsc::channel::<Job>(1);
-    tokio::task::spawn_blocking(move || {
-        let mut reader: Option<Store> = None;
-        let mut ended = EndedPeriods::default();
-        // Ends when the loop below (and its sender) goes.
-        while let Some((cfg, reply)) = queue.blocking_recv() {
-            // A panic costs one evaluation (the reply is dropped: the loop below logs it), not
-            // the thread and with it every later SLA update.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &reader {
-                Some(store) => evaluate_sla(&cfg, store, &metrics, run_started, &cache, &mut ended),
-                None => match Store::open_read_only(&path) {
-                    Ok(store) => evaluate_sla(&cfg, reader.insert(store), &metrics, run_started, &cache, &mut ended),
-                    Err(e) => Err(e),
-                },
-            }));
-            match result {
-                Ok(result) => {
-                    let _ = reply.send(result);
-                }
-                Err(_) => reader = None,
-            }
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let mut tick = tokio::time::interval(SLA_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut woken_ok = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = wake.notified() => {
-                // A transition (or a reload): the figures on screen must show it now, not at the
-                // next tick. Waiting a moment lets the store writer commit it and gathers the
-                // transitions of a burst into one evaluation; a flap storm keeps this thread busy
-                // a quarter of the time at most.
-                tokio::time::sleep_until(woken_ok.max(tokio::time::Instant::now() + WAKE_SETTLE)).await;
-            }
-        }
-        let started = tokio::time::Instant::now();
-        let (reply, done) = oneshot::channel();
-        let cfg = config.borrow().clone();
-        if jobs.send((cfg, reply)).await.is_err() {
-            tracing::error!("the SLA evaluation thread has stopped: SLA metrics are no longer updated");
-            return;
-        }
-        match done.await {
-            Ok(Err(e)) => tracing::warn!("SLA evaluation failed: {e}"),
-            Err(_) => tracing::warn!("SLA evaluation panicked"),
-            Ok(Ok(())) => {}
-        }
-        woken_ok = tokio::time::Instant::now() + started.elapsed() * 3;
-    }
-}
-
-/// Reports of periods that have ended, built once after their end for the config they were
-/// built with: their figures no longer change, and they keep only the targets with something
-/// to report.
-#[derive(Default)]
-struct EndedPeriods {
-    config: Option<Arc<Config>>,
-    reports: HashMap<String, crate::report::Report>,
-}
-
-fn evaluate_sla(
-    config: &Arc<Config>,
-    store: &Store,
-    metrics: &Metrics,
-    run_started: i64,
-    cache: &SlaCache,
-    ended: &mut EndedPeriods,
-) -> Result<(), crate::store::StoreError> {
-    let started = std::time::Instant::now();
-    let now = chrono::Utc::now();
-    let vantage = config.daemon.vantage.as_str();
-    if !ended.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, config)) {
-        *ended = EndedPeriods { config: Some(config.clone()), reports: HashMap::new() };
-    }
-    let mut reports = Vec::new();
-    metrics.period_active.reset();
-    for (name, window, period) in crate::report::metric_windows(config, now) {
-        let active = window.start <= now.timestamp_millis() && now.timestamp_millis() < window.end;
-        metrics.period_active.with_label_values(&[name.as_str(), vantage]).set(i64::from(active));
-        let over = period.is_some() && window.end <= now.timestamp_millis();
-        if let Some(r) = ended.reports.get(&name).filter(|_| over) {
-            reports.push(r.clone());
-            continue;
-        }
-        let mut report = crate::report::build(config, store, &name, window, period, now, Some(run_started))?;
-        if over {
-            report.omit_clean_targets();
-            ended.reports.insert(name, report.clone());
-        }
-        reports.push(report);
-    }
-    // One set of reports for the SLA series, the status page and the API.
-    let reports = Arc::new(reports);
-    metrics.sla.replace(reports.clone(), vantage);
-    metrics.sla_eval_seconds.set(started.elapsed().as_secs_f64());
-    *cache.write().unwrap_or_else(|p| p.into_inner()) = reports;
-    Ok(())
-}
-
 fn unix_now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// Re-reads the config file; a bad file changes nothing.
-async fn reload(
-    config_tx: &watch::Sender<Arc<Config>>,
-    scheduler: &mut Scheduler,
-    metrics: &Metrics,
-) -> Result<crate::scheduler::Applied, Vec<String>> {
-    let old = config_tx.borrow().clone();
-    // Read and validated right here, on the thread that runs the daemon's main future (`block_on`
-    // in main.rs, not a runtime worker: probes and the API do not wait for it), the thread that
-    // loaded the config at start. On a pool thread each reload grew another allocator arena by
-    // the size of a parse: +100 MB of RSS per reload of 100,000 targets, up to +430 MB.
-    let loaded = Config::reload(&old);
-    let new = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            let msgs = e.messages();
-            for m in &msgs {
-                tracing::error!("reload rejected, old config keeps running: {m}");
-            }
-            metrics.config_reload_success.set(0);
-            return Err(msgs);
-        }
-    };
-    if let Err(e) = check_icmp(&new).and_then(|()| check_sources(&new)) {
-        tracing::error!("reload rejected, old config keeps running: {e}");
-        metrics.config_reload_success.set(0);
-        return Err(vec![e]);
-    }
-    let smtp_changed = format!("{:?}", new.smtp) != format!("{:?}", old.smtp)
-        || new.smtp.as_ref().map(|s| &s.password) != old.smtp.as_ref().map(|s| &s.password);
-    if smtp_changed {
-        tracing::warn!("[smtp] changes take effect at the next restart; e-mail still goes through the old settings");
-    }
-    if new.daemon.listen != old.daemon.listen || new.daemon.state_dir != old.daemon.state_dir {
-        tracing::warn!("daemon.listen and daemon.state_dir changes take effect at the next restart");
-    }
-    for w in new.warnings.iter().map(ToString::to_string).chain(icmp_advice(&new)) {
-        tracing::warn!("{w}");
-    }
-    let new = Arc::new(new);
-    config_tx.send_replace(new.clone());
-    let mut applied = scheduler.apply(&new).await;
-    applied.other = changed_beyond_targets(&old, &new, smtp_changed);
-    metrics.config_reload_success.set(1);
-    metrics.config_reload_timestamp.set(unix_now());
-    tracing::info!(
-        added = applied.added.len(),
-        removed = applied.removed.len(),
-        changed = applied.changed.len(),
-        unchanged = applied.unchanged,
-        other = %applied.other.join("; "),
-        "config reloaded"
-    );
-    Ok(applied)
-}
-
-/// The sections other than targets that a reload changed, by name.
-fn changed_beyond_targets(old: &Config, new: &Config, smtp_changed: bool) -> Vec<String> {
-    fn named<T: std::fmt::Debug>(what: &str, old: &[T], new: &[T], name: impl Fn(&T) -> String, out: &mut Vec<String>) {
-        let find = |list: &[T], n: &str| list.iter().find(|x| name(x) == n).map(|x| format!("{x:?}"));
-        for x in new {
-            match find(old, &name(x)) {
-                None => out.push(format!("{what} {:?} added", name(x))),
-                Some(before) if before != format!("{x:?}") => out.push(format!("{what} {:?} changed", name(x))),
-                Some(_) => {}
-            }
-        }
-        for x in old.iter().filter(|x| find(new, &name(x)).is_none()) {
-            out.push(format!("{what} {:?} removed", name(x)));
-        }
-    }
-    let mut out = Vec::new();
-    named("period", &old.periods, &new.periods, |p| p.name.clone(), &mut out);
-    // Maintenance windows need not have a name: the start tells them apart.
-    let window = |m: &crate::config::Maintenance| m.name.clone().unwrap_or_else(|| m.start.to_rfc3339());
-    named("maintenance", &old.maintenance, &new.maintenance, window, &mut out);
-    named("group", &old.groups, &new.groups, |g| g.name.clone(), &mut out);
-    named("contact", &old.contacts, &new.contacts, |c| c.name.clone(), &mut out);
-    if format!("{:?}", old.defaults) != format!("{:?}", new.defaults) {
-        out.push("[defaults] changed".into());
-    }
-    if format!("{:?}", old.postal) != format!("{:?}", new.postal) {
-        out.push("[postal] changed".into());
-    }
-    if smtp_changed {
-        out.push("[smtp] changed (takes effect at the next restart)".into());
-    }
-    if old.daemon.listen != new.daemon.listen || old.daemon.state_dir != new.daemon.state_dir {
-        out.push("daemon.listen or daemon.state_dir changed (takes effect at the next restart)".into());
-    }
-    out
 }
