@@ -2,9 +2,12 @@
 //! in a prometheus-crate registry; per-target series live in a compact [`table::Table`] and each
 //! target holds its own cell ([`TargetMetrics`]), so the probe path does no label lookups.
 
+mod out;
+mod sla_series;
 pub mod table;
 
-pub use table::Out;
+pub use out::Out;
+pub use sla_series::SlaSeries;
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
@@ -19,7 +22,7 @@ pub struct Metrics {
     /// Per-target series (rendered by [`table::Table`], not the registry).
     pub per_target: table::Table,
     /// The SLA series of the last evaluation (targets and groups), rendered like the table.
-    pub sla: table::SlaSeries,
+    pub sla: SlaSeries,
     pub scheduler_lag: Histogram,
     pub probes_skipped: IntCounter,
     pub probes_late: IntCounter,
@@ -62,7 +65,7 @@ impl Metrics {
         let m = Metrics {
             per_target_histograms,
             per_target: table::Table::default(),
-            sla: table::SlaSeries::default(),
+            sla: SlaSeries::default(),
             scheduler_lag: Histogram::with_opts(
                 HistogramOpts::new("thongsuot_scheduler_lag_seconds", "Actual minus planned start of each probe.")
                     .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
@@ -351,13 +354,13 @@ impl Metrics {
 
     /// The text exposition format: the registry's families, then the per-target ones.
     pub fn render(&self) -> String {
-        let mut out = table::Out::default();
+        let mut out = Out::default();
         self.render_into(&mut out);
         out.finish()
     }
 
     /// The same, into `out` (which may hand it on in chunks as it goes).
-    pub fn render_into(&self, out: &mut table::Out) {
+    pub fn render_into(&self, out: &mut Out) {
         let mut buf = Vec::with_capacity(64 * 1024);
         let families = self.registry.gather();
         if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {

@@ -1,7 +1,8 @@
-//! Per-target series, kept compact and rendered straight to text. At 100,000 targets the
-//! prometheus crate's per-child descriptors and label copies, and the full copy `gather()` makes
-//! on every scrape, cost gigabytes and seconds; here a target is one [`Cell`] of atomics (about
-//! 0.5 KB) and a scrape writes its lines directly into one buffer.
+//! Per-target series, kept compact and rendered straight to text. At a fleet of tens of
+//! thousands of targets the prometheus crate's per-child descriptors and label copies, and the
+//! full copy `gather()` makes on every scrape, cost more memory and scrape time than the probes
+//! themselves; here a target is one [`Cell`] of atomics and a scrape writes its lines directly
+//! into one buffer ([`super::out`]; figures in `bench/results/`).
 //!
 //! Semantics are those of the families they replace: a series exists from the target's first
 //! result (a gauge from its first value), counters only go up, and every series of a target goes
@@ -11,129 +12,11 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
+use super::out::{Esc, Out, num};
 use crate::probe::{FailureKind, Phase};
-use crate::report::Report;
-use crate::sla::ledger::Figures;
 
 /// Buckets of `thongsuot_probe_duration_seconds`.
 pub const DURATION_BUCKETS: [f64; 13] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-
-/// Size of the pieces a streamed scrape is handed on in.
-const CHUNK: usize = 256 * 1024;
-
-/// The text being written: kept whole, or handed on in chunks as it grows, so that the scrape of
-/// a large fleet (126 MB at 100,000 targets) never sits in memory at once.
-#[derive(Default)]
-pub struct Out {
-    buf: String,
-    /// Where full chunks go; `false` back means the reader is gone. `None` keeps everything.
-    sink: Option<Box<dyn FnMut(String) -> bool + Send>>,
-    /// The end of a family header with no series after it yet: it may still be taken back.
-    header_end: Option<usize>,
-    written: usize,
-    closed: bool,
-}
-
-impl Out {
-    pub fn chunked(sink: impl FnMut(String) -> bool + Send + 'static) -> Out {
-        Out { buf: String::with_capacity(CHUNK + 4096), sink: Some(Box::new(sink)), ..Out::default() }
-    }
-
-    /// The whole text (kept mode), or the last chunk handed on and an empty string.
-    pub fn finish(mut self) -> String {
-        if self.sink.is_some() {
-            self.flush();
-            String::new()
-        } else {
-            self.buf
-        }
-    }
-
-    /// Bytes written so far, handed on or not.
-    fn written(&self) -> usize {
-        self.written
-    }
-
-    fn reserve(&mut self, n: usize) {
-        if self.sink.is_none() {
-            self.buf.reserve(n);
-        }
-    }
-
-    fn flush(&mut self) {
-        if let Some(sink) = self.sink.as_mut()
-            && !self.buf.is_empty()
-        {
-            let chunk = std::mem::replace(&mut self.buf, String::with_capacity(CHUNK + 4096));
-            if !sink(chunk) {
-                self.closed = true;
-            }
-        }
-    }
-
-    /// Writes HELP and TYPE, then the series; takes the header back when there is none.
-    fn family(&mut self, name: &str, help: &str, kind: &str, series: impl FnOnce(&mut Out)) {
-        if self.closed {
-            return;
-        }
-        let start = self.buf.len();
-        // Straight into the buffer: a header is never split across chunks.
-        let header = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
-        self.buf.push_str(&header);
-        self.header_end = Some(self.buf.len());
-        series(self);
-        if self.header_end == Some(self.buf.len()) {
-            self.buf.truncate(start);
-        } else {
-            self.written += header.len();
-        }
-        self.header_end = None;
-    }
-}
-
-impl std::fmt::Write for Out {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        if self.closed {
-            return Err(std::fmt::Error);
-        }
-        self.buf.push_str(s);
-        self.written += s.len();
-        if self.sink.is_some() && self.buf.len() >= CHUNK {
-            // A series follows the header now: it is final, the chunk may go.
-            self.header_end = None;
-            self.flush();
-        }
-        Ok(())
-    }
-}
-
-/// An `f64` gauge; NaN means "no value yet" (the series is not rendered).
-struct F(AtomicU64);
-
-impl F {
-    fn unset() -> F {
-        F(AtomicU64::new(f64::NAN.to_bits()))
-    }
-
-    fn zero() -> F {
-        F(AtomicU64::new(0f64.to_bits()))
-    }
-
-    fn set(&self, v: f64) {
-        self.0.store(v.to_bits(), Relaxed);
-    }
-
-    fn get(&self) -> Option<f64> {
-        let v = f64::from_bits(self.0.load(Relaxed));
-        (!v.is_nan()).then_some(v)
-    }
-
-    /// Adds to a counter. Each cell has one writer (its target's task), so load + store is exact.
-    fn add(&self, v: f64) {
-        let old = f64::from_bits(self.0.load(Relaxed));
-        self.0.store((if old.is_nan() { 0.0 } else { old } + v).to_bits(), Relaxed);
-    }
-}
 
 struct Hist {
     buckets: [AtomicU64; DURATION_BUCKETS.len()],
@@ -528,114 +411,31 @@ impl Table {
     }
 }
 
-/// The SLA families, written straight from the latest SLA reports (the same ones the status page
-/// and API serve), replaced as a whole at each evaluation (every 30 s).
-#[derive(Default)]
-pub struct SlaSeries {
-    reports: RwLock<(Arc<Vec<Report>>, Box<str>)>,
-}
+/// An `f64` gauge; NaN means "no value yet" (the series is not rendered).
+struct F(AtomicU64);
 
-/// One series set: a target's figures, or a group's (`target=""`, `kind=""`), in one window.
-struct SlaRow<'a> {
-    target: &'a str,
-    group: &'a str,
-    kind: &'a str,
-    period: &'a str,
-    figures: &'a Figures,
-}
-
-impl SlaSeries {
-    pub fn replace(&self, reports: Arc<Vec<Report>>, vantage: &str) {
-        *self.reports.write().unwrap_or_else(|p| p.into_inner()) = (reports, vantage.into());
+impl F {
+    fn unset() -> F {
+        F(AtomicU64::new(f64::NAN.to_bits()))
     }
 
-    pub fn render(&self, out: &mut Out) {
-        let (reports, vantage) = self.reports.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let rows = || {
-            reports.iter().flat_map(|r| {
-                r.groups.iter().flat_map(move |g| {
-                    let row = |target, kind, figures| SlaRow {
-                        target,
-                        group: &g.name,
-                        kind,
-                        period: &r.window_name,
-                        figures,
-                    };
-                    std::iter::once(row("", "", &g.figures))
-                        .chain(g.targets.iter().filter(|t| t.in_config).map(move |t| row(&t.name, &t.kind, &t.figures)))
-                })
-            })
-        };
-        let series = |out: &mut Out, name: &str, help: &str, value: &dyn Fn(&Figures) -> Option<f64>| {
-            out.family(name, help, "gauge", |out: &mut Out| {
-                for r in rows() {
-                    if let Some(v) = value(r.figures) {
-                        let _ = write!(
-                            out,
-                            "{name}{{target=\"{}\",group=\"{}\",kind=\"{}\",vantage=\"{}\",period=\"{}\"}} ",
-                            Esc(r.target),
-                            Esc(r.group),
-                            Esc(r.kind),
-                            Esc(&vantage),
-                            Esc(r.period)
-                        );
-                        num(out, v);
-                    }
-                }
-            });
-        };
-        series(
-            out,
-            "thongsuot_sla_availability_ratio",
-            "Availability over observed time in the period (group series have target=\"\").",
-            &|f| f.availability,
-        );
-        series(
-            out,
-            "thongsuot_sla_coverage_ratio",
-            "Observed time / elapsed time of the period: time the monitor was not running is unobserved.",
-            &|f| Some(f.coverage),
-        );
-        series(
-            out,
-            "thongsuot_sla_breach",
-            "1 if the objective of the period is breached (availability, max outage, or congestion at 100 %).",
-            &|f| Some(if f.breach { 1.0 } else { 0.0 }),
-        );
-        series(
-            out,
-            "thongsuot_sla_error_budget_remaining_ratio",
-            "Share of the error budget left in the period (objectives below 100 % only).",
-            &|f| f.error_budget_remaining,
-        );
+    fn zero() -> F {
+        F(AtomicU64::new(0f64.to_bits()))
     }
-}
 
-/// A label value, escaped as the text format wants (`\`, `"` and newlines), without a copy.
-struct Esc<'a>(&'a str);
-
-impl std::fmt::Display for Esc<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut rest = self.0;
-        while let Some(i) = rest.find(['\\', '"', '\n']) {
-            f.write_str(&rest[..i])?;
-            f.write_str(match rest.as_bytes()[i] {
-                b'\\' => "\\\\",
-                b'"' => "\\\"",
-                _ => "\\n",
-            })?;
-            rest = &rest[i + 1..];
-        }
-        f.write_str(rest)
+    fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Relaxed);
     }
-}
 
-/// A number as the text format writes it.
-fn num(out: &mut Out, v: f64) {
-    if v.is_infinite() {
-        let _ = out.write_str(if v > 0.0 { "+Inf\n" } else { "-Inf\n" });
-    } else {
-        let _ = writeln!(out, "{v}");
+    fn get(&self) -> Option<f64> {
+        let v = f64::from_bits(self.0.load(Relaxed));
+        (!v.is_nan()).then_some(v)
+    }
+
+    /// Adds to a counter. Each cell has one writer (its target's task), so load + store is exact.
+    fn add(&self, v: f64) {
+        let old = f64::from_bits(self.0.load(Relaxed));
+        self.0.store((if old.is_nan() { 0.0 } else { old } + v).to_bits(), Relaxed);
     }
 }
 
