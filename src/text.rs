@@ -33,6 +33,19 @@ pub fn dur(ms: i64) -> String {
     }
 }
 
+/// Milliseconds for a reader: one decimal from 1 ms on, two significant digits below (a
+/// loopback or LAN round trip of 0.055 ms is not "0.0 ms").
+pub fn millis(ms: f64) -> String {
+    if !ms.is_finite() || ms <= 0.0 {
+        return "0".to_string();
+    }
+    if ms >= 1.0 {
+        return format!("{ms:.1}");
+    }
+    let decimals = (1 - ms.log10().floor() as i32).clamp(1, 6) as usize;
+    format!("{ms:.decimals$}")
+}
+
 /// An outage's length as every page and e-mail states it: the time it was observed down, and
 /// the part nobody observed (the daemon not running, a monitor fault) beside it, never in it.
 pub fn outage_length(observed_ms: i64, unobserved_ms: i64, not_observed: &str) -> String {
@@ -114,4 +127,19 @@ pub fn nonce() -> String {
     let mut b = [0u8; 8];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
     hex(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millis;
+
+    #[test]
+    fn millis_keep_two_significant_digits_below_one() {
+        assert_eq!(millis(0.055), "0.055");
+        assert_eq!(millis(0.5), "0.50");
+        assert_eq!(millis(0.0012), "0.0012");
+        assert_eq!(millis(1.0), "1.0");
+        assert_eq!(millis(12.34), "12.3");
+        assert_eq!(millis(0.0), "0");
+    }
 }

@@ -295,7 +295,7 @@ impl Scheduler {
             };
             self.start(t.clone(), carried, ca_stamp);
         }
-        for kind in ["icmp", "tcp", "http", "dns", "tls", "sip", "heartbeat", "postal", "call", "sms"] {
+        for kind in probe::kind::Kind::ALL.map(probe::kind::Kind::name) {
             self.shared.metrics.targets.with_label_values(&[kind]).set(counts.get(kind).copied().unwrap_or(0));
         }
         applied

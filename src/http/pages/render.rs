@@ -277,8 +277,8 @@ fn state_word<'a>(t: &TargetStatus, w: &'a W, maintenance: bool) -> (&'static st
 /// What the list says of a target's last probe: for ICMP the round trip and loss of its echoes
 /// (the probe's own duration is mostly the spacing between them), for the others the duration.
 fn latency_text(t: &TargetStatus, w: &W) -> String {
-    if t.kind == "icmp" {
-        let rtt = t.rtt_seconds.map(|r| format!("{} {:.1} ms", w.rtt, r * 1000.0));
+    if t.kind == crate::probe::kind::Kind::Icmp.name() {
+        let rtt = t.rtt_seconds.map(|r| format!("{} {} ms", w.rtt, crate::text::millis(r * 1000.0)));
         let loss = t.packet_loss_ratio.map(|l| format!("{} {:.0} %", w.loss, l * 100.0));
         return [rtt, loss].into_iter().flatten().collect::<Vec<_>>().join(" · ");
     }
