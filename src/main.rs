@@ -359,11 +359,8 @@ fn report(
                 return ExitCode::from(EXIT_CONFIG);
             }
         }
-    } else if let Some(p) = config.periods.iter().find(|p| p.contains(now)) {
-        (p.name.clone(), Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()), Some(p))
     } else {
-        let now_ms = now.timestamp_millis();
-        ("last-24h".to_string(), Span::new(now_ms - 86_400_000, now_ms), None)
+        thongsuot::report::default_window(&config, now)
     };
     let store_path = thongsuot::store::Store::path_in(&config.daemon.state_dir);
     let built = thongsuot::store::Store::open_read_only(&store_path)

@@ -117,6 +117,18 @@ impl Report {
 
 /// The objective in force for a target: the target's own, else its group's, else the period's,
 /// else the default (most specific wins).
+/// The window of a report asked for without one, the same for the CLI and the API: the period
+/// in force at `now`, else the last 24 hours.
+pub fn default_window(config: &Config, now: DateTime<Utc>) -> (String, Span, Option<&Period>) {
+    match config.periods.iter().find(|p| p.contains(now)) {
+        Some(p) => (p.name.clone(), Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()), Some(p)),
+        None => {
+            let now_ms = now.timestamp_millis();
+            ("last-24h".to_string(), Span::new(now_ms - 86_400_000, now_ms), None)
+        }
+    }
+}
+
 pub fn objective_for(config: &Config, target: &Target, period: Option<&Period>) -> Objective {
     let group = config.group(&target.group);
     let availability = target

@@ -212,6 +212,10 @@ fn api_answers_match_the_openapi_document_and_auth_is_enforced() {
         validate(&doc, schema, &value, &path, &mut errors);
         checked += 1;
     }
+    // Without a window the API reports the period in force, as `thongsuot report` does.
+    let (_, body) = get("/api/v1/report", Some(TOKEN));
+    let report: Value = serde_json::from_str(&body).expect("report json");
+    assert_eq!(report["window_name"], "exam-day-1", "the default window is not the period in force");
     // Errors are documented too.
     let (code, body) = get("/api/v1/targets/nope", Some(TOKEN));
     assert_eq!(code, 404);

@@ -14,7 +14,8 @@ pub(crate) struct ReportQuery {
     token: Option<String>,
 }
 
-/// The same data as `thongsuot report --format json`.
+/// The same data as `thongsuot report --format json`, with the same default window (the
+/// period in force, else the last 24 hours).
 pub(crate) async fn api_report(
     State(s): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<ReportQuery>,
@@ -44,10 +45,10 @@ pub(crate) async fn api_report(
                 (Err(e), _) | (_, Err(e)) => return bad(e),
             }
         }
-        (None, None, None) => (
-            "last-24h".to_string(),
-            crate::sla::spans::Span::new(now.timestamp_millis() - 86_400_000, now.timestamp_millis()),
-        ),
+        (None, None, None) => {
+            let (name, window, _) = crate::report::default_window(&config, now);
+            (name, window)
+        }
         _ => return bad("use period=NAME, or from=…&to=…".into()),
     };
     if window.len() > 400 * 86_400_000 {
