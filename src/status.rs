@@ -17,7 +17,7 @@ pub struct TargetStatus {
     pub kind: &'static str,
     pub description: Option<String>,
     /// unknown | up | down
-    pub state: &'static str,
+    pub state: crate::sla::Health,
     /// Start of the current state (outage start when down, backdated).
     pub since: Option<DateTime<Utc>>,
     pub last_probe: Option<DateTime<Utc>>,

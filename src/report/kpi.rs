@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::config::{Config, Language};
+use crate::model::event::KpiRecord;
 use crate::text::esc;
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -39,21 +40,18 @@ pub fn build(config: &Config, events: Vec<(String, String)>) -> Vec<Kpi> {
     let mut by: BTreeMap<String, (u64, u64, Vec<u64>, Vec<u64>)> = BTreeMap::new();
     let mut kinds: BTreeMap<String, String> = BTreeMap::new();
     for (target, detail) in events {
-        let v: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
-        if let Some(k) = v["kind"].as_str() {
-            kinds.insert(target.clone(), k.to_string());
+        // A record that does not read (none should) still counts as an attempt, not a success.
+        let r: KpiRecord = serde_json::from_str(&detail).unwrap_or_default();
+        if !r.kind.is_empty() {
+            kinds.insert(target.clone(), r.kind);
         }
         let e = by.entry(target).or_default();
         e.0 += 1;
-        if v["ok"] == true {
+        if r.ok {
             e.1 += 1;
-            if let Some(ms) = v["ms"].as_u64() {
-                e.2.push(ms);
-            }
+            e.2.extend(r.ms);
         }
-        if let Some(p) = v["pdd_ms"].as_u64() {
-            e.3.push(p);
-        }
+        e.3.extend(r.pdd_ms);
     }
     by.into_iter()
         .map(|(target, (attempts, successes, mut times, mut pdd))| {

@@ -389,7 +389,7 @@ impl Scheduler {
                         group: shared.board.group(&target.group),
                         kind: target.spec.kind(),
                         description: target.description.clone(),
-                        state: health.label(),
+                        state: health,
                         since: open_outage.map(from_ms),
                         last_probe: None,
                         last_ok: None,

@@ -93,18 +93,18 @@ pub(super) async fn record(
     };
     if let Some((time, pdd)) = kpi {
         let ms_of = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
-        let detail = serde_json::json!({
-            "kind": target.spec.kind(),
-            "ok": outcome.ok(),
-            "ms": ms_of(time).filter(|_| outcome.ok()),
-            "pdd_ms": ms_of(pdd),
-            "reason": outcome.failure.as_ref().map(|f| f.kind.label()),
-        });
+        let detail = crate::model::event::KpiRecord {
+            kind: target.spec.kind().to_string(),
+            ok: outcome.ok(),
+            ms: ms_of(time).filter(|_| outcome.ok()),
+            pdd_ms: ms_of(pdd),
+            reason: outcome.failure.as_ref().map(|f| f.kind.label().to_string()),
+        };
         shared.store.send(Op::Event {
             at: ms(at),
             target: target.name.clone(),
             event: "kpi",
-            detail: Some(detail.to_string()),
+            detail: serde_json::to_string(&detail).ok(),
         });
     }
     if obs.flap {
@@ -117,14 +117,14 @@ pub(super) async fn record(
     }
     {
         let mut s = carried.status.lock().unwrap_or_else(|p| p.into_inner());
-        if s.state != health.label() {
+        if s.state != health {
             s.since = match &obs.transition {
                 Some(Transition::Down { since }) => Some(*since),
                 Some(Transition::Up { until, .. }) => Some(*until),
                 None => Some(at),
             };
         }
-        s.state = health.label();
+        s.state = health;
         s.last_probe = Some(at);
         s.last_ok = Some(outcome.ok());
         s.last_duration_seconds = Some(outcome.elapsed.as_secs_f64());

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 pub type Ts = DateTime<Utc>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Health {
     /// No verdict yet (just started, or failures fewer than `confirm` since start).
     Unknown,

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::http::pages::PageQuery;
 use crate::http::{AppState, readable};
+use crate::sla::Health;
 
 #[derive(serde::Serialize)]
 pub(crate) struct StatusBody {
@@ -21,14 +22,14 @@ pub(crate) struct StatusBody {
 
 fn status_body(s: &AppState) -> StatusBody {
     let targets = s.board.snapshot();
-    let count = |st: &str| targets.iter().filter(|t| t.state == st).count();
+    let count = |st: Health| targets.iter().filter(|t| t.state == st).count();
     StatusBody {
         vantage: s.config.borrow().daemon.vantage.clone(),
         version: env!("CARGO_PKG_VERSION"),
         generated_at: chrono::Utc::now(),
-        up: count("up"),
-        down: count("down"),
-        unknown: count("unknown"),
+        up: count(Health::Up),
+        down: count(Health::Down),
+        unknown: count(Health::Unknown),
         targets,
     }
 }
@@ -108,7 +109,7 @@ pub(crate) async fn api_targets(
                 && match state.as_deref() {
                     None => true,
                     Some("degraded") => t.degraded_since.is_some(),
-                    Some(st) => t.state == st,
+                    Some(st) => t.state.label() == st,
                 }
         };
         let (total, targets) = board.select(keep, offset, limit);

@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use crate::config::{Config, Language};
 use crate::model::notice::IncidentRow;
 use crate::report::{Report, TargetReport};
+use crate::sla::Health;
 use crate::sla::spans::{Span, SpanSet};
 use crate::status::TargetStatus;
 use crate::text::{esc, local};
@@ -263,14 +264,14 @@ fn state_word<'a>(t: &TargetStatus, w: &'a W, maintenance: bool) -> (&'static st
     if t.monitor_fault.is_some() {
         return ("fault", w.monitor_fault);
     }
-    if maintenance && t.state != "up" {
+    if maintenance && t.state != Health::Up {
         return ("maint", w.maintenance);
     }
     match (t.state, t.degraded_since.is_some()) {
-        ("down", _) => ("down", w.down),
-        ("up", true) => ("degraded", w.degraded),
-        ("up", false) => ("up", w.up),
-        _ => ("unknown", w.unknown),
+        (Health::Down, _) => ("down", w.down),
+        (Health::Up, true) => ("degraded", w.degraded),
+        (Health::Up, false) => ("up", w.up),
+        (Health::Unknown, _) => ("unknown", w.unknown),
     }
 }
 
@@ -290,10 +291,10 @@ pub fn status_body(p: &PageInput<'_>) -> String {
     let w = w(p.lang);
     let tz = p.config.daemon.timezone;
     let maint = |t: &TargetStatus| p.config.in_maintenance(&t.name, &t.group, p.now);
-    let down = p.targets.iter().filter(|t| t.state == "down" && t.monitor_fault.is_none() && !maint(t)).count();
+    let down = p.targets.iter().filter(|t| t.state == Health::Down && t.monitor_fault.is_none() && !maint(t)).count();
     let faults = p.targets.iter().filter(|t| t.monitor_fault.is_some()).count();
-    let in_maint = p.targets.iter().filter(|t| t.state == "down" && maint(t)).count();
-    let degraded = p.targets.iter().filter(|t| t.state == "up" && t.degraded_since.is_some()).count();
+    let in_maint = p.targets.iter().filter(|t| t.state == Health::Down && maint(t)).count();
+    let degraded = p.targets.iter().filter(|t| t.state == Health::Up && t.degraded_since.is_some()).count();
     let mut o = format!("<h1>{} — {}</h1>", esc(w.title), esc(&p.config.daemon.vantage));
     let (class, text) = if down > 0 {
         ("bad", format!("{down} {}", if down == 1 { w.n_down_one } else { w.n_down }))
