@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 
 use crate::config::{Config, Language};
 use crate::text::dur;
+use crate::text::words::{MONITOR_EN as EN, MONITOR_VI as VI};
 use crate::text::{esc, local_ms};
 
 /// One target's fault, begun (`until_ms` None) or over.
@@ -25,47 +26,6 @@ pub struct Notice {
 pub fn recipients(config: &Config) -> Vec<(Language, Vec<String>)> {
     super::by_language(config.contacts.iter().filter(|c| config.daemon.monitor_contacts.contains(&c.name)))
 }
-
-struct Words {
-    fault: &'static str,
-    restored: &'static str,
-    not_observed: &'static str,
-    observed_again: &'static str,
-    since: &'static str,
-    after: &'static str,
-    why: &'static str,
-    explain: &'static str,
-    explain_ok: &'static str,
-}
-
-const EN: Words = Words {
-    fault: "[MONITOR FAULT]",
-    restored: "[MONITOR OK]",
-    not_observed: "not observed",
-    observed_again: "observed again",
-    since: "since",
-    after: "after",
-    why: "why",
-    explain: "This is the monitor's own trouble, not the carrier's: these targets are neither up nor down \
-              while it lasts, the time is not counted in their SLA (it is reported as not observed), and \
-              their contacts are not told. Fix the cause on the monitoring machine.",
-    explain_ok: "The time these targets were not observed is reported as such, not as up or down.",
-};
-
-const VI: Words = Words {
-    fault: "[LỖI GIÁM SÁT]",
-    restored: "[GIÁM SÁT BÌNH THƯỜNG]",
-    not_observed: "không giám sát được",
-    observed_again: "giám sát lại được",
-    since: "từ",
-    after: "sau",
-    why: "nguyên nhân",
-    explain: "Đây là sự cố của chính hệ thống giám sát, không phải của doanh nghiệp: trong thời gian này \
-              các mục tiêu trên không được tính là hoạt động hay gián đoạn, thời gian đó không tính vào SLA \
-              (báo cáo ghi là không giám sát) và đầu mối của doanh nghiệp không được báo. Hãy khắc phục \
-              nguyên nhân trên máy giám sát.",
-    explain_ok: "Thời gian các mục tiêu trên không giám sát được ghi là không giám sát, không tính là hoạt động hay gián đoạn.",
-};
 
 /// Subject, text and HTML of one e-mail about `notices` (faults begun and ended).
 pub fn render(notices: &[Notice], vantage: &str, tz: Tz, lang: Language) -> (String, String, String) {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::config::{Config, Language};
 use crate::model::event::KpiRecord;
 use crate::text::esc;
+use crate::text::words::{KPI_EN as EN, KPI_VI as VI, KpiWords as W};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Kpi {
@@ -72,45 +73,6 @@ pub fn build(config: &Config, events: Vec<(String, String)>) -> Vec<Kpi> {
         })
         .collect()
 }
-
-struct W {
-    title: &'static str,
-    target: &'static str,
-    measure: &'static str,
-    attempts: &'static str,
-    ratio: &'static str,
-    p50: &'static str,
-    p95: &'static str,
-    pdd: &'static str,
-    call: &'static str,
-    sms: &'static str,
-}
-
-const EN: W = W {
-    title: "Calls and messages (test calls and test SMS)",
-    target: "Target",
-    measure: "Measure",
-    attempts: "Attempts",
-    ratio: "Success",
-    p50: "Time p50",
-    p95: "Time p95",
-    pdd: "Post-dial delay p95",
-    call: "call setup",
-    sms: "SMS completion",
-};
-
-const VI: W = W {
-    title: "Cuộc gọi và tin nhắn (gọi thử, nhắn tin thử)",
-    target: "Điểm kiểm tra",
-    measure: "Chỉ tiêu",
-    attempts: "Số lần thử",
-    ratio: "Tỷ lệ thành công",
-    p50: "Thời gian p50",
-    p95: "Thời gian p95",
-    pdd: "Trễ quay số p95",
-    call: "thiết lập cuộc gọi",
-    sms: "tin nhắn đến nơi",
-};
 
 fn cells(k: &Kpi, w: &W) -> [String; 7] {
     let ms = |v: Option<u64>| v.map_or_else(|| "—".into(), |m| format!("{:.2} s", m as f64 / 1000.0));

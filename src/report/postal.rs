@@ -14,6 +14,7 @@ use crate::postal::mail::state_word;
 use crate::postal::{Consignment, SlaState};
 use crate::sla::spans::Span;
 use crate::text::dur;
+use crate::text::words::{POSTAL_REPORT_EN as EN, POSTAL_REPORT_VI as VI, PostalReportWords as W};
 use crate::text::{esc, local_ms};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -109,69 +110,6 @@ pub fn build(config: &Config, all: Vec<Consignment>, window: Span, now_ms: i64) 
     breaches.sort_by(|a, b| (&a.operator, a.deadline_ms, &a.tracking).cmp(&(&b.operator, b.deadline_ms, &b.tracking)));
     Some(PostalReport { operators: ops.into_values().collect(), by_kind: kinds.into_values().collect(), breaches })
 }
-
-struct W {
-    title: &'static str,
-    operator: &'static str,
-    kind: &'static str,
-    total: &'static str,
-    on_time: &'static str,
-    late: &'static str,
-    failed: &'static str,
-    overdue: &'static str,
-    on_track: &'static str,
-    unknown: &'static str,
-    ratio: &'static str,
-    breaches: &'static str,
-    tracking: &'static str,
-    state: &'static str,
-    deadline: &'static str,
-    delay: &'static str,
-    none: &'static str,
-    note: &'static str,
-}
-
-const EN: W = W {
-    title: "Postal consignments: delivered safely and on time",
-    operator: "Operator",
-    kind: "Kind",
-    total: "Total",
-    on_time: "On time",
-    late: "Late",
-    failed: "Failed",
-    overdue: "Overdue",
-    on_track: "On track",
-    unknown: "Unknown",
-    ratio: "On-time ratio",
-    breaches: "Breaches",
-    tracking: "Tracking",
-    state: "State",
-    deadline: "Deadline",
-    delay: "Late by",
-    none: "none",
-    note: "On-time ratio = delivered on time / (on time + late + failed + overdue). States as known when the report was made.",
-};
-
-const VI: W = W {
-    title: "Bưu gửi: phát an toàn, đúng hạn",
-    operator: "Doanh nghiệp",
-    kind: "Loại",
-    total: "Tổng",
-    on_time: "Đúng hạn",
-    late: "Trễ hạn",
-    failed: "Thất lạc/hoàn",
-    overdue: "Quá hạn",
-    on_track: "Đang phát",
-    unknown: "Chưa rõ",
-    ratio: "Tỷ lệ đúng hạn",
-    breaches: "Danh sách vi phạm",
-    tracking: "Số hiệu",
-    state: "Trạng thái",
-    deadline: "Hạn phát",
-    delay: "Trễ",
-    none: "không có",
-    note: "Tỷ lệ đúng hạn = số phát đúng hạn / (đúng hạn + trễ hạn + thất lạc/hoàn + quá hạn). Trạng thái tại thời điểm lập báo cáo.",
-};
 
 fn words(lang: Language) -> &'static W {
     if lang == Language::Vi { &VI } else { &EN }

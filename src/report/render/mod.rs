@@ -12,6 +12,7 @@ use super::Report;
 use crate::config::Language;
 use crate::sla::ledger::Figures;
 use crate::text::local as local_t;
+use crate::text::words::{REPORT_EN as EN, REPORT_VI as VI, ReportWords as Words};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -35,123 +36,6 @@ impl std::str::FromStr for Format {
         }
     }
 }
-
-/// The words of a report, in one language.
-struct Words {
-    title: &'static str,
-    window: &'static str,
-    generated: &'static str,
-    vantage: &'static str,
-    group: &'static str,
-    target: &'static str,
-    kind: &'static str,
-    availability: &'static str,
-    coverage: &'static str,
-    downtime: &'static str,
-    outages: &'static str,
-    longest: &'static str,
-    mttr: &'static str,
-    degraded: &'static str,
-    breach: &'static str,
-    yes: &'static str,
-    no: &'static str,
-    outage_list: &'static str,
-    start: &'static str,
-    end: &'static str,
-    duration: &'static str,
-    reason: &'static str,
-    ongoing: &'static str,
-    none: &'static str,
-    total: &'static str,
-    timeline: &'static str,
-    legend_up: &'static str,
-    legend_down: &'static str,
-    legend_degraded: &'static str,
-    legend_unobserved: &'static str,
-    contingency: &'static str,
-    removed: &'static str,
-    coverage_note: &'static str,
-    /// (label, "entry", how to check)
-    ledger: (&'static str, &'static str, &'static str),
-    /// Title, "left out of observed time", "counted in the SLA", "all targets".
-    maintenance: (&'static str, &'static str, &'static str, &'static str),
-}
-
-const EN: Words = Words {
-    title: "Connectivity compliance report",
-    window: "Period",
-    generated: "Generated",
-    vantage: "Vantage point",
-    group: "Group",
-    target: "Target",
-    kind: "Kind",
-    availability: "Availability",
-    coverage: "Coverage",
-    downtime: "Downtime",
-    outages: "Outages",
-    longest: "Longest",
-    mttr: "MTTR",
-    degraded: "Congested",
-    breach: "Breach",
-    yes: "YES",
-    no: "no",
-    outage_list: "Outages",
-    start: "Start",
-    end: "End",
-    duration: "Duration",
-    reason: "Reason",
-    ongoing: "ongoing",
-    none: "none",
-    total: "All targets",
-    timeline: "Timeline",
-    legend_up: "up",
-    legend_down: "down",
-    legend_degraded: "congested",
-    legend_unobserved: "not observed",
-    contingency: "Contingency plan",
-    removed: "no longer configured",
-    coverage_note: "Availability is computed over observed time; coverage is the share of the period the monitor was running.",
-    ledger: ("Ledger", "built from entry", "check with `thongsuot verify`"),
-    maintenance: ("Maintenance windows", "left out of observed time", "counted in the SLA", "all targets"),
-};
-
-const VI: Words = Words {
-    title: "Báo cáo bảo đảm thông tin liên lạc thông suốt",
-    window: "Giai đoạn",
-    generated: "Lập lúc",
-    vantage: "Điểm đo",
-    group: "Đơn vị",
-    target: "Điểm kiểm tra",
-    kind: "Loại",
-    availability: "Tỷ lệ sẵn sàng",
-    coverage: "Thời gian giám sát",
-    downtime: "Thời gian gián đoạn",
-    outages: "Số lần gián đoạn",
-    longest: "Dài nhất",
-    mttr: "Khôi phục TB",
-    degraded: "Nghẽn mạng",
-    breach: "Vi phạm",
-    yes: "CÓ",
-    no: "không",
-    outage_list: "Danh sách gián đoạn",
-    start: "Bắt đầu",
-    end: "Kết thúc",
-    duration: "Thời lượng",
-    reason: "Nguyên nhân",
-    ongoing: "đang diễn ra",
-    none: "không có",
-    total: "Tất cả",
-    timeline: "Diễn biến",
-    legend_up: "thông suốt",
-    legend_down: "gián đoạn",
-    legend_degraded: "nghẽn",
-    legend_unobserved: "không giám sát",
-    contingency: "Phương án dự phòng",
-    removed: "không còn trong cấu hình",
-    coverage_note: "Tỷ lệ sẵn sàng tính trên thời gian được giám sát; thời gian giám sát là tỷ lệ thời gian của giai đoạn mà hệ thống giám sát hoạt động.",
-    ledger: ("Sổ ghi chống sửa đổi", "lập từ mục", "kiểm tra bằng `thongsuot verify`"),
-    maintenance: ("Các đợt bảo trì", "không tính vào thời gian giám sát", "có tính vào SLA", "mọi điểm kiểm tra"),
-};
 
 fn words(lang: Language) -> &'static Words {
     match lang {

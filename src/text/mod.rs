@@ -1,5 +1,9 @@
 //! Small text helpers shared by the e-mails, reports, status page and error messages.
 
+pub mod words;
+
+pub use words::reason_vi;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
@@ -54,33 +58,6 @@ pub fn outage_length(observed_ms: i64, unobserved_ms: i64, not_observed: &str) -
     } else {
         dur(observed_ms)
     }
-}
-
-/// A failure reason (the stable label of metrics and the API) in Vietnamese words, for readers
-/// of Vietnamese e-mails and pages; the label itself stays beside it for the NOC.
-pub fn reason_vi(label: &str) -> Option<&'static str> {
-    Some(match label {
-        "timeout" => "hết thời gian chờ",
-        "refused" => "bị từ chối kết nối",
-        "unreachable" => "không tới được đích",
-        "reset" => "kết nối bị ngắt",
-        "resolve" => "không phân giải được tên miền",
-        "tls" => "lỗi TLS",
-        "status" => "mã trạng thái không đúng",
-        "body" => "nội dung trả về không đúng",
-        "too_large" => "phản hồi quá lớn",
-        "rcode" => "mã trả lời DNS không đúng",
-        "answer" => "bản ghi DNS không đúng",
-        "protocol" => "sai giao thức",
-        "latency" => "độ trễ vượt ngưỡng",
-        "loss" => "mất gói vượt ngưỡng",
-        "setup" => "lỗi phía hệ thống giám sát",
-        "cert_expiry" => "chứng chỉ sắp hoặc đã hết hạn",
-        "io" => "lỗi vào/ra",
-        "ttl_exceeded" => "hết TTL trên đường truyền",
-        "congestion" => "nghẽn mạng",
-        _ => return None,
-    })
 }
 
 /// An error and its causes on one line, without repeating a cause already in the text.
