@@ -95,3 +95,34 @@ pub fn authorized(config: &Config, headers: &HeaderMap) -> Result<(), (StatusCod
         Err((StatusCode::UNAUTHORIZED, "wrong bearer token\n"))
     }
 }
+
+/// The `?token=` of a request's query, if any (other parameters are the handler's).
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// A caller who may read (see [`readable`]): an extractor, so a handler that takes it cannot
+/// forget the check. It runs before the handler's own query is parsed.
+pub struct Read;
+
+impl axum::extract::FromRequestParts<AppState> for Read {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &AppState) -> Result<Read, Response> {
+        let token = axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri).ok().and_then(|q| q.0.token);
+        readable(s, &parts.headers, token.as_deref()).map(|()| Read).map_err(IntoResponse::into_response)
+    }
+}
+
+/// A caller with the bearer token (see [`authorized`]): for state-changing calls.
+pub struct Write;
+
+impl axum::extract::FromRequestParts<AppState> for Write {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &AppState) -> Result<Write, Response> {
+        let config = s.config.borrow().clone();
+        authorized(&config, &parts.headers).map(|()| Write).map_err(IntoResponse::into_response)
+    }
+}

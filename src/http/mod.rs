@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use api::{consignments, incidents, report, targets};
-pub use auth::{authorized, readable};
+pub use auth::{Read, Write, authorized, readable};
 pub use state::AppState;
 
 /// The whole HTTP surface over the daemon's handles.

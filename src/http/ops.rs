@@ -3,11 +3,11 @@
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AppState, authorized};
+use super::{AppState, Write};
 use crate::daemon::ReloadRequest;
 
 /// How long a scrape may keep the renderer waiting for it to read the next chunk.
@@ -85,11 +85,7 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-pub(crate) async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let auth = authorized(&s.config.borrow(), &headers);
-    if let Err(e) = auth {
-        return e.into_response();
-    }
+pub(crate) async fn reload(State(s): State<AppState>, _: Write) -> Response {
     let (tx, rx) = oneshot::channel();
     if s.reload.send(ReloadRequest { reply: Some(tx) }).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use crate::http::{AppState, authorized, readable};
+use crate::http::{AppState, Read, Write};
 use crate::postal::intake::Registration;
 use crate::postal::{Consignment, SlaState};
 
@@ -54,13 +54,9 @@ pub struct ListQuery {
     state: Option<String>,
     operator: Option<String>,
     limit: Option<usize>,
-    token: Option<String>,
 }
 
-pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>, headers: HeaderMap) -> Response {
-    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
-        return r.into_response();
-    }
+pub async fn list(State(s): State<AppState>, _: Read, Query(q): Query<ListQuery>) -> Response {
     if let Some(st) = q.state.as_deref()
         && SlaState::parse(st).is_none()
     {
@@ -84,13 +80,10 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>, headers
 
 pub async fn one(
     State(s): State<AppState>,
+    _: Read,
     Path(tracking): Path<String>,
-    Query(q): Query<ListQuery>,
-    headers: HeaderMap,
+    Query(_q): Query<ListQuery>,
 ) -> Response {
-    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
-        return r.into_response();
-    }
     let tz = s.config.borrow().daemon.timezone;
     let Some((c, events)) = s.postal.get(&tracking).await else {
         return (StatusCode::NOT_FOUND, "no consignment with that tracking number\n").into_response();
@@ -113,10 +106,7 @@ pub async fn one(
 
 /// Forgets a consignment registered by mistake (bearer token). A row still in the CSV file comes
 /// back at the file's next change.
-pub async fn remove(State(s): State<AppState>, Path(tracking): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorized(&s.config.borrow().clone(), &headers) {
-        return e.into_response();
-    }
+pub async fn remove(State(s): State<AppState>, _: Write, Path(tracking): Path<String>) -> Response {
     match s.postal.remove(&tracking).await {
         Ok(true) => (StatusCode::OK, "removed\n").into_response(),
         Ok(false) => (StatusCode::NOT_FOUND, "no consignment with that tracking number\n").into_response(),
@@ -125,11 +115,8 @@ pub async fn remove(State(s): State<AppState>, Path(tracking): Path<String>, hea
 }
 
 /// Registers one consignment (a JSON object) or many (an array). Bearer token required.
-pub async fn register(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn register(State(s): State<AppState>, _: Write, body: Bytes) -> Response {
     let config = s.config.borrow().clone();
-    if let Err(e) = authorized(&config, &headers) {
-        return e.into_response();
-    }
     if config.postal.is_none() {
         return (StatusCode::CONFLICT, "no [postal] section in the config\n").into_response();
     }

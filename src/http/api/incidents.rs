@@ -1,28 +1,24 @@
 //! Incidents: `/api/v1/incidents`, `/api/v1/incidents/{id}`.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::http::pages::PageQuery;
-use crate::http::{AppState, readable};
+use crate::http::{AppState, Read};
 
 #[derive(serde::Deserialize)]
 pub(crate) struct IncidentQuery {
     /// `open` (default) or `all` (the last `days` days).
     state: Option<String>,
     days: Option<u32>,
-    token: Option<String>,
 }
 
 pub(crate) async fn incidents(
     State(s): State<AppState>,
+    _: Read,
     axum::extract::Query(q): axum::extract::Query<IncidentQuery>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
-        return r.into_response();
-    }
     let all = q.state.as_deref() == Some("all");
     let days = i64::from(q.days.unwrap_or(7).min(366));
     let now = chrono::Utc::now().timestamp_millis();
@@ -39,13 +35,10 @@ pub(crate) async fn incidents(
 
 pub(crate) async fn api_incident(
     State(s): State<AppState>,
+    _: Read,
     axum::extract::Path(id): axum::extract::Path<i64>,
-    axum::extract::Query(q): axum::extract::Query<PageQuery>,
-    headers: HeaderMap,
+    axum::extract::Query(_q): axum::extract::Query<PageQuery>,
 ) -> Response {
-    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
-        return r.into_response();
-    }
     match crate::notify::outbox::with_db(&s.incidents, move |d| d.incident(id)).await {
         Some(Ok(Some(i))) => axum::Json(i).into_response(),
         Some(Ok(None)) => {

@@ -1,29 +1,25 @@
 //! `/api/v1/report`: the compliance report of a period or window, as JSON.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::http::{AppState, readable};
+use crate::http::{AppState, Read};
 
 #[derive(serde::Deserialize)]
 pub(crate) struct ReportQuery {
     period: Option<String>,
     from: Option<String>,
     to: Option<String>,
-    token: Option<String>,
 }
 
 /// The same data as `thongsuot report --format json`, with the same default window (the
 /// period in force, else the last 24 hours).
 pub(crate) async fn api_report(
     State(s): State<AppState>,
+    _: Read,
     axum::extract::Query(q): axum::extract::Query<ReportQuery>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
-        return r.into_response();
-    }
     let config = s.config.borrow().clone();
     let now = chrono::Utc::now();
     let tz = config.daemon.timezone;

@@ -2,11 +2,11 @@
 //! `/api/v1/periods`.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::pages::PageQuery;
-use crate::http::{AppState, readable};
+use crate::http::{AppState, Read};
 use crate::sla::Health;
 
 #[derive(serde::Serialize)]
@@ -36,18 +36,14 @@ fn status_body(s: &AppState) -> StatusBody {
 
 pub(crate) async fn status(
     State(s): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<PageQuery>,
-    headers: HeaderMap,
+    _: Read,
+    axum::extract::Query(_q): axum::extract::Query<PageQuery>,
 ) -> Response {
-    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
-        return r.into_response();
-    }
     axum::Json(status_body(&s)).into_response()
 }
 
 #[derive(serde::Deserialize)]
 pub(crate) struct TargetsQuery {
-    token: Option<String>,
     /// Only this group's targets.
     group: Option<String>,
     /// Only targets in this state: `up`, `down`, `unknown`, or `degraded` (congested now).
@@ -73,8 +69,8 @@ pub(crate) struct TargetsPage {
 /// Every target, or a page of those that match `group`, `state` and `kind`, in name order.
 pub(crate) async fn api_targets(
     State(s): State<AppState>,
+    _: Read,
     q: Result<axum::extract::Query<TargetsQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
 ) -> Response {
     let bad =
         |what: String| (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": what }))).into_response();
@@ -83,9 +79,6 @@ pub(crate) async fn api_targets(
         Ok(axum::extract::Query(q)) => q,
         Err(e) => return bad(e.body_text()),
     };
-    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
-        return r.into_response();
-    }
     let state = q.state.as_deref().map(str::to_ascii_lowercase);
     let state = state.as_deref();
     if let Some(st) = state
@@ -128,13 +121,10 @@ pub(crate) async fn api_targets(
 
 pub(crate) async fn api_target(
     State(s): State<AppState>,
+    _: Read,
     axum::extract::Path(name): axum::extract::Path<String>,
-    axum::extract::Query(q): axum::extract::Query<PageQuery>,
-    headers: HeaderMap,
+    axum::extract::Query(_q): axum::extract::Query<PageQuery>,
 ) -> Response {
-    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
-        return r.into_response();
-    }
     let Some(status) = s.board.get(&name) else {
         return (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "no such target" }))).into_response();
     };
@@ -161,12 +151,9 @@ pub(crate) async fn api_target(
 
 pub(crate) async fn api_periods(
     State(s): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<PageQuery>,
-    headers: HeaderMap,
+    _: Read,
+    axum::extract::Query(_q): axum::extract::Query<PageQuery>,
 ) -> Response {
-    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
-        return r.into_response();
-    }
     let config = s.config.borrow().clone();
     let now = chrono::Utc::now();
     let periods: Vec<serde_json::Value> = config

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::config::Config;
-use crate::http::{AppState, readable};
+use crate::http::{AppState, Read};
 
 #[derive(serde::Deserialize, Default)]
 pub(crate) struct PageQuery {
@@ -48,12 +48,10 @@ pub(crate) async fn page_input(s: &AppState) -> PageData {
 
 pub(crate) async fn index(
     State(s): State<AppState>,
+    _: Read,
     axum::extract::Query(q): axum::extract::Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
-        return r.into_response();
-    }
     let (config, targets, reports, incidents) = page_input(&s).await;
     let (postal, consignments) = (s.postal.summaries(), s.postal.noteworthy(50));
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
@@ -83,13 +81,11 @@ pub(crate) async fn index(
 
 pub(crate) async fn target_page(
     State(s): State<AppState>,
+    _: Read,
     axum::extract::Path(name): axum::extract::Path<String>,
     axum::extract::Query(q): axum::extract::Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = readable(&s, &headers, q.token.as_deref()) {
-        return r.into_response();
-    }
     let (config, targets, reports, incidents) = page_input(&s).await;
     let Some(t) = targets.iter().find(|t| *t.name == *name) else {
         return (StatusCode::NOT_FOUND, "no such target\n").into_response();
