@@ -61,11 +61,7 @@ pub fn read_all(conn: &Connection) -> rusqlite::Result<Vec<Consignment>> {
 impl PostalDb {
     /// Opens the store file (already created and migrated by `Store::open`).
     pub fn open(path: &Path) -> Result<PostalDb, StoreError> {
-        let err = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL;").map_err(err)?;
-        Ok(PostalDb { path: path.to_path_buf(), conn })
+        Ok(PostalDb { path: path.to_path_buf(), conn: super::connect(path, super::Access::Shared)? })
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {

@@ -126,6 +126,44 @@ impl Histories {
     }
 }
 
+/// How a connection to the store file is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// The writer's own: creates the file, sets WAL and runs the migrations.
+    Owner,
+    /// A second writer on a file the owner opened (the notifier's, the postal tracker's): it
+    /// waits longer for the lock, its transactions being the rarer ones.
+    Shared,
+    /// Reports and the SLA task: never writes.
+    ReadOnly,
+}
+
+/// The one way a connection to the store is opened. WAL: readers never block the writer;
+/// synchronous=NORMAL in WAL keeps every committed transaction across a process crash.
+pub(crate) fn connect(path: &Path, access: Access) -> Result<Connection, StoreError> {
+    let err = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+    let conn = match access {
+        Access::ReadOnly => {
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        }
+        Access::Owner | Access::Shared => Connection::open(path),
+    }
+    .map_err(err)?;
+    match access {
+        Access::Owner => {
+            conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+                .map_err(err)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        }
+        Access::Shared => {
+            conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+            conn.execute_batch("PRAGMA synchronous=NORMAL;").map_err(err)?;
+        }
+        Access::ReadOnly => conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?,
+    }
+    Ok(conn)
+}
+
 pub struct Store {
     path: PathBuf,
     conn: Connection,
@@ -142,9 +180,7 @@ impl Store {
 
     /// Opens (creating and migrating) the store for writing.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
-        let store = Store { path: path.to_path_buf(), conn };
-        store.configure()?;
+        let store = Store { path: path.to_path_buf(), conn: connect(path, Access::Owner)? };
         schema::migrate(&store.conn).map_err(|e| match e {
             schema::MigrateError::TooNew { found, known } => {
                 StoreError::TooNew { path: path.to_path_buf(), found, known }
@@ -159,11 +195,7 @@ impl Store {
         if !path.exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
-        let conn =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
+        let conn = connect(path, Access::ReadOnly)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|source| StoreError::Sqlite { path: path.to_path_buf(), source })?;
@@ -171,15 +203,6 @@ impl Store {
             return Err(StoreError::TooNew { path: path.to_path_buf(), found: version, known: schema::VERSION });
         }
         Ok(Store { path: path.to_path_buf(), conn })
-    }
-
-    fn configure(&self) -> Result<(), StoreError> {
-        // WAL: readers (reports, the SLA task) never block the writer. synchronous=NORMAL in
-        // WAL keeps every committed transaction across a process crash.
-        self.conn
-            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
-            .map_err(|e| self.err(e))?;
-        self.conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| self.err(e))
     }
 
     pub fn path(&self) -> &Path {

@@ -54,11 +54,7 @@ fn incident(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
 impl NotifyDb {
     /// Opens the store file (already created and migrated by `Store::open`).
     pub fn open(path: &Path) -> Result<NotifyDb, StoreError> {
-        let err = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL;").map_err(err)?;
-        Ok(NotifyDb { path: path.to_path_buf(), conn })
+        Ok(NotifyDb { path: path.to_path_buf(), conn: super::connect(path, super::Access::Shared)? })
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
