@@ -354,3 +354,19 @@ fn the_layers_point_one_way() {
     }
     assert!(broken.is_empty(), "layer rules broken:\n{}", broken.join("\n"));
 }
+
+#[test]
+fn no_source_file_is_over_600_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut long: Vec<String> = modules(&root)
+        .values()
+        .chain([root.join("main.rs"), root.join("lib.rs")].iter())
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(f).map(|t| t.lines().count()).unwrap_or(0);
+            (n > 600).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    long.sort();
+    // 200-400 lines is comfortable; over 600 a file does several things: split it by what each does.
+    assert!(long.is_empty(), "files over 600 lines:\n{}", long.join("\n"));
+}
