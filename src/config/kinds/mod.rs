@@ -96,6 +96,20 @@ pub fn required<'a, T>(cx: &mut Cx<'_>, v: &'a Opt<T>, t: &RawTarget, p: &str, k
     v.as_ref()
 }
 
+/// The required `address = "host:port"` of tcp and tls targets, with the error naming an
+/// example of the kind's.
+pub fn address(cx: &mut Cx<'_>, t: &RawTarget, p: &str, example: &str) -> Option<(String, u16)> {
+    let addr = required(cx, &t.address, t, p, "address")?;
+    let parsed = host_port(addr.get_ref());
+    if parsed.is_none() {
+        cx.error(
+            addr.span(),
+            format!("{p}address must be \"host:port\" (e.g. \"{example}\"), not {:?}", addr.get_ref()),
+        );
+    }
+    parsed
+}
+
 /// Splits `host:port` / `[v6]:port`.
 pub fn host_port(s: &str) -> Option<(String, u16)> {
     if let Ok(a) = s.parse::<SocketAddr>() {

@@ -6,20 +6,13 @@ use crate::config::raw::RawTarget;
 use crate::probe::ProbeSpec;
 use crate::probe::tcp::TcpSpec;
 
-use super::{TargetCx, host_port, required};
+use super::{TargetCx, address};
 
 pub const KEYS: &[&str] = &["address", "send", "expect"];
 
 pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<ProbeSpec> {
     let p = k.p;
-    let addr = required(cx, &t.address, t, p, "address")?;
-    let Some((host, port)) = host_port(addr.get_ref()) else {
-        cx.error(
-            addr.span(),
-            format!("{p}address must be \"host:port\" (e.g. \"127.0.0.1:2775\"), not {:?}", addr.get_ref()),
-        );
-        return None;
-    };
+    let (host, port) = address(cx, t, p, "127.0.0.1:2775")?;
     Some(ProbeSpec::Tcp(TcpSpec {
         host,
         port,

@@ -6,23 +6,16 @@ use crate::config::diagnostics::Cx;
 use crate::config::raw::RawTarget;
 use crate::probe::ProbeSpec;
 
-use super::{TargetCx, ca_file, host_port, required};
+use super::{TargetCx, address, ca_file};
 
 pub const KEYS: &[&str] = &["address", "server_name", "min_days_left", "tls_verify", "ca_file"];
 
 pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<ProbeSpec> {
     let p = k.p;
-    let addr = required(cx, &t.address, t, p, "address")?;
-    let Some((host, port)) = host_port(addr.get_ref()) else {
-        cx.error(
-            addr.span(),
-            format!("{p}address must be \"host:port\" (e.g. \"portal.example.vn:443\"), not {:?}", addr.get_ref()),
-        );
-        return None;
-    };
+    let (host, port) = address(cx, t, p, "portal.example.vn:443")?;
     let server_name = t.server_name.as_ref().map_or_else(|| host.clone(), |s| s.get_ref().clone());
     if rustls::pki_types::ServerName::try_from(server_name.clone()).is_err() {
-        let span = t.server_name.as_ref().map_or(addr.span(), |s| s.span());
+        let span = t.server_name.as_ref().or(t.address.as_ref()).map_or_else(|| t.kind.span(), |s| s.span());
         cx.error(span, format!("{p}server_name {server_name:?} is not a DNS name or IP address"));
     }
     let min_days_left =

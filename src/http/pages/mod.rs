@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::config::Config;
+use crate::config::Language;
 use crate::http::{AppState, Read};
 
 #[derive(serde::Deserialize, Default)]
@@ -46,6 +47,23 @@ pub(crate) async fn page_input(s: &AppState) -> PageData {
     (config, targets, reports, incidents)
 }
 
+/// The page's language: `?lang=`, else `Accept-Language`, else `daemon.language`.
+fn language(q: &PageQuery, headers: &HeaderMap, config: &Config) -> Language {
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    render::language(q.lang.as_deref(), accept, config.daemon.language)
+}
+
+/// The whole page around `body`, or the body alone for the page's own refresh (`?fragment=1`,
+/// asked for with `refresh_query` appended).
+fn framed(q: &PageQuery, lang: Language, title: &str, body: String, refresh_query: &str) -> Response {
+    if q.fragment == Some(1) {
+        return Html(body).into_response();
+    }
+    let l = if lang == Language::Vi { "vi" } else { "en" };
+    let refresh = format!("?lang={l}&fragment=1{refresh_query}{}", suffix(q));
+    Html(render::page(title, lang, &body, &refresh)).into_response()
+}
+
 pub(crate) async fn index(
     State(s): State<AppState>,
     _: Read,
@@ -54,9 +72,8 @@ pub(crate) async fn index(
 ) -> Response {
     let (config, targets, reports, incidents) = page_input(&s).await;
     let (postal, consignments) = (s.postal.summaries(), s.postal.noteworthy(50));
-    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
-    let lang = crate::http::pages::render::language(q.lang.as_deref(), accept, config.daemon.language);
-    let input = crate::http::pages::render::PageInput {
+    let lang = language(&q, &headers, &config);
+    let input = render::PageInput {
         config: &config,
         targets: &targets,
         reports: &reports,
@@ -68,15 +85,9 @@ pub(crate) async fn index(
         consignments: &consignments,
         group: q.group.as_deref(),
     };
-    let body = crate::http::pages::render::status_body(&input);
-    if q.fragment == Some(1) {
-        return Html(body).into_response();
-    }
-    let l = if lang == crate::config::Language::Vi { "vi" } else { "en" };
+    let body = render::status_body(&input);
     let group = q.group.as_deref().map(|g| format!("&group={}", crate::text::url_encode(g))).unwrap_or_default();
-    let refresh = format!("?lang={l}&fragment=1{group}{}", suffix(&q));
-    Html(crate::http::pages::render::page(&format!("thongsuot — {}", config.daemon.vantage), lang, &body, &refresh))
-        .into_response()
+    framed(&q, lang, &format!("thongsuot — {}", config.daemon.vantage), body, &group)
 }
 
 pub(crate) async fn target_page(
@@ -90,10 +101,8 @@ pub(crate) async fn target_page(
     let Some(t) = targets.iter().find(|t| *t.name == *name) else {
         return (StatusCode::NOT_FOUND, "no such target\n").into_response();
     };
-    let (postal, consignments) = (Vec::new(), Vec::new());
-    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
-    let lang = crate::http::pages::render::language(q.lang.as_deref(), accept, config.daemon.language);
-    let input = crate::http::pages::render::PageInput {
+    let lang = language(&q, &headers, &config);
+    let input = render::PageInput {
         config: &config,
         targets: &targets,
         reports: &reports,
@@ -101,20 +110,9 @@ pub(crate) async fn target_page(
         lang,
         now: chrono::Utc::now(),
         link_suffix: suffix(&q),
-        postal: &postal,
-        consignments: &consignments,
+        postal: &[],
+        consignments: &[],
         group: None,
     };
-    let body = crate::http::pages::render::target_body(&input, t);
-    if q.fragment == Some(1) {
-        return Html(body).into_response();
-    }
-    let l = if lang == crate::config::Language::Vi { "vi" } else { "en" };
-    Html(crate::http::pages::render::page(
-        &format!("thongsuot — {name}"),
-        lang,
-        &body,
-        &format!("?lang={l}&fragment=1{}", suffix(&q)),
-    ))
-    .into_response()
+    framed(&q, lang, &format!("thongsuot — {name}"), render::target_body(&input, t), "")
 }
