@@ -252,8 +252,9 @@ pub struct PostalOperator {
     pub api_target: String,
     pub track_url: String,
     pub method: reqwest::Method,
-    /// Static headers, then headers whose values came from the environment (secrets).
-    pub headers: Vec<(String, String)>,
+    /// Static headers, then headers whose values came from the environment (secrets, marked
+    /// sensitive: `Debug` prints `Sensitive`).
+    pub headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
     pub poll: Duration,
     pub timeout: Duration,
     pub status_pointer: String,

@@ -15,7 +15,8 @@ pub struct PostalApiSpec {
     pub operator: String,
     pub track_url: String,
     pub method: reqwest::Method,
-    pub headers: Vec<(String, String)>,
+    /// Static headers, then those of `headers_env` (secrets, marked sensitive).
+    pub headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
 }
 
 #[derive(Default)]

@@ -34,7 +34,8 @@ pub struct SmsSpec {
     pub url: String,
     pub method: reqwest::Method,
     pub body: Option<String>,
-    pub headers: Vec<(String, String)>,
+    /// Static headers, then those of `headers_env` (secrets, marked sensitive).
+    pub headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
     pub username: Option<String>,
     pub password: Option<super::Secret>,
     pub from: String,

@@ -81,7 +81,7 @@ pub fn spec(cx: &mut Cx<'_>, t: &RawTarget, k: &mut TargetCx<'_>) -> Option<Prob
         url: url.get_ref().clone(),
         method: request.method.clone(),
         body: t.body.as_ref().map(|b| b.get_ref().clone()),
-        headers: request.plain(),
+        headers: request.typed(),
         username: t.username.as_ref().map(|u| u.get_ref().clone()),
         password: cx.secret(&t.password_env, env, p).map(crate::probe::Secret),
         from,

@@ -106,7 +106,7 @@ pub fn postal(
                 .map_or_else(|| builtin::POSTAL_ITEM_TRACKING_POINTER.into(), |s| s.get_ref().clone()),
             track_url: o.track_url.get_ref().clone(),
             method: request.method.clone(),
-            headers: request.plain(),
+            headers: request.typed(),
             poll: cx.duration(&o.poll, &format!("{pre}poll: ")).unwrap_or(builtin::POSTAL_POLL),
             timeout: cx.duration(&o.timeout, &format!("{pre}timeout: ")).unwrap_or(builtin::POSTAL_TIMEOUT),
             status_pointer: o.status_pointer.get_ref().clone(),

@@ -18,24 +18,17 @@ pub struct Request {
 }
 
 pub struct Header {
-    /// The name as written (HTTP names are case-insensitive; `name` is lower case).
-    pub written: String,
+    /// Lower case (HTTP names are case-insensitive).
     pub name: HeaderName,
-    /// Marked sensitive when it came from the environment.
+    /// Marked sensitive when it came from the environment: `Debug` prints `Sensitive`, and
+    /// reqwest and hyper treat it as a secret.
     pub value: HeaderValue,
-    /// The value as a string, for the requests that are built from strings.
-    pub text: String,
 }
 
 impl Request {
-    /// The headers as the HTTP probe sends them.
+    /// The headers as the three requests send them, sensitive values still marked.
     pub fn typed(&self) -> Vec<(HeaderName, HeaderValue)> {
         self.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect()
-    }
-
-    /// The headers as written, for the SMS gateway's and the postal operator's requests.
-    pub fn plain(self) -> Vec<(String, String)> {
-        self.headers.into_iter().map(|h| (h.written, h.text)).collect()
     }
 }
 
@@ -62,7 +55,7 @@ pub fn request(
     if let Some(h) = headers {
         for (k, v) in h.get_ref() {
             match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
-                (Ok(name), Ok(value)) => out.push(Header { written: k.clone(), name, value, text: v.clone() }),
+                (Ok(name), Ok(value)) => out.push(Header { name, value }),
                 _ => cx.error(h.span(), format!("{p}invalid header {k:?}: {v:?}")),
             }
         }
@@ -74,7 +67,7 @@ pub fn request(
                 (Ok(name), Some(v)) => match HeaderValue::from_str(&v) {
                     Ok(mut value) => {
                         value.set_sensitive(true);
-                        out.push(Header { written: k.clone(), name, value, text: v });
+                        out.push(Header { name, value });
                     }
                     Err(_) => {
                         cx.error(h.span(), format!("{p}headers_env: the value of {var} is not a valid header value"))
@@ -92,6 +85,8 @@ pub fn request(
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    use reqwest::header::{HeaderName, HeaderValue};
 
     use crate::config::Config;
     use crate::probe::ProbeSpec;
@@ -120,25 +115,61 @@ mod tests {
     #[test]
     fn the_three_requests_keep_their_headers_as_before() {
         let headers = "method = \"post\"\nheaders = { X-Api = \"a\", Accept = \"b\" }\nheaders_env = { Authorization = \"SECRET\" }";
-        let expected: Vec<(String, String)> =
-            [("Accept", "b"), ("X-Api", "a"), ("Authorization", "s3cret")].map(|(k, v)| (k.into(), v.into())).into();
+        let expected = [("accept", "b", false), ("x-api", "a", false), ("authorization", "s3cret", true)];
+        let seen = |h: &[(HeaderName, HeaderValue)]| -> Vec<(String, String, bool)> {
+            h.iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned(), v.is_sensitive()))
+                .collect()
+        };
+        let expected: Vec<(String, String, bool)> = expected.map(|(k, v, s)| (k.into(), v.into(), s)).into();
 
         let c = parse(&sms(headers)).expect("valid sms target");
         let Some(ProbeSpec::Sms(s)) = c.targets.first().map(|t| &t.spec) else { panic!("no sms target") };
-        assert_eq!(s.headers, expected);
+        assert_eq!(seen(&s.headers), expected);
         assert_eq!(s.method, reqwest::Method::POST);
 
         let c = parse(&operator(headers)).expect("valid operator");
         let o = c.postal.as_ref().and_then(|p| p.operators.first()).expect("an operator");
-        assert_eq!(o.headers, expected);
+        assert_eq!(seen(&o.headers), expected);
         assert_eq!(o.method, reqwest::Method::POST);
 
         let http =
             format!("[[target]]\nname = \"web\"\ngroup = \"g\"\nkind = \"http\"\nurl = \"http://x/\"\n{headers}\n");
         let c = parse(&http).expect("valid http target");
         let Some(ProbeSpec::Http(h)) = c.targets.first().map(|t| &t.spec) else { panic!("no http target") };
-        let typed: Vec<(&str, bool)> = h.headers.iter().map(|(k, v)| (k.as_str(), v.is_sensitive())).collect();
-        assert_eq!(typed, [("accept", false), ("x-api", false), ("authorization", true)]);
+        assert_eq!(seen(&h.headers), expected);
+    }
+
+    // The SMS gateway's and the postal operator's `headers_env` values were turned back into
+    // strings: `{:?}` of the config (logs, panics) printed the secrets, and reqwest did not know
+    // they were sensitive. They keep the parser's typed, sensitive values now, as `http` does.
+    #[test]
+    fn header_secrets_of_sms_and_postal_requests_are_not_printed() {
+        const SECRET: &str = "xK9-very-distinctive-api-key-Qz7";
+        let env = |k: &str| (k == "GW_KEY").then(|| SECRET.to_string());
+        let extra = "headers = { X-Api = \"public\" }\nheaders_env = { Authorization = \"GW_KEY\" }";
+        let text = format!("{HEAD}{}{}", sms(extra), operator(extra));
+        let c = Config::parse(Path::new("t.toml"), &text, &env).map_err(|e| e.messages()).expect("valid config");
+
+        let printed = format!("{c:?}");
+        assert!(!printed.contains(SECRET), "a header secret in the config's Debug output: {printed}");
+        assert!(printed.contains("public"), "the static header is still shown: {printed}");
+
+        let secret = |headers: &[(HeaderName, HeaderValue)]| {
+            headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| (v.as_bytes().to_vec(), v.is_sensitive()))
+        };
+        let sms = c.targets.iter().find_map(|t| match &t.spec {
+            ProbeSpec::Sms(s) => Some(s.headers.clone()),
+            _ => None,
+        });
+        assert_eq!(sms.as_deref().and_then(secret), Some((SECRET.as_bytes().to_vec(), true)));
+        let api = c.targets.iter().find_map(|t| match &t.spec {
+            ProbeSpec::Postal(p) => Some(p.headers.clone()),
+            _ => None,
+        });
+        assert_eq!(api.as_deref().and_then(secret), Some((SECRET.as_bytes().to_vec(), true)));
+        let op = c.postal.as_ref().and_then(|p| p.operators.first()).map(|o| o.headers.clone());
+        assert_eq!(op.as_deref().and_then(secret), Some((SECRET.as_bytes().to_vec(), true)));
     }
 
     // Until the three requests shared this parser, the SMS gateway's and the postal operator's
