@@ -58,8 +58,38 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// The kind after this one in [`Kind::ALL`]. An exhaustive `match`, so a new variant must be
+    /// placed here, and the test below then fails until `ALL` lists it too.
+    fn next(self) -> Option<Kind> {
+        match self {
+            Kind::Icmp => Some(Kind::Tcp),
+            Kind::Tcp => Some(Kind::Http),
+            Kind::Http => Some(Kind::Dns),
+            Kind::Dns => Some(Kind::Tls),
+            Kind::Tls => Some(Kind::Sip),
+            Kind::Sip => Some(Kind::Call),
+            Kind::Call => Some(Kind::Sms),
+            Kind::Sms => Some(Kind::Heartbeat),
+            Kind::Heartbeat => Some(Kind::Postal),
+            Kind::Postal => None,
+        }
+    }
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kind;
+
+    #[test]
+    fn all_lists_every_kind() {
+        let chain: Vec<Kind> = std::iter::successors(Some(Kind::Icmp), |k| k.next()).collect();
+        assert_eq!(chain, Kind::ALL, "Kind::ALL and Kind::next disagree: a kind is missing from one");
     }
 }
