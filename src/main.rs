@@ -123,21 +123,18 @@ fn main() -> ExitCode {
 /// Tunes glibc's allocator by running the daemon again (same process, same arguments) with
 /// `GLIBC_TUNABLES` set to [`TUNABLES`]:
 /// - `hugetlb=1`: the heap is backed by transparent huge pages. A probe touches its target's
-///   state once per interval, so at 10,000s of targets nearly every access missed the TLB:
-///   measured, 20,000 TCP targets at 2,000 probes/s spent 30 % less CPU per probe with huge
-///   pages and resident memory did not grow.
+///   state once per interval, so with a large fleet nearly every access misses the TLB when the
+///   heap is in small pages; huge pages make a probe cheaper without growing resident memory.
 /// - `arena_max=1`: every thread allocates from that one huge-paged heap. Thread arenas are
 ///   mapped apart, in small pages: the probe threads' allocations and whatever a worker thread
-///   built (slots, copies of targets) landed there. A/B at 2,000 TCP probes/s on 2 cores, 6
-///   interleaved pairs with the tunables set from outside: 0.061 -> 0.041 ms CPU per probe; 3
-///   pairs through this re-exec: 0.032 -> 0.024; resident memory 62 -> 58 MB at 20,000 targets.
-///   Blocks up to about 1 KiB come from each thread's cache without the arena's lock; larger
-///   ones take it (not measured on more than 2 cores).
+///   built (slots, copies of targets) would land there, out of the huge pages' reach, and each
+///   arena keeps memory of its own. Blocks up to about 1 KiB come from each thread's cache
+///   without the arena's lock; larger ones take it, which on many cores may contend.
 /// - `mmap_threshold=1 MiB`, fixed: every block of 1 MiB or more is mapped on its own and given
 ///   back to the kernel when freed. By default the threshold rises to the size of the last such
-///   block freed (up to 32 MiB), so the SLA report of 100,000 targets (30 MB, rebuilt every
-///   30 s while the previous one is still served) moved into the heap and stayed there, twice:
-///   RSS 248 -> 314 MB within two minutes; with the fixed threshold it stays at 250 MB.
+///   block freed (up to 32 MiB), so the SLA report of a large fleet (rebuilt every 30 s while
+///   the previous one is still served) would move into the heap and stay there, twice over;
+///   with the threshold fixed, each report's memory goes back to the kernel when it is freed.
 ///
 /// A `GLIBC_TUNABLES` already set is respected (set it, even empty, to opt out); where glibc or
 /// the kernel do not support a setting it does nothing.

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetStatus {
-    /// Shared with the board's key (and the group with every target of the group): at 100,000
-    /// targets, a copy each is 10 MB.
+    /// Shared with the board's key (and the group with every target of the group) rather than
+    /// copied: over a large fleet, a copy per target adds up.
     pub name: Arc<str>,
     pub group: Arc<str>,
     pub kind: &'static str,

@@ -1,7 +1,7 @@
 //! Finds the `[[target]]` sections of a config document without parsing it, so that each
-//! target can be parsed on its own: parsing 100,000 targets as one document holds a token per
-//! lexeme and a tree of every table at once (330 MB for a 10 MB file), and on a reload that
-//! memory stayed with the daemon as heap fragments (+60 MB of RSS). A section runs from its
+//! target can be parsed on its own: parsing every target as one document holds a token per
+//! lexeme and a tree of every table at once, many times the size of the file, and on a reload
+//! that memory would stay with the daemon as heap fragments. A section runs from its
 //! `[[target]]` header to the next header that is not one of its sub-tables (`[target.x]`,
 //! `[[target.x]]`).
 

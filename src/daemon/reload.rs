@@ -19,8 +19,8 @@ pub(super) async fn reload(
     let old = config_tx.borrow().clone();
     // Read and validated right here, on the thread that runs the daemon's main future (`block_on`
     // in main.rs, not a runtime worker: probes and the API do not wait for it), the thread that
-    // loaded the config at start. On a pool thread each reload grew another allocator arena by
-    // the size of a parse: +100 MB of RSS per reload of 100,000 targets, up to +430 MB.
+    // loaded the config at start. On a pool thread each reload would grow another allocator
+    // arena by the size of a parse, and that memory would stay with the daemon.
     let loaded = Config::reload(&old);
     let new = match loaded {
         Ok(c) => c,

@@ -23,9 +23,9 @@ pub(super) async fn sla_metrics(
     wake: Arc<tokio::sync::Notify>,
     cache: SlaCache,
 ) {
-    // Every evaluation runs on one long-lived blocking thread. The reports of 100,000 targets
-    // are tens of megabytes; built on whichever pool thread was free, each landed in another
-    // allocator arena, and RSS grew 278 -> 368 MB in 3 minutes.
+    // Every evaluation runs on one long-lived blocking thread. A large fleet's reports are big
+    // allocations; built on whichever pool thread was free, each would land in another allocator
+    // arena, and resident memory would grow with every arena that held one.
     type Job = (Arc<Config>, oneshot::Sender<Result<(), crate::store::StoreError>>);
     let (jobs, mut queue) = mpsc::channel::<Job>(1);
     tokio::task::spawn_blocking(move || {

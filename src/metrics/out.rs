@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 const CHUNK: usize = 256 * 1024;
 
 /// The text being written: kept whole, or handed on in chunks as it grows, so that the scrape of
-/// a large fleet (126 MB at 100,000 targets) never sits in memory at once.
+/// a large fleet, many chunks long, never sits in memory at once.
 #[derive(Default)]
 pub struct Out {
     buf: String,

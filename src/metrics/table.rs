@@ -50,7 +50,7 @@ pub struct Cell {
     hist: Option<Box<Hist>>,
     successes: AtomicU64,
     /// Failure counters and uplinks, made at the first failure or uplink result: most targets
-    /// never fail, and 100,000 cells without them are 15 MB smaller.
+    /// never fail, so most cells never pay for them.
     rare: OnceLock<Box<Rare>>,
     up: AtomicI64,
     downtime: F,
@@ -244,7 +244,7 @@ impl Table {
             let g = self.slots.read().unwrap_or_else(|p| p.into_inner());
             g.cells.iter().flatten().cloned().collect()
         };
-        // As long as the last text per cell, and a little more: growing a 100 MB string by
+        // As long as the last text per cell, and a little more: growing a large fleet's text by
         // doubling would copy it and hold twice the memory at the peak.
         let per_cell = self.bytes_per_cell.load(Relaxed).max(200);
         let start = out.written();

@@ -28,7 +28,7 @@ pub struct TargetReport {
     /// False for a target that has history in the store but is no longer configured.
     pub in_config: bool,
     /// Shared by the targets that had nothing in the window and were observed alike (most of
-    /// them): 8 bytes a target instead of 208, 20 MB less per window of 100,000 targets.
+    /// them): a pointer a target instead of a copy of the figures each.
     pub figures: Arc<Figures>,
     /// Degradation intervals in the window (for the timeline).
     pub degradations: Vec<ledger::Interval>,
@@ -102,9 +102,9 @@ impl TargetReport {
 
 impl Report {
     /// Drops the targets with nothing to report, keeping group and total figures: what the
-    /// daemon holds of a period that has ended (its figures no longer change). With 100,000
-    /// targets a full report is about 38 MB; kept for every past period, memory grew by that
-    /// much per period.
+    /// daemon holds of a period that has ended (its figures no longer change). A full report
+    /// kept for every past period would grow memory by the size of a report with each period
+    /// that ends.
     pub fn omit_clean_targets(&mut self) {
         for g in &mut self.groups {
             let before = g.targets.len();
@@ -216,8 +216,8 @@ pub fn build(
         clean.entry(key).or_insert_with_key(|k| Arc::new(compute(h, since, &k.3, objective))).clone()
     };
 
-    // Targets by group in one pass (not one pass per group), each list sized exactly: with
-    // 100,000 targets a report is 30 MB and a doubling Vec would leave a third of it unused.
+    // Targets by group in one pass (not one pass per group), each list sized exactly: a large
+    // fleet's report is big, and a doubling Vec can leave up to half of its capacity unused.
     let mut by_group: HashMap<&str, Vec<&Target>> = HashMap::new();
     for t in &config.targets {
         by_group.entry(t.group.as_str()).or_default().push(t);

@@ -1,9 +1,10 @@
 //! The engine's queue of due times: a calendar of buckets one tick wide over the next
 //! [`HORIZON`] ticks, and a heap for what is due later.
 //!
-//! A binary heap of every target costs a probe some fifteen cache lines (a pop sifts down the
-//! whole depth of a 20,000-entry heap), all cold at a low probe rate. Here a probe's entry goes
-//! into the bucket of its tick and comes out with the rest of that bucket, read in order.
+//! A binary heap of every target costs a probe a cache line per level (a pop sifts down the
+//! whole depth of the heap, which grows with the fleet), all cold at a low probe rate. Here a
+//! probe's entry goes into the bucket of its tick and comes out with the rest of that bucket,
+//! read in order.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -23,8 +23,9 @@ pub(super) const TICK_MS: u64 = 5;
 /// caches, a wake-up per tick) and for bursts.
 pub(super) const ENGINE_BUDGET_US: f64 = 250_000.0;
 
-/// Estimated CPU µs of one probe of `target` (bench/results: tcp 30, icmp 25 an echo, dns 24,
-/// http 85 on a fresh connection; a TLS handshake verifies a certificate chain).
+/// Estimated CPU µs of one probe of `target`, rounded up from the per-kind figures in
+/// `bench/results/` where there are some (http on a fresh connection; a TLS handshake verifies
+/// a certificate chain).
 pub(super) fn probe_cost_us(target: &Target) -> f64 {
     match &target.spec {
         probe::ProbeSpec::Icmp(s) => 25.0 * f64::from(s.count.max(1)),

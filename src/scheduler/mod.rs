@@ -199,8 +199,7 @@ impl Scheduler {
     /// The engine for a new target of `load`, charged with it: the least loaded one, or a new one when every
     /// engine is past its budget and a core is left. One engine wakes once per tick for all
     /// its targets; two engines at a low rate each wake for half of them, and each wake-up is
-    /// a context switch (dear in a VM): measured at 2,000 probes/s, one engine spends 15-25 %
-    /// less CPU per probe than two.
+    /// a context switch (dear in a VM), so one engine spends less CPU per probe than two.
     fn pick_engine(&mut self, load: f64) -> usize {
         let least =
             self.engines.iter().enumerate().min_by(|a, b| a.1.load.total_cmp(&b.1.load)).map(|(i, e)| (i, e.load));

@@ -108,8 +108,8 @@ pub struct TargetHistory {
 
 /// What the store knows of its targets for one window: when each was first seen, and the
 /// intervals of those that had any in it (with their group and kind, for targets that left the
-/// config). Kept apart: a full history for each of 100,000 targets was 25 MB more at every SLA
-/// evaluation, while nearly all of them had nothing in the window.
+/// config). Kept apart: nearly all targets have nothing in the window, and a full history for
+/// each would be built at every SLA evaluation only to stay empty.
 #[derive(Debug, Default)]
 pub struct Histories {
     pub first_seen: HashMap<String, i64>,

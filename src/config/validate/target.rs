@@ -1,7 +1,7 @@
 //! `[[target]]`: the keys every target has (group, interval and timeout, confirm/recover,
 //! uplinks), checked here; the kind's own keys are checked by its file in `kinds`. Each
 //! `[[target]]` section is parsed, deserialized and validated on its own, one after the other
-//! (see `sections`): 100,000 targets never exist twice in memory.
+//! (see `sections`): however large the config, its targets never exist twice in memory.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -93,8 +93,8 @@ pub(crate) async fn api_targets(
     let limit = q.limit.unwrap_or(usize::MAX);
     let board = s.board.clone();
     let (group, kind, state) = (q.group, q.kind, state.map(str::to_owned));
-    // Copying and encoding 100,000 targets takes a good part of a second: not on a worker
-    // that serves the other requests.
+    // Copying and encoding every target of a large fleet is long, blocking work: not on a
+    // worker that serves the other requests.
     let page = tokio::task::spawn_blocking(move || {
         let keep = |t: &crate::status::TargetStatus| {
             group.as_deref().is_none_or(|g| &*t.group == g)

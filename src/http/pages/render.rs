@@ -120,8 +120,9 @@ pub struct PageInput<'a> {
     pub group: Option<&'a str>,
 }
 
-/// Targets listed per group, and on the whole page, unless one group is asked for: a page of
-/// 100,000 targets was 127 MB of HTML. Targets that are not up are listed first.
+/// Targets listed per group, and on the whole page, unless one group is asked for: a page
+/// listing every target of a large fleet would be far too big for a browser. Targets that are
+/// not up are listed first.
 const LIST_PER_GROUP: usize = 200;
 const LIST_PER_PAGE: usize = 2000;
 
@@ -202,7 +203,7 @@ pub fn status_body(p: &PageInput<'_>) -> String {
         .and_then(|x| p.reports.iter().find(|r| r.window_name == x.name))
         .or_else(|| p.reports.iter().find(|r| r.window_name == "last-24h"));
     let day = p.reports.iter().find(|r| r.window_name == "last-24h");
-    // Looked up once: with 100,000 targets a search per target is 10^10 comparisons.
+    // Looked up once: a search per target would be quadratic in the number of targets.
     let day_by_name: HashMap<&str, &TargetReport> = day
         .map(|r| r.groups.iter().flat_map(|g| &g.targets).map(|t| (t.name.as_str(), t)).collect())
         .unwrap_or_default();

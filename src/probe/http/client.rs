@@ -10,7 +10,8 @@ use super::{HttpSpec, check, plain};
 use crate::probe::{Binding, Failure, FailureKind, Outcome, Phase, conclude, deadline};
 
 /// The settings that make two HTTP targets need different clients. Targets that agree share
-/// one client (a client costs about 100 KB and a TLS root store); the timeout is per request.
+/// one client (each client carries a connector and a TLS root store of its own, too much to keep
+/// one per target); the timeout is per request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ClientKey {
     tls_verify: bool,
