@@ -83,15 +83,7 @@ impl Notifier {
         let live = self.run_started;
         let r = tokio::task::spawn_blocking(move || {
             let store = crate::store::Store::open_read_only(&path).ok()?;
-            let now_ms = now.timestamp_millis();
-            let (name, window, period) = match cfg.periods.iter().find(|p| p.contains(now)) {
-                Some(p) => (
-                    p.name.clone(),
-                    crate::sla::spans::Span::new(p.start.timestamp_millis(), p.end.timestamp_millis()),
-                    Some(p),
-                ),
-                None => ("last-24h".to_string(), crate::sla::spans::Span::new(now_ms - 86_400_000, now_ms), None),
-            };
+            let (name, window, period) = crate::report::default_window(&cfg, now);
             let report = crate::report::build(&cfg, &store, &name, window, period, now, Some(live)).ok()?;
             let map = report
                 .groups

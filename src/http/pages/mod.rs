@@ -31,6 +31,24 @@ pub(crate) type PageData = (
     Vec<crate::model::notice::IncidentRow>,
 );
 
+/// What both pages render from: the snapshot, the language and the links' suffix; the status
+/// page adds its postal section and group.
+fn input<'a>(data: &'a PageData, q: &PageQuery, lang: Language) -> render::PageInput<'a> {
+    let (config, targets, reports, incidents) = data;
+    render::PageInput {
+        config,
+        targets,
+        reports,
+        incidents,
+        lang,
+        now: chrono::Utc::now(),
+        link_suffix: suffix(q),
+        postal: &[],
+        consignments: &[],
+        group: None,
+    }
+}
+
 /// `&token=…` for the links and refresh of a page opened with `?token=`.
 fn suffix(q: &PageQuery) -> String {
     q.token.as_deref().map(|t| format!("&token={}", crate::text::url_encode(t))).unwrap_or_default()
@@ -70,22 +88,16 @@ pub(crate) async fn index(
     axum::extract::Query(q): axum::extract::Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let (config, targets, reports, incidents) = page_input(&s).await;
+    let data = page_input(&s).await;
     let (postal, consignments) = (s.postal.summaries(), s.postal.noteworthy(50));
-    let lang = language(&q, &headers, &config);
-    let input = render::PageInput {
-        config: &config,
-        targets: &targets,
-        reports: &reports,
-        incidents: &incidents,
-        lang,
-        now: chrono::Utc::now(),
-        link_suffix: suffix(&q),
+    let config = &data.0;
+    let lang = language(&q, &headers, config);
+    let body = render::status_body(&render::PageInput {
         postal: &postal,
         consignments: &consignments,
         group: q.group.as_deref(),
-    };
-    let body = render::status_body(&input);
+        ..input(&data, &q, lang)
+    });
     let group = q.group.as_deref().map(|g| format!("&group={}", crate::text::url_encode(g))).unwrap_or_default();
     framed(&q, lang, &format!("thongsuot — {}", config.daemon.vantage), body, &group)
 }
@@ -97,22 +109,10 @@ pub(crate) async fn target_page(
     axum::extract::Query(q): axum::extract::Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let (config, targets, reports, incidents) = page_input(&s).await;
-    let Some(t) = targets.iter().find(|t| *t.name == *name) else {
+    let data = page_input(&s).await;
+    let Some(t) = data.1.iter().find(|t| *t.name == *name) else {
         return (StatusCode::NOT_FOUND, "no such target\n").into_response();
     };
-    let lang = language(&q, &headers, &config);
-    let input = render::PageInput {
-        config: &config,
-        targets: &targets,
-        reports: &reports,
-        incidents: &incidents,
-        lang,
-        now: chrono::Utc::now(),
-        link_suffix: suffix(&q),
-        postal: &[],
-        consignments: &[],
-        group: None,
-    };
-    framed(&q, lang, &format!("thongsuot — {name}"), render::target_body(&input, t), "")
+    let lang = language(&q, &headers, &data.0);
+    framed(&q, lang, &format!("thongsuot — {name}"), render::target_body(&input(&data, &q, lang), t), "")
 }
