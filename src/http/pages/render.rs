@@ -152,7 +152,7 @@ fn latency_text(t: &TargetStatus, w: &W) -> String {
         let loss = t.packet_loss_ratio.map(|l| format!("{} {:.0} %", w.loss, l * 100.0));
         return [rtt, loss].into_iter().flatten().collect::<Vec<_>>().join(" · ");
     }
-    t.last_duration_seconds.map(|d| format!("{} {:.0} ms", w.latency, d * 1000.0)).unwrap_or_default()
+    t.last_duration_seconds.map(|d| format!("{} {} ms", w.latency, crate::text::millis(d * 1000.0))).unwrap_or_default()
 }
 
 /// The refreshable body of `/`.
